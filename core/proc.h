@@ -1,0 +1,100 @@
+/*
+ * proc.h — the supervisor: spawn, capture, stop, restart, reap.
+ *
+ * Everything here runs on the loop thread (the libev default loop, because
+ * ev_child only works there).  A hum_proc is the mutable record of one
+ * process: its spec, its libev watchers (embedded), pid/pgid and timers.  Its
+ * observable state is the immutable snapshot in its store entry; every state
+ * change builds a new snapshot and publishes it (store.h).
+ *
+ * Output: stdout/stderr come through non-blocking CLOEXEC pipes, are split
+ * into lines here (partial last line flushed at EOF, lines over HUM_LINE_MAX
+ * split and marked HUM_LINE_CONT) and appended to the entry's log ring, one
+ * commit per read batch.  When the child exits, its pipes are drained before
+ * the final state is published; if a descendant keeps a pipe open, the pipe
+ * stays watched until EOF or until the group is killed.
+ *
+ * Stop: stop_signal to the whole process group, then SIGKILL to the group
+ * after `grace`; descendants that left the group (setsid) are found through
+ * the HUM_TOKEN environment marker (see sentinel.h) and killed too.
+ */
+#ifndef HUM_PROC_H
+#define HUM_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+
+#include "store.h"
+
+typedef struct hum_sup hum_sup;
+typedef struct hum_proc hum_proc;
+
+enum { HUM_RESTART_NO = 0, HUM_RESTART_ON_FAILURE, HUM_RESTART_ALWAYS };
+
+typedef struct hum_restart {
+	int policy;          /* HUM_RESTART_* */
+	int max;             /* restarts allowed; < 0 = unlimited */
+	double initial;      /* first backoff delay, seconds (0 allowed) */
+	double cap;          /* backoff doubles up to this */
+	double reset_after;  /* up this long => backoff and restart count reset */
+} hum_restart;
+
+typedef struct hum_spec {
+	char *const *argv;   /* NULL terminated argv, or NULL when shell is set */
+	const char *shell;   /* string run as /bin/sh -c shell */
+	const char *cwd;     /* NULL: hum's cwd */
+	char *const *env;    /* complete environment; NULL: inherit hum's */
+	int stop_signal;     /* default SIGTERM */
+	double grace;        /* seconds before SIGKILL; default 5 */
+	hum_restart restart;
+	int kind;            /* hum_kind */
+	const char *groups;  /* comma separated, may be NULL */
+} hum_spec;
+
+typedef struct hum_sup_hooks {
+	/* After every published state change of p (old may equal NULL at add). */
+	void (*state)(hum_proc *p, const hum_snap *old, const hum_snap *now, void *ud);
+	/* After each committed batch of lines of p (pointers valid during the call). */
+	void (*lines)(hum_proc *p, const hum_line *lines, size_t n, void *ud);
+} hum_sup_hooks;
+
+/* loop must be the default loop.  The supervisor becomes a child subreaper. */
+hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st,
+		     const hum_sup_hooks *hooks, void *ud);
+/* Kills every group with SIGKILL, reaps, frees every record. */
+void hum_sup_free(hum_sup *s);
+
+/* Registers a process in state `pending` with reason "not started".  The spec
+ * is deep-copied.  Returns NULL with *err = -EEXIST / -EINVAL / -ENOMEM. */
+hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *err);
+hum_proc *hum_sup_get(hum_sup *s, uint32_t id);
+hum_proc *hum_sup_find(hum_sup *s, const char *name);
+void hum_sup_foreach(hum_sup *s, int (*fn)(hum_proc *p, void *ud), void *ud);
+/* Number of processes with a live pid or an open pipe. */
+size_t hum_sup_active(hum_sup *s);
+/* SIGKILL to every group now (second Ctrl-C). */
+void hum_sup_kill_all(hum_sup *s);
+
+/* Control (0 or -errno).  start: spawn now unless already running; a spawn
+ * error publishes state failed with spawn_error=1 and reason "<call>: <errno
+ * text>" and returns the -errno.  stop: cancels a pending restart; the state
+ * ends as `stopped`.  restart: stop, then start once exited. */
+int hum_proc_start(hum_proc *p);
+int hum_proc_stop(hum_proc *p);
+int hum_proc_restart(hum_proc *p);
+int hum_proc_signal(hum_proc *p, int sig);
+/* State set from outside the supervisor (Lua gating and probes). */
+int hum_proc_set_pending(hum_proc *p, const char *reason);
+int hum_proc_set_ready(hum_proc *p); /* running -> ready */
+int hum_proc_set_reason(hum_proc *p, const char *reason);
+
+uint32_t hum_proc_id(const hum_proc *p);
+const char *hum_proc_name(const hum_proc *p);
+const hum_snap *hum_proc_snap(const hum_proc *p); /* writer: no section needed */
+hum_entry *hum_proc_entry(hum_proc *p);
+void *hum_proc_udata(const hum_proc *p);
+void hum_proc_set_udata(hum_proc *p, void *ud);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * snap.h — the immutable process snapshot.
+ *
+ * A hum_snap is built by the loop thread (the only writer), published with a
+ * release store through hum_store_publish(), and never modified afterwards.
+ * Readers on any thread may read every field inside an epoch read section
+ * (hum_read_begin/end).  Strings live in the same allocation, so a snapshot
+ * is one malloc and one deferred free.
+ */
+#ifndef HUM_SNAP_H
+#define HUM_SNAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <ck_epoch.h>
+
+typedef enum hum_state {
+	HUM_PENDING = 0, /* waiting for dependencies */
+	HUM_STARTING,    /* spawned, not yet confirmed running */
+	HUM_RUNNING,
+	HUM_READY,       /* readiness probe passed (or none) */
+	HUM_STOPPING,    /* stop signal sent, waiting for exit or grace */
+	HUM_STOPPED,     /* asked to stop; final even if a late exit arrives */
+	HUM_SUCCEEDED,   /* exited 0 */
+	HUM_FAILED,      /* non-zero exit, signal, or spawn error */
+	HUM_BACKOFF,     /* waiting to restart */
+	HUM_STATE_COUNT
+} hum_state;
+
+typedef enum hum_kind { HUM_SERVICE = 0, HUM_TASK = 1 } hum_kind;
+
+const char *hum_state_name(hum_state s);
+int hum_state_from_name(const char *name); /* -1 if unknown */
+
+typedef struct hum_snap {
+	ck_epoch_entry_t epoch_entry; /* for deferred free; first member */
+	uint64_t generation;  /* per process, strictly increasing */
+	uint64_t checksum;    /* over every field below; validated by stress tests */
+	uint32_t id;          /* process id in the store, never reused */
+	uint8_t kind;         /* hum_kind */
+	uint8_t state;        /* hum_state */
+	uint8_t ready;        /* readiness reached in this run */
+	uint8_t spawn_error;  /* the last start failed before exec */
+	int32_t pid;          /* 0 when not running */
+	int32_t exit_code;    /* -1 when none */
+	int32_t term_signal;  /* 0 when none */
+	uint32_t restarts;
+	int64_t started_at_ms; /* wall clock, ms since epoch; 0 = never */
+	int64_t ended_at_ms;
+	int64_t changed_at_ms;
+	/* log counters: refreshed at most once per loop iteration */
+	uint64_t log_first_seq, log_last_seq;
+	uint64_t lines, bytes, dropped;
+	const char *name;     /* point into strings[] */
+	const char *groups;   /* comma separated, "" if none */
+	const char *reason;   /* human text for the state, "" if none */
+	char strings[];
+} hum_snap;
+
+/* Writer side (loop thread only) ---------------------------------------- */
+
+/* A new unpublished snapshot.  Copies every scalar field of tmpl (which may be
+ * NULL for zeroes) and the three strings (NULL = ""); generation and
+ * checksum are set by hum_store_publish.  Returns NULL on ENOMEM. */
+hum_snap *hum_snap_new(const hum_snap *tmpl, const char *name,
+		       const char *groups, const char *reason);
+/* Same as hum_snap_new(old, old->name, old->groups, reason ? reason : old->reason). */
+hum_snap *hum_snap_clone(const hum_snap *old, const char *reason);
+void hum_snap_free(hum_snap *s); /* only for never-published snapshots */
+
+uint64_t hum_snap_checksum(const hum_snap *s);
+bool hum_snap_valid(const hum_snap *s); /* checksum matches */
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * store.h — hum's shared state: registry, world snapshot, reclamation.
+ *
+ * One writer (the loop thread) and any number of readers.  The writer adds
+ * and removes entries, publishes new process snapshots and appends log lines;
+ * readers on any thread look entries up by name, load snapshots and the world
+ * snapshot, and copy log lines, all inside an epoch read section, without a
+ * lock, without allocating and without ever waiting for the writer.
+ *
+ * Reclamation: every object a reader might still hold (snapshots, worlds,
+ * entries, log chunks, the registry's old maps) is retired with ck_epoch_call
+ * on the writer's record and freed later by hum_store_flush (ck_epoch_poll),
+ * never by a reader.
+ */
+#ifndef HUM_STORE_H
+#define HUM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ck_epoch.h>
+
+#include "logring.h"
+#include "snap.h"
+
+typedef struct hum_store hum_store;
+typedef struct hum_reader hum_reader;
+
+/* A registry entry: one per process, owned by the store. */
+typedef struct hum_entry {
+	ck_epoch_entry_t epoch_entry;
+	uint32_t id;
+	hum_snap *snap;     /* current snapshot: hum_entry_snap() to read */
+	hum_logring log;
+	void *owner;        /* writer-side back pointer (the supervisor's record) */
+	unsigned long hash;
+	char name[];        /* registry key; equals snap->name */
+} hum_entry;
+
+/* The world: every live process's snapshot at one generation, sorted by id. */
+typedef struct hum_world {
+	ck_epoch_entry_t epoch_entry;
+	uint64_t generation; /* increases on every world publish */
+	uint32_t count;
+	const hum_snap *procs[];
+} hum_world;
+
+/* Writer (loop thread only) ------------------------------------------------ */
+hum_store *hum_store_new(size_t log_bytes_per_process);
+/* Frees everything; no reader may be inside a section or use the store later. */
+void hum_store_free(hum_store *st);
+
+/* Adds an entry with snapshot `first` (unpublished, its name is the key).
+ * Returns the entry, or NULL with errno EEXIST (name taken) or ENOMEM. */
+hum_entry *hum_store_add(hum_store *st, hum_snap *first);
+/* Publishes `next` as e's snapshot: sets generation = old + 1 and checksum,
+ * swaps with release ordering, retires the old one, marks the world dirty. */
+void hum_store_publish(hum_store *st, hum_entry *e, hum_snap *next);
+/* Removes e from the registry and the world; e, its snapshot and its log are
+ * retired, so e must not be used by the writer afterwards. */
+void hum_store_remove(hum_store *st, hum_entry *e);
+/* Refreshes log counters into snapshots where they changed, publishes the
+ * world if dirty, and reclaims retired objects whose grace period is over.
+ * Call once per loop iteration (ev_prepare). */
+void hum_store_flush(hum_store *st);
+/* Publishes the world now if dirty (the stress test and hum_store_flush). */
+void hum_store_publish_world(hum_store *st);
+/* Next global log sequence number (writer only; starts at 1). */
+uint64_t hum_store_next_seq(hum_store *st);
+/* Writer-side iteration in id order; fn returns non-zero to stop. */
+void hum_store_foreach(hum_store *st, int (*fn)(hum_entry *e, void *ud), void *ud);
+size_t hum_store_pending_frees(hum_store *st); /* retired, not yet freed */
+
+/* Readers (any thread) ------------------------------------------------------ */
+/* One reader record per thread; registering allocates, reading never does. */
+hum_reader *hum_reader_new(hum_store *st);
+void hum_reader_free(hum_reader *r);
+void hum_read_begin(hum_reader *r);
+void hum_read_end(hum_reader *r);
+
+/* Inside a section: */
+hum_entry *hum_store_lookup(hum_store *st, const char *name);
+const hum_world *hum_store_world(hum_store *st);
+const hum_snap *hum_entry_snap(const hum_entry *e);
+
+#endif

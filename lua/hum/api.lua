@@ -1,0 +1,267 @@
+-- hum.api — the public `hum` module that hum.lua files and reactions use.
+--
+-- Definitions come from hum.define; reading and control go through the
+-- runtime, which talks to C through hum.raw.  Values returned by status(),
+-- ps() and logs() are copies of immutable snapshots: they never change after
+-- they are returned (call again for fresh ones).
+local raw = require "hum.raw"
+local define = require "hum.define"
+local reactions = require "hum.reactions"
+local runtime = require "hum.runtime"
+local probes = require "hum.probes"
+
+local hum = {}
+local Proc = define.Proc
+local defs = define.defs
+
+hum.version = "0.1.0"
+hum.service, hum.task, hum.group = define.service, define.task, define.group
+hum.ready = define.ready
+hum.env, hum.env_file = define.env, define.env_file
+hum.sleep, hum.after, hum.every = reactions.sleep, reactions.after, reactions.every
+
+local function running(what)
+	if not runtime.inst_list[1] and not runtime.started then
+		error(what .. ": processes are not running yet (call it from a reaction)", 3)
+	end
+end
+
+local function where(level)
+	local i = debug.getinfo(level + 1, "Sl")
+	return i and ("%s:%d"):format(i.short_src, i.currentline) or "?"
+end
+
+-- Reactions ---------------------------------------------------------------------
+local EVENTS = { start = true, ready = true, exit = true, line = true, state = true }
+local HUM_EVENTS = { ready = true, exit = true, shutdown = true, start = true, state = true }
+
+local Reaction = {}
+Reaction.__index = Reaction
+function Reaction:off()
+	local list = self.list
+	for k, r in ipairs(list) do
+		if r == self then table.remove(list, k) return true end
+	end
+	return false
+end
+
+function Proc:on(event, a, b)
+	if not EVENTS[event] then
+		error(("%s:on: unknown event %q (start, ready, exit, line, state)"):format(self.name, tostring(event)), 2)
+	end
+	local r = setmetatable({ label = ("%s:on(%q) at %s"):format(self.name, event, where(2)) }, Reaction)
+	if event == "line" then
+		if type(a) == "table" then
+			r.pattern, r.stream, r.fn = a.pattern or a[1], a.stream, b
+		else
+			r.pattern, r.fn = a, b
+		end
+		if type(r.pattern) ~= "string" then error(self.name .. ':on("line", pattern, fn): pattern must be a string', 2) end
+		local ok, err = pcall(string.find, "", r.pattern)
+		if not ok then error(("%s:on(\"line\"): bad pattern: %s"):format(self.name, tostring(err):gsub("^.-:%d+: ", "")), 2) end
+		if r.stream and r.stream ~= "out" and r.stream ~= "err" then
+			error(self.name .. ':on("line"): stream must be "out" or "err"', 2)
+		end
+		runtime.watch_lines(self)
+	else
+		r.fn = a
+	end
+	if type(r.fn) ~= "function" then error(("%s:on(%q): expected a function"):format(self.name, event), 2) end
+	local list = self.reactions[event]
+	if not list then
+		list = {}
+		self.reactions[event] = list
+	end
+	r.list = list
+	list[#list + 1] = r
+	return r
+end
+
+function hum.on(event, fn)
+	if not HUM_EVENTS[event] then
+		error(("hum.on: unknown event %q (ready, exit, shutdown, start, state)"):format(tostring(event)), 2)
+	end
+	if type(fn) ~= "function" then error("hum.on: expected a function", 2) end
+	local r = setmetatable({ fn = fn, label = ("hum.on(%q) at %s"):format(event, where(2)) }, Reaction)
+	local list = defs.hooks[event]
+	if not list then
+		list = {}
+		defs.hooks[event] = list
+	end
+	r.list = list
+	list[#list + 1] = r
+	return r
+end
+
+-- Reading --------------------------------------------------------------------------
+function Proc:status()
+	running(self.name .. ":status")
+	if #self.instances == 1 then return raw.status(self.instances[1].id) end
+	local out = {}
+	for k, i in ipairs(self.instances) do out[k] = raw.status(i.id) end
+	return out
+end
+
+function Proc:logs(opts)
+	running(self.name .. ":logs")
+	opts = opts or {}
+	local n = opts.n or 100
+	local out = {}
+	for _, i in ipairs(self.instances) do
+		local lines = raw.logs(i.id, (opts.grep or opts.stream) and 1e9 or n)
+		for _, l in ipairs(lines) do
+			if (not opts.stream or l.stream == opts.stream) and (not opts.grep or l.line:find(opts.grep)) then
+				l.name = i.name
+				out[#out + 1] = l
+			end
+		end
+	end
+	if #self.instances > 1 then table.sort(out, function(x, y) return x.seq < y.seq end) end
+	if #out > n then
+		local tail = {}
+		for k = #out - n + 1, #out do tail[#tail + 1] = out[k] end
+		out = tail
+	end
+	return out
+end
+
+function hum.ps() running("hum.ps") return raw.ps() end
+
+-- A process (definition) by name, or a replica ("web.2") as a one-instance view.
+function hum.get(name)
+	local p = defs.byname[name]
+	if p then return p end
+	local i = runtime.by_name[name]
+	if i then
+		return setmetatable({ name = i.name, kind = i.def.kind, instances = { i }, def = i.def,
+			reactions = i.def.reactions, after = i.def.after }, Proc)
+	end
+	return nil
+end
+
+-- Control -----------------------------------------------------------------------
+local function each(p, fn)
+	running(p.name)
+	for _, i in ipairs(p.instances) do fn(i) end
+	return true
+end
+
+function Proc:start() return each(self, runtime.start_instance) end
+function Proc:stop() return each(self, function(i) i.wanted = false raw.stop(i.id) end) end
+function Proc:restart()
+	return each(self, function(i)
+		runtime.want(i)
+		if runtime.FINAL[i.state] or i.state == "pending" then runtime.start_instance(i) else raw.restart(i.id) end
+	end)
+end
+function Proc:signal(sig)
+	if not raw.signum(sig) then error(("%s:signal: unknown signal %q"):format(self.name, tostring(sig)), 2) end
+	return each(self, function(i) raw.signal(i.id, sig) end)
+end
+
+local function select_or_error(pattern, what)
+	if type(pattern) ~= "string" then error(what .. ": expected a name, group or glob", 3) end
+	local list = runtime.select(pattern)
+	if #list == 0 then return nil, ("%s: nothing matches %q"):format(what, pattern) end
+	return list
+end
+
+function hum.start(pattern)
+	running("hum.start")
+	local list, err = select_or_error(pattern, "hum.start")
+	if not list then return nil, err end
+	for _, i in ipairs(list) do runtime.start_instance(i) end
+	return #list
+end
+
+function hum.stop(pattern)
+	running("hum.stop")
+	local list, err = select_or_error(pattern, "hum.stop")
+	if not list then return nil, err end
+	for _, i in ipairs(list) do i.wanted = false raw.stop(i.id) end
+	return #list
+end
+
+function hum.restart(pattern)
+	running("hum.restart")
+	local list, err = select_or_error(pattern, "hum.restart")
+	if not list then return nil, err end
+	for _, i in ipairs(list) do
+		runtime.want(i)
+		if runtime.FINAL[i.state] or i.state == "pending" then runtime.start_instance(i) else raw.restart(i.id) end
+	end
+	return #list
+end
+
+function hum.shutdown(code)
+	running("hum.shutdown")
+	runtime.shutdown(code or 0)
+end
+
+-- Helpers that suspend the calling reaction ----------------------------------------
+local WAIT = { ready = true, exit = true, started = true, state = true }
+
+function hum.wait(p, what, timeout)
+	if type(p) == "string" then p = hum.get(p) or error(("hum.wait: no process %q"):format(p), 2) end
+	if getmetatable(p) ~= Proc then error("hum.wait: expected a process", 2) end
+	what = what or "ready"
+	if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then error("hum.wait: timeout must be seconds", 2) end
+	reactions.current("hum.wait")
+	local i = p.instances[1]
+	if what == "ready" then
+		if i.ready then return true end
+		return reactions.wait_for("ready:" .. i.id, timeout, "hum.wait")
+	elseif what == "exit" then
+		return reactions.wait_for("exit:" .. i.id, timeout, "hum.wait")
+	elseif what == "started" then
+		if i.state == "running" or i.state == "ready" then return true end
+		while true do
+			local s, err = reactions.wait_for("state:" .. i.id, timeout, "hum.wait")
+			if not s then return nil, err end
+			if s == "running" or s == "ready" then return true end
+		end
+	elseif runtime.FINAL[what] or runtime.ACTIVE[what] or what == "pending" then
+		if i.state == what then return true end
+		local deadline = timeout and raw.now() + timeout
+		while true do
+			local s, err = reactions.wait_for("state:" .. i.id, deadline and math.max(0, deadline - raw.now()), "hum.wait")
+			if not s then return nil, err end
+			if s == what then return true end
+		end
+	end
+	error(("hum.wait: unknown condition %q"):format(tostring(what)), 2)
+end
+
+-- hum.exec(cmd [, { cwd, env, input, timeout }]) -> { code, signal, stdout, stderr }
+function hum.exec(cmd, opts)
+	if type(cmd) ~= "table" and type(cmd) ~= "string" then error("hum.exec: expected argv or a string", 2) end
+	opts = opts or {}
+	if type(opts) ~= "table" then error("hum.exec: options must be a table", 2) end
+	local co = reactions.current("hum.exec")
+	local env
+	if opts.env then
+		local e = raw.environ()
+		for k, v in pairs(opts.env) do e[k] = v ~= false and tostring(v) or nil end
+		env = {}
+		for k, v in pairs(e) do env[#env + 1] = k .. "=" .. v end
+	end
+	local id, err = probes.exec(cmd, { cwd = opts.cwd, env = env, input = opts.input, timeout = opts.timeout },
+		function(code, sig, out, errout, e)
+			reactions.resume(co, { code = code >= 0 and code or nil, signal = sig ~= 0 and raw.signame(sig) or nil,
+				stdout = out, stderr = errout, error = e })
+		end)
+	if not id then return nil, err end
+	return coroutine.yield()
+end
+
+-- Messages from scripts appear in hum's output, marked as hum's own.
+hum.log = {}
+for _, level in ipairs { "info", "warn", "error" } do
+	hum.log[level] = function(...)
+		local parts = {}
+		for k = 1, select("#", ...) do parts[k] = tostring((select(k, ...))) end
+		raw.log((level == "info" and "" or level .. ": ") .. table.concat(parts, " "))
+	end
+end
+
+return hum

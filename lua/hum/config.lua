@@ -1,0 +1,52 @@
+-- hum.config — finding and loading hum.lua with strict globals.
+--
+-- The file runs in its own environment: reading or assigning a global that
+-- does not exist is an error with file:line (a typo is not a silent nil).
+-- Every error is returned as "file:line: message"; nothing has started yet.
+local define = require "hum.define"
+local util = require "hum.util"
+
+local M = {}
+
+function M.find(start)
+	local dir = start or os.getenv("PWD") or "."
+	while true do
+		local f = util.resolve(dir, "hum.lua")
+		if util.exists(f) then return f end
+		if dir == "/" or dir == "." or dir == "" then return nil end
+		dir = util.dirname(dir)
+	end
+end
+
+function M.strict_env(hum)
+	local env = { hum = hum }
+	return setmetatable(env, {
+		__index = function(_, k)
+			local v = _G[k]
+			if v == nil then error(("undefined global '%s'"):format(tostring(k)), 2) end
+			return v
+		end,
+		__newindex = function(_, k)
+			error(("assignment to undefined global '%s' (declare it local)"):format(tostring(k)), 2)
+		end,
+	})
+end
+
+-- Loads file into the definitions; returns true or nil, "file:line: message".
+function M.load(file)
+	local hum = require "hum"
+	define.base_dir = util.dirname(file)
+	local chunk, err = loadfile(file)
+	if not chunk then return nil, err end
+	setfenv(chunk, M.strict_env(hum))
+	-- interpreted, so the runaway-reaction hook can interrupt its loops
+	-- (LuaJIT's compiled code never checks hooks); config code is glue
+	jit.off(chunk, true)
+	local ok, e = pcall(chunk)
+	if not ok then return nil, tostring(e) end
+	ok, e = pcall(define.finish)
+	if not ok then return nil, tostring(e) end
+	return true
+end
+
+return M

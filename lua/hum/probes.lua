@@ -1,0 +1,136 @@
+-- hum.probes — readiness and liveness probes, and hum.exec's plumbing.
+--
+-- A probe is a table made by hum.ready.* (kind, interval, timeout, retries).
+-- Readiness: checked every `interval` from the moment the process runs until
+-- it passes (raw.set_ready) or `timeout` passes (the process stays running,
+-- its reason says why, and dependents waiting for `ready` are blocked).
+-- Liveness: checked every `interval` once ready; `retries` consecutive
+-- failures restart the process.  Checks run on the loop (non-blocking
+-- connects, exec'd children); nothing here waits.
+local raw = require "hum.raw"
+local reactions = require "hum.reactions"
+
+local M = {}
+local pending = {} -- raw probe/exec id -> callback(ok, detail...)
+
+function M.on_event(kind, id, ...)
+	local cb = pending[kind .. id]
+	if cb then
+		pending[kind .. id] = nil
+		cb(...)
+	end
+end
+
+-- Runs cmd; calls cb(code, signal, stdout, stderr, err) when it finishes.
+function M.exec(cmd, opts, cb)
+	local spec = { timeout = opts.timeout or 0, input = opts.input, cwd = opts.cwd, env = opts.env }
+	if type(cmd) == "table" then
+		spec.argv = {}
+		for i, a in ipairs(cmd) do spec.argv[i] = tostring(a) end
+	else
+		spec.shell = cmd
+	end
+	local id, err = raw.exec(spec)
+	if not id then return nil, err end
+	pending["exec" .. id] = cb
+	return id
+end
+
+-- One check of probe pr; calls done(ok, why).
+local function check(i, pr, done)
+	local t = math.max(0.1, math.min(pr.interval * 4, 10))
+	if pr.__probe == "tcp" then
+		local id = raw.probe_tcp(pr.host, pr.port, t)
+		pending["probe" .. id] = function(ok, _, err) done(ok, err) end
+	elseif pr.__probe == "http" then
+		local id = raw.probe_http(pr.host, pr.port, pr.path, t)
+		pending["probe" .. id] = function(ok, status, err)
+			if ok and status >= 200 and status < 400 then return done(true) end
+			done(false, status > 0 and ("HTTP %d"):format(status) or err)
+		end
+	elseif pr.__probe == "exec" then
+		local ok, err = M.exec(pr.cmd, { timeout = t }, function(code, sig, _, _, e)
+			if code == 0 then return done(true) end
+			done(false, e or (sig and ("killed by SIG" .. sig)) or ("exit code " .. tostring(code)))
+		end)
+		if not ok then done(false, err) end
+	else
+		done(false, "probe kind " .. tostring(pr.__probe) .. " cannot run here")
+	end
+end
+
+local function stop_timers(i)
+	if i.probe_timer then reactions.cancel_timer(i.probe_timer) i.probe_timer = nil end
+	if i.probe_deadline then reactions.cancel_timer(i.probe_deadline) i.probe_deadline = nil end
+end
+
+function M.stop(i)
+	stop_timers(i)
+	i.probe_line = nil
+	i.probe_gen = (i.probe_gen or 0) + 1 -- results of checks in flight are ignored
+end
+
+function M.start_ready(i)
+	M.stop(i)
+	local pr = i.def.ready_probe
+	local gen = i.probe_gen
+	i.probe_failed = nil
+	if pr.timeout > 0 then
+		i.probe_deadline = reactions.new_timer(pr.timeout, 0, function()
+			i.probe_deadline = nil
+			if i.probe_gen ~= gen or i.ready then return end
+			M.stop(i)
+			i.probe_failed = true
+			raw.set_reason(i.id, ("not ready: %s probe gave up after %gs%s"):format(pr.__probe, pr.timeout,
+				i.probe_why and (" (" .. i.probe_why .. ")") or ""))
+			raw.log(("%s: readiness probe timed out after %gs"):format(i.name, pr.timeout))
+			require("hum.runtime").evaluate()
+		end)
+	end
+	if pr.__probe == "line" then
+		i.probe_line = pr.pattern
+		if not i.def.line_watch then require("hum.runtime").watch_lines(i.def) end
+		return
+	end
+	local function attempt()
+		i.probe_timer = nil
+		check(i, pr, function(ok, why)
+			if i.probe_gen ~= gen then return end
+			if ok then
+				stop_timers(i)
+				raw.set_ready(i.id)
+			else
+				i.probe_why = why
+				i.probe_timer = reactions.new_timer(pr.interval, 0, attempt)
+			end
+		end)
+	end
+	attempt()
+end
+
+function M.start_liveness(i)
+	local pr = i.def.liveness
+	local gen = i.probe_gen
+	local failures = 0
+	local function attempt()
+		i.probe_timer = nil
+		check(i, pr, function(ok, why)
+			if i.probe_gen ~= gen then return end
+			if ok then
+				failures = 0
+			else
+				failures = failures + 1
+				if failures >= math.max(1, pr.retries) then
+					raw.log(("%s: liveness probe failed %d times (%s); restarting"):format(i.name, failures, why or "?"))
+					M.stop(i)
+					raw.restart(i.id)
+					return
+				end
+			end
+			i.probe_timer = reactions.new_timer(pr.period or pr.interval, 0, attempt)
+		end)
+	end
+	i.probe_timer = reactions.new_timer(pr.period or pr.interval, 0, attempt)
+end
+
+return M

@@ -1,0 +1,201 @@
+-- hum.reactions — reactions run as coroutines, timers, and the helpers that
+-- may only be called inside a reaction (sleep, wait, exec).
+--
+-- Every reaction runs in its own coroutine, started from the dispatcher (the
+-- one protected entry point C calls).  Its body runs under xpcall with a
+-- traceback handler, so an error is reported with file:line and the
+-- supervisor goes on; a reaction that fails `max_failures` times in a row is
+-- disabled with a message.  A helper that would block yields the coroutine;
+-- the watcher that completes it (a timer, a state change, an exec) resumes it.
+local raw = require "hum.raw"
+
+local M = {}
+
+M.max_failures = 5
+M.log = function(msg) raw.log(msg) end
+
+local owner = setmetatable({}, { __mode = "k" }) -- coroutine -> reaction
+local timer_fns = {}                             -- timer id -> function
+
+local function traceback(err)
+	return debug.traceback(tostring(err), 2)
+end
+
+local function finish(r, co, ok, err)
+	owner[co] = nil
+	if ok then
+		r.failures = 0
+		return
+	end
+	r.failures = (r.failures or 0) + 1
+	M.log(("reaction %s failed: %s"):format(r.label or "?", tostring(err)))
+	if r.failures >= M.max_failures and not r.disabled then
+		r.disabled = true
+		M.log(("reaction %s disabled after %d consecutive failures"):format(r.label or "?", r.failures))
+	end
+end
+
+-- Runaway guard: while a reaction runs, a count hook checks the time every
+-- few thousand VM instructions and raises an error once it has run for
+-- `runaway_limit` seconds without yielding.  LuaJIT's compiled traces do not
+-- check hooks, so the config file's functions run with the JIT off (see
+-- hum.config); code in modules a config requires stays compiled, and a tight
+-- loop there is only reported once it returns.
+M.runaway_limit = tonumber(os.getenv("HUM_REACTION_LIMIT") or "") or 5
+local deadline
+local function runaway_hook()
+	if deadline and raw.clock() > deadline then
+		deadline = nil
+		error(("runaway reaction: ran for more than %gs without yielding"):format(M.runaway_limit), 2)
+	end
+end
+
+-- Resumes co with the given values and handles its end.
+local function resume(co, ...)
+	local r = owner[co]
+	local outer = deadline
+	deadline = raw.clock() + M.runaway_limit
+	debug.sethook(co, runaway_hook, "", 1000)
+	local ok, a, b = coroutine.resume(co, ...)
+	deadline = outer
+	if not outer then debug.sethook(co) end
+	if not ok then
+		-- only reachable if the wrapper itself failed (out of memory)
+		if r then finish(r, co, false, a) end
+		return
+	end
+	if coroutine.status(co) == "dead" and r then
+		finish(r, co, a, b)
+	end
+end
+M.resume = resume
+
+-- Runs reaction r = { fn =, label = } with arguments, as a new coroutine.
+function M.run(r, ...)
+	if r.disabled then return end
+	local fn = r.fn
+	local co = coroutine.create(function(...)
+		return xpcall(fn, traceback, ...)
+	end)
+	owner[co] = r
+	resume(co, ...)
+end
+
+-- The calling reaction's coroutine, or an error naming the helper.
+local function current(helper)
+	local co = coroutine.running()
+	if not co or not owner[co] then
+		error(("%s can only be called inside a reaction (a callback run by hum); " ..
+			"outside one, use hum.after or a reaction"):format(helper), 3)
+	end
+	return co
+end
+M.current = current
+
+function M.in_reaction()
+	local co = coroutine.running()
+	return co ~= nil and owner[co] ~= nil
+end
+
+-- Timers --------------------------------------------------------------------
+local repeating = {}
+
+-- One-shot timers are forgotten before their function runs, so the function
+-- may start a new timer that reuses the id.
+function M.on_timer(id)
+	local fn = timer_fns[id]
+	if not repeating[id] then timer_fns[id] = nil end
+	if fn then fn(id) end
+end
+
+local function new_timer(after, every, fn)
+	local id = raw.timer(after, every)
+	timer_fns[id] = fn
+	repeating[id] = every > 0 or nil
+	return id
+end
+M.new_timer = new_timer
+
+local function cancel_timer(id)
+	raw.timer_stop(id)
+	timer_fns[id] = nil
+	repeating[id] = nil
+end
+M.cancel_timer = cancel_timer
+
+function M.sleep(s)
+	if type(s) ~= "number" or s < 0 then error("hum.sleep: expected seconds >= 0", 2) end
+	local co = current("hum.sleep")
+	new_timer(s, 0, function() resume(co) end)
+	return coroutine.yield()
+end
+
+local Handle = {}
+Handle.__index = Handle
+function Handle:cancel()
+	if self.id then
+		cancel_timer(self.id)
+		self.id = nil
+	end
+end
+function Handle:active() return self.id ~= nil end
+
+local function timer_handle(after, every, fn, name)
+	if type(after) ~= "number" or after < 0 then error(name .. ": expected seconds >= 0", 3) end
+	if type(fn) ~= "function" then error(name .. ": expected a function", 3) end
+	if every and every <= 0 then error(name .. ": interval must be > 0", 3) end
+	local h = setmetatable({}, Handle)
+	local r = { fn = fn, label = ("%s at %s"):format(name, (function()
+		local i = debug.getinfo(4, "Sl")
+		return i and ("%s:%d"):format(i.short_src, i.currentline) or "?"
+	end)()) }
+	h.id = new_timer(after, every or 0, function()
+		if not every then h.id = nil end
+		M.run(r, h)
+		if r.disabled and h.id then h:cancel() end
+	end)
+	return h
+end
+
+function M.after(s, fn) return timer_handle(s, nil, fn, "hum.after") end
+function M.every(s, fn) return timer_handle(s, s, fn, "hum.every") end
+
+-- Waiting for a condition: waiters[key] = { {co=, timer=}, ... } -------------
+local waiters = {}
+
+-- Suspends the current reaction until M.wake(key, ...) or the timeout.
+-- Returns what wake passed, or nil, "timeout".
+function M.wait_for(key, timeout, helper)
+	local co = current(helper)
+	local w = { co = co }
+	local list = waiters[key]
+	if not list then
+		list = {}
+		waiters[key] = list
+	end
+	list[#list + 1] = w
+	if timeout then
+		w.timer = new_timer(timeout, 0, function()
+			w.timer = nil
+			for i, x in ipairs(list) do
+				if x == w then table.remove(list, i) break end
+			end
+			resume(co, nil, "timeout")
+		end)
+	end
+	return coroutine.yield()
+end
+
+function M.wake(key, ...)
+	local list = waiters[key]
+	if not list then return end
+	waiters[key] = nil
+	for _, w in ipairs(list) do
+		if w.timer then cancel_timer(w.timer) end
+		resume(w.co, ...)
+	end
+end
+
+function M.has_waiters(key) return waiters[key] ~= nil end
+
+return M

@@ -1,0 +1,442 @@
+-- hum.runtime — the running environment: instances of the definitions,
+-- dependency gating, readiness, reactions on events, ordered shutdown.
+--
+-- C publishes every state change; the dispatcher (installed with
+-- raw.set_dispatch) receives them as events and this module decides what
+-- follows: which pending process may start, when a process counts as ready,
+-- which reactions run, when hum is done.  Lua keeps ids, C keeps processes.
+local raw = require "hum.raw"
+local define = require "hum.define"
+local reactions = require "hum.reactions"
+local util = require "hum.util"
+
+local M = {}
+local defs = define.defs
+
+local inst = {}        -- C id -> instance
+local inst_list = {}   -- in registration order
+local by_name = {}     -- instance name -> instance
+M.inst, M.inst_list, M.by_name = inst, inst_list, by_name
+
+local shutting = false
+local exit_code = 0
+local all_ready_fired = false
+local probes -- hum.probes, loaded lazily (it needs this module)
+M.mode = "up"  -- or "run"
+M.on_idle = nil -- called when nothing can make progress (hum run uses it)
+
+local ACTIVE = { starting = true, running = true, ready = true, stopping = true, backoff = true }
+local FINAL = { stopped = true, succeeded = true, failed = true }
+M.ACTIVE, M.FINAL = ACTIVE, FINAL
+
+local function log(fmt, ...) raw.log(fmt:format(...)) end
+
+-- Registration ---------------------------------------------------------------
+local function build_env(p, replica, name)
+	local env = {}
+	if not p.env_clear then env = raw.environ() end
+	for _, kv in ipairs(defs.env) do
+		env[kv[1]] = kv[2] ~= false and tostring(kv[2]) or nil
+	end
+	for k, v in pairs(p.env) do
+		if v == false then env[k] = nil else env[k] = tostring(v) end
+	end
+	env.HUM_PROCESS = name
+	if p.scale > 1 then env.HUM_REPLICA = tostring(replica) end
+	local list = {}
+	for k, v in pairs(env) do list[#list + 1] = k .. "=" .. v end
+	table.sort(list)
+	return list
+end
+
+local RESTART = { no = raw.RESTART_NO, ["on-failure"] = raw.RESTART_ON_FAILURE, always = raw.RESTART_ALWAYS }
+
+function M.register_all(base_dir)
+	for _, p in ipairs(defs.list) do
+		p.instances = {}
+		for r = 1, p.scale do
+			local name = p.scale > 1 and (p.name .. "." .. r) or p.name
+			local spec = {
+				kind = p.kind == "task" and raw.TASK or raw.SERVICE,
+				cwd = util.resolve(base_dir, p.cwd or "."),
+				env = build_env(p, r, name),
+				stop_signal = raw.signum(p.stop.signal), grace = p.stop.grace,
+				restart_policy = RESTART[p.restart.policy], restart_max = p.restart.max,
+				backoff_initial = p.restart.initial, backoff_cap = p.restart.cap,
+				backoff_reset = p.restart.reset,
+				groups = table.concat(p.groups, ","),
+			}
+			if type(p.cmd) == "table" then
+				spec.argv = {}
+				for i, a in ipairs(p.cmd) do spec.argv[i] = tostring(a) end
+			else
+				spec.shell = p.cmd
+			end
+			local id, err = raw.add(name, spec)
+			if not id then error(("%s: cannot register %q: %s"):format(p.where, name, err), 0) end
+			local i = { id = id, name = name, def = p, replica = r, state = "pending",
+				wanted = false, ready = false, started = false }
+			inst[id], by_name[name] = i, i
+			inst_list[#inst_list + 1] = i
+			p.instances[#p.instances + 1] = i
+		end
+		if p.line_watch then M.watch_lines(p) end
+	end
+end
+
+function M.watch_lines(p)
+	p.line_watch = true
+	for _, i in ipairs(p.instances or {}) do raw.watch_lines(i.id, true) end
+end
+
+-- Dependencies ----------------------------------------------------------------
+-- true: satisfied; false, why: can never be satisfied in this state; nil, why: not yet.
+local function dep_status(d)
+	local insts = d.proc.instances
+	for _, di in ipairs(insts) do
+		local s, c = di.state, d.cond
+		local ok
+		if c == "started" then ok = di.started and s ~= "pending"
+		elseif c == "ready" then ok = di.ready
+		elseif c == "succeeded" then ok = s == "succeeded"
+		elseif c == "completed" then ok = s == "succeeded" or (s == "failed" and di.started)
+		end
+		if not ok then
+			if c == "ready" and di.probe_failed then return false, ("%s never became ready"):format(di.name) end
+			if s == "stopped" and di.started then return false, ("%s stopped"):format(di.name) end
+			if s == "failed" and (c ~= "completed" or not di.started) then
+				return false, ("%s failed"):format(di.name)
+			end
+			if s == "succeeded" and c == "ready" and not di.ready then
+				return false, ("%s exited before it was ready"):format(di.name)
+			end
+			if s == "succeeded" and c == "started" then ok = true end
+			if not ok then return nil, ("waiting for %s (%s)"):format(di.name, c) end
+		end
+	end
+	return true
+end
+
+local function deps_status(i)
+	for _, d in ipairs(i.def.after) do
+		local ok, why = dep_status(d)
+		if not ok then return ok, why end
+	end
+	return true
+end
+
+-- Marks i and, transitively, its dependencies as wanted.
+function M.want(i)
+	if i.wanted then return end
+	i.wanted = true
+	for _, d in ipairs(i.def.after) do
+		for _, di in ipairs(d.proc.instances) do M.want(di) end
+	end
+end
+
+local jobs_running = 0
+M.jobs = nil -- maximum concurrently running tasks (hum run); nil = no limit
+
+-- Starts every wanted pending instance whose dependencies are satisfied.
+function M.evaluate()
+	if shutting then return end
+	local changed = true
+	while changed do
+		changed = false
+		for _, i in ipairs(inst_list) do
+			if i.wanted and (i.state == "pending" or (i.state == "stopped" and i.restart_wanted)) and not i.starting then
+				local ok, why = deps_status(i)
+				if ok then
+					if not (M.jobs and i.def.kind == "task" and jobs_running >= M.jobs) then
+						i.starting = true
+						i.restart_wanted = nil
+						if i.def.kind == "task" and not i.job then
+							i.job = true
+							jobs_running = jobs_running + 1
+						end
+						local _, err = raw.start(i.id)
+						if err then log("%s: start failed: %s", i.name, err) end
+						changed = true
+					elseif i.reason ~= "waiting for a job slot" then
+						i.reason = "waiting for a job slot"
+						raw.set_pending(i.id, i.reason)
+					end
+				elseif why ~= i.reason then
+					i.reason = why
+					if ok == false then i.blocked = true end
+					raw.set_pending(i.id, why)
+				end
+			end
+		end
+	end
+end
+
+-- Events ------------------------------------------------------------------------
+local function fire(i, event, ev, ...)
+	local list = i.def.reactions[event]
+	if list then
+		for _, r in ipairs(list) do reactions.run(r, ev, ...) end
+	end
+	local hooks = defs.hooks[event]
+	if hooks then
+		for _, r in ipairs(hooks) do reactions.run(r, ev, ...) end
+	end
+end
+M.fire = fire
+
+local function all_ready()
+	for _, i in ipairs(inst_list) do
+		if i.wanted then
+			if i.def.kind == "task" then
+				if i.state ~= "succeeded" then return false end
+			elseif not i.ready then
+				return false
+			end
+		end
+	end
+	return true
+end
+
+local function anything_active()
+	for _, i in ipairs(inst_list) do
+		if ACTIVE[i.state] or i.starting then return true end
+	end
+	return raw.active() > 0
+end
+
+-- Can anything still happen without a user's command?
+local function progress_possible()
+	if anything_active() then return true end
+	for _, i in ipairs(inst_list) do
+		if i.wanted and i.state == "pending" then
+			local ok = deps_status(i)
+			if ok ~= false then return true end
+		end
+	end
+	return false
+end
+
+local function outcome_code()
+	for _, i in ipairs(inst_list) do
+		if i.wanted then
+			if i.state == "failed" then return 1 end
+			if i.def.kind == "task" and i.state ~= "succeeded" then return 1 end
+		end
+	end
+	return 0
+end
+M.outcome_code = outcome_code
+
+local function check_done()
+	if shutting then
+		-- ordered shutdown: stop whatever has no running dependents left
+		M.shutdown_step()
+		return
+	end
+	if not progress_possible() then
+		if M.on_idle then return M.on_idle() end
+		M.finish(outcome_code())
+	end
+end
+
+local function on_state(id, new, old, reason, code, sig)
+	local i = inst[id]
+	if not i then return end
+	i.state, i.reason = new, reason
+	i.exit_code, i.signal = code, sig
+	if new ~= "pending" then i.starting = false end
+	-- a task holds a job slot from its start until it leaves the active states
+	if i.job and not ACTIVE[new] and new ~= "pending" then
+		i.job = false
+		jobs_running = jobs_running - 1
+	end
+	if new == "running" then
+		i.started = true
+		i.ready = false
+		if probes == nil then probes = require "hum.probes" end
+		if i.def.ready_probe then
+			probes.start_ready(i)
+		else
+			raw.set_ready(id)
+		end
+		fire(i, "start", { name = i.name, pid = raw.status(id).pid, restarts = raw.status(id).restarts })
+	elseif new == "ready" then
+		i.ready = true
+		if probes == nil then probes = require "hum.probes" end
+		if i.def.liveness then probes.start_liveness(i) end
+		fire(i, "ready", { name = i.name, captures = i.captures or {} })
+		reactions.wake("ready:" .. id, true)
+	end
+	if not ACTIVE[new] and new ~= "pending" then i.ready = false end
+	if (FINAL[new] or new == "backoff") and (old == "running" or old == "ready" or old == "stopping" or old == "starting") then
+		if probes then probes.stop(i) end
+		local ev = { name = i.name, code = code, signal = sig, reason = reason, state = new,
+			restarts = raw.status(id).restarts }
+		fire(i, "exit", ev)
+		reactions.wake("exit:" .. id, ev)
+	end
+	if M.on_state_hook then M.on_state_hook(i, new, old) end
+	fire(i, "state", { name = i.name, state = new, old = old, reason = reason })
+	reactions.wake("state:" .. id, new)
+	M.evaluate()
+	if not shutting and not all_ready_fired and all_ready() then
+		all_ready_fired = true
+		local hooks = defs.hooks.ready
+		if hooks then for _, r in ipairs(hooks) do reactions.run(r, {}) end end
+	end
+	check_done()
+end
+
+local function on_line(id, line, stream, t)
+	local i = inst[id]
+	if not i then return end
+	if i.probe_line and not i.ready then
+		local caps = { line:match(i.probe_line) }
+		if caps[1] ~= nil then
+			i.captures = caps
+			i.probe_line = nil
+			raw.set_ready(id)
+		end
+	end
+	local list = i.def.reactions.line
+	if list then
+		for _, r in ipairs(list) do
+			if not r.stream or r.stream == stream then
+				local caps = { line:match(r.pattern) }
+				if caps[1] ~= nil then
+					reactions.run(r, { name = i.name, line = line, stream = stream, time = t,
+						captures = caps }, unpack(caps))
+				end
+			end
+		end
+	end
+end
+
+M.command_handler = nil -- set by hum.server for control-socket requests
+
+function M.dispatch(kind, ...)
+	if kind == "state" then return on_state(...)
+	elseif kind == "line" then return on_line(...)
+	elseif kind == "timer" then return reactions.on_timer(...)
+	elseif kind == "signal" then
+		local signo = ...
+		if not shutting then
+			log("received SIG%s, stopping", raw.signame(signo))
+			M.shutdown(anything_active() and 128 + signo or outcome_code())
+		end
+	elseif kind == "exec" or kind == "probe" then
+		if probes == nil then probes = require "hum.probes" end
+		return probes.on_event(kind, ...)
+	elseif kind == "command" and M.command_handler then
+		return M.command_handler(...)
+	end
+end
+
+-- Shutdown in reverse dependency order ---------------------------------------
+local function dependents_active(i)
+	for _, j in ipairs(inst_list) do
+		if ACTIVE[j.state] then
+			for _, d in ipairs(j.def.after) do
+				if d.proc == i.def then return true end
+			end
+		end
+	end
+	return false
+end
+
+function M.shutdown_step()
+	local active = false
+	for _, i in ipairs(inst_list) do
+		if i.state == "pending" then
+			raw.stop(i.id)
+		elseif ACTIVE[i.state] then
+			active = true
+			if i.state ~= "stopping" and not i.stop_sent and not dependents_active(i) then
+				i.stop_sent = true
+				raw.stop(i.id)
+			end
+		end
+	end
+	if not active and raw.active() == 0 then M.finish(exit_code) end
+end
+
+function M.shutdown(code)
+	if shutting then return end
+	shutting = true
+	exit_code = code or 0
+	local hooks = defs.hooks.shutdown
+	if hooks then for _, r in ipairs(hooks) do reactions.run(r, { code = exit_code }) end end
+	for _, i in ipairs(inst_list) do i.wanted = false end
+	M.shutdown_step()
+	-- safety net: the supervisor's own grace timers end every process; this
+	-- only guards against a bug leaving hum waiting forever
+	local longest = 0
+	for _, i in ipairs(inst_list) do longest = math.max(longest, i.def.stop.grace) end
+	reactions.new_timer(longest * (#inst_list + 1) + 10, 0, function()
+		log("shutdown took too long; killing every process group")
+		raw.kill_all()
+		M.finish(exit_code ~= 0 and exit_code or 1)
+	end)
+end
+
+function M.shutting_down() return shutting end
+
+local finished = false
+function M.finish(code)
+	if finished then return end
+	finished = true
+	raw.quit(code)
+end
+
+-- Selection: names, instance names, groups and globs -> instances ---------------
+function M.select(pattern)
+	local out, seen = {}, {}
+	local function add(i)
+		if not seen[i] then seen[i] = true out[#out + 1] = i end
+	end
+	local function add_def(p) for _, i in ipairs(p.instances or {}) do add(i) end end
+	if pattern == "*" or pattern == "all" then
+		for _, i in ipairs(inst_list) do add(i) end
+	elseif defs.byname[pattern] then add_def(defs.byname[pattern])
+	elseif by_name[pattern] then add(by_name[pattern])
+	elseif defs.groups[pattern] then
+		for _, p in ipairs(defs.groups[pattern].members) do add_def(p) end
+	elseif util.is_glob(pattern) then
+		local pat = util.glob_pattern(pattern)
+		for _, p in ipairs(defs.list) do if p.name:match(pat) then add_def(p) end end
+		for _, i in ipairs(inst_list) do if i.name:match(pat) then add(i) end end
+		for _, g in ipairs(defs.group_list) do
+			if g.name:match(pat) then for _, p in ipairs(g.members) do add_def(p) end end
+		end
+	end
+	return out
+end
+
+-- Definitions matching a name, group or glob (before registration).
+function M.select_defs(pattern)
+	local out, seen = {}, {}
+	local function add(p) if not seen[p] then seen[p] = true out[#out + 1] = p end end
+	if defs.byname[pattern] then add(defs.byname[pattern])
+	elseif defs.groups[pattern] then for _, p in ipairs(defs.groups[pattern].members) do add(p) end
+	elseif util.is_glob(pattern) then
+		local pat = util.glob_pattern(pattern)
+		for _, p in ipairs(defs.list) do if p.name:match(pat) then add(p) end end
+		for _, g in ipairs(defs.group_list) do
+			if g.name:match(pat) then for _, p in ipairs(g.members) do add(p) end end
+		end
+	end
+	return out
+end
+
+function M.start_instance(i)
+	M.want(i)
+	if FINAL[i.state] then
+		i.restart_wanted = true
+		i.state = "pending"
+		i.reason = nil
+		i.starting = false
+	end
+	M.evaluate()
+end
+
+return M

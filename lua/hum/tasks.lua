@@ -1,0 +1,109 @@
+-- hum.tasks — `hum run TASK`: run a task and its dependency graph.
+--
+-- Every task in the graph runs once, as soon as its dependencies allow, with
+-- at most `jobs` tasks running at a time (default: the number of cores).
+-- Services the graph needs are started and stopped around it.  The first
+-- failure stops the run (unless --keep-going) and hum exits with that
+-- task's exit code; when the target succeeds, services stop and hum exits 0.
+local cli = require "hum.cli"
+
+local HELP = [[
+usage: hum run [-f FILE] [-j N] [--keep-going] TASK [-- ARGS...]
+       hum run [-f FILE] --list
+
+Runs TASK after its dependencies (tasks and services), in parallel where the
+graph allows.  ARGS after -- are appended to TASK's command.
+
+  -f, --file FILE     config file (default: hum.lua here or in a parent)
+  -j, --jobs N        at most N tasks at once (default: number of cores)
+  -k, --keep-going    after a failure, still run every task that does not
+                      depend on the failed one
+  -l, --list          list tasks with their descriptions
+
+Exit status: the failing task's exit code (1 if it was killed or could not
+start), 0 when TASK succeeded, 2 for usage errors.]]
+
+local OPTS = {
+	f = { name = "file", arg = true }, file = { name = "file", arg = true },
+	j = { name = "jobs", arg = true }, jobs = { name = "jobs", arg = true },
+	k = { name = "keep_going" }, ["keep-going"] = { name = "keep_going" },
+	l = { name = "list" }, list = { name = "list" },
+	h = { name = "help" }, help = { name = "help" },
+}
+
+local function shell_quote(s)
+	if s:match("^[%w%-%./_=:,@]+$") then return s end
+	return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function run(args)
+	local opts, pos = cli.parse(args, OPTS)
+	if not opts then return cli.die(2, "%s\n%s", pos, HELP) end
+	if opts.help then print(HELP) return 0 end
+	local file, err = cli.load_config(opts)
+	if not file then return cli.die(1, "%s", err) end
+	local define = require "hum.define"
+	if opts.list then
+		local w = 0
+		for _, p in ipairs(define.defs.list) do
+			if p.kind == "task" then w = math.max(w, #p.name) end
+		end
+		for _, p in ipairs(define.defs.list) do
+			if p.kind == "task" then print(("%-" .. w .. "s  %s"):format(p.name, p.desc or "")) end
+		end
+		return 0
+	end
+	if #pos ~= 1 then return cli.die(2, "expected one task name\n%s", HELP) end
+	local target = define.defs.byname[pos[1]]
+	if not target then return cli.die(2, "no task %q in %s (hum run --list)", pos[1], file) end
+	if target.kind ~= "task" then return cli.die(2, "%q is a service, not a task (use hum up)", pos[1]) end
+	if target.scale > 1 then return cli.die(2, "%q has scale > 1; hum run runs one copy", pos[1]) end
+	local extra = opts["--"]
+	if extra and #extra > 0 then
+		if type(target.cmd) == "table" then
+			local argv = {}
+			for k, a in ipairs(target.cmd) do argv[k] = a end
+			for _, a in ipairs(extra) do argv[#argv + 1] = a end
+			target.cmd = argv
+		else
+			local q = {}
+			for k, a in ipairs(extra) do q[k] = shell_quote(a) end
+			target.cmd = target.cmd .. " " .. table.concat(q, " ")
+		end
+	end
+	local jobs = tonumber(opts.jobs or "")
+	if opts.jobs and (not jobs or jobs < 1 or jobs ~= math.floor(jobs)) then
+		return cli.die(2, "--jobs needs a whole number >= 1")
+	end
+
+	local raw = require "hum.raw"
+	local runtime = require "hum.runtime"
+	raw.init()
+	raw.output(1)
+	raw.set_dispatch(runtime.dispatch)
+	runtime.register_all(define.base_dir)
+	runtime.started = true
+	runtime.mode = "run"
+	runtime.jobs = jobs or raw.ncpu()
+	local ti = target.instances[1]
+	runtime.want(ti)
+	local failed_code
+	runtime.on_state_hook = function(i, new)
+		if runtime.shutting_down() or i.def.kind ~= "task" or not i.wanted then return end
+		if i == ti and new == "succeeded" then
+			runtime.shutdown(failed_code or 0)
+		elseif new == "failed" then
+			local code = (i.exit_code and i.exit_code > 0) and i.exit_code or 1
+			failed_code = failed_code or code
+			raw.log(("task %s failed (%s)"):format(i.name, i.reason or "?"))
+			if not opts.keep_going or i == ti then runtime.shutdown(failed_code) end
+		end
+	end
+	-- nothing left that can run (keep-going after a failure): stop services
+	runtime.on_idle = function() runtime.shutdown(failed_code or runtime.outcome_code()) end
+	runtime.evaluate()
+	return raw.run()
+end
+
+cli.register("run", run, HELP)
+return { run = run }

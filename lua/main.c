@@ -1,0 +1,86 @@
+/*
+ * main.c — the hum executable: a LuaJIT state with the embedded `hum`
+ * library, handing the command line to hum.cli.  The Lua modules are linked
+ * in as bytecode objects (luaJIT_BC_hum_*), which LuaJIT's preload loader
+ * finds in the executable because it is linked with -Wl,-E.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "host.h"
+
+static hum_host host;
+
+/* raw.init(): creates the loop, store and supervisor (only `up`/`run` need them). */
+static int l_init(lua_State *L)
+{
+	if (hum_host_current)
+		return 0;
+	host.L = L;
+	int rc = hum_host_init(&host);
+	if (rc < 0)
+		return luaL_error(L, "cannot start the supervisor: %s", strerror(-rc));
+	return 0;
+}
+
+/* raw.run(): runs the loop until raw.quit(); returns the exit code. */
+static int l_run(lua_State *L)
+{
+	if (!hum_host_current)
+		return luaL_error(L, "raw.run before raw.init");
+	ev_run(host.loop, 0);
+	lua_pushinteger(L, host.exit_code);
+	return 1;
+}
+
+static int open_raw(lua_State *L)
+{
+	luaopen_hum_raw(L);
+	lua_pushcfunction(L, l_init);
+	lua_setfield(L, -2, "init");
+	lua_pushcfunction(L, l_run);
+	lua_setfield(L, -2, "run");
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	lua_State *L = luaL_newstate();
+	if (!L) {
+		fprintf(stderr, "hum: cannot create a Lua state\n");
+		return 1;
+	}
+	luaL_openlibs(L);
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "preload");
+	lua_pushcfunction(L, open_raw);
+	lua_setfield(L, -2, "hum.raw");
+	lua_pop(L, 2);
+
+	int code = 1;
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "hum.cli");
+	if (hum_lua_pcall(L, 1, 1) == 0) {
+		lua_getfield(L, -1, "main");
+		lua_remove(L, -2);
+		lua_createtable(L, argc, 0);
+		for (int i = 1; i < argc; i++) {
+			lua_pushstring(L, argv[i]);
+			lua_rawseti(L, -2, i);
+		}
+		if (hum_lua_pcall(L, 1, 1) == 0) {
+			code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+			lua_pop(L, 1);
+		}
+	}
+	if (hum_host_current)
+		hum_host_fini(&host);
+	hum_host_current = NULL;
+	lua_close(L);
+	return code;
+}

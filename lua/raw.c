@@ -1,0 +1,491 @@
+/*
+ * raw.c — `hum.raw`, the thin C layer under the Lua `hum` module.
+ *
+ * Every function takes and returns plain values (ids, strings, tables that
+ * are copies).  Expected failures return nil, message; misuse raises with
+ * luaL_argerror.  Stack effects are noted as [-pop, +push, raises?].
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "host.h"
+#include "signames.h"
+
+void hum_raw_async_register(lua_State *L);
+
+#define H (hum_host_current)
+
+static hum_host *needhost(lua_State *L)
+{
+	if (!H)
+		luaL_error(L, "the supervisor is not running (raw.init was not called)");
+	return H;
+}
+
+static hum_proc *checkproc(lua_State *L, int idx)
+{
+	needhost(L);
+	lua_Integer id = luaL_checkinteger(L, idx);
+	hum_proc *p = id >= 0 ? hum_sup_get(H->sup, (uint32_t)id) : NULL;
+	if (!p)
+		luaL_argerror(L, idx, "no such process id");
+	return p;
+}
+
+static int push_result(lua_State *L, int rc)
+{
+	if (rc == 0) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	lua_pushnil(L);
+	lua_pushstring(L, strerror(-rc));
+	return 2;
+}
+
+/* raw.set_dispatch(fn) [-1, +0, raises] */
+static int l_set_dispatch(lua_State *L)
+{
+	needhost(L);
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	if (H->dispatch_ref != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, H->dispatch_ref);
+	lua_pushvalue(L, 1);
+	H->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+/* Reads t[key] as a NULL-terminated string array into a malloc'd vector. */
+static char **strvec(lua_State *L, int t, const char *key)
+{
+	lua_getfield(L, t, key);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	luaL_checktype(L, -1, LUA_TTABLE);
+	size_t n = lua_objlen(L, -1);
+	char **v = calloc(n + 1, sizeof *v);
+	if (!v)
+		luaL_error(L, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		const char *s = lua_tostring(L, -1);
+		v[i] = strdup(s ? s : "");
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+static void freevec(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+static double numfield(lua_State *L, int t, const char *k, double dflt)
+{
+	lua_getfield(L, t, k);
+	double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : dflt;
+	lua_pop(L, 1);
+	return v;
+}
+
+static const char *strfield(lua_State *L, int t, const char *k)
+{
+	lua_getfield(L, t, k);
+	const char *s = lua_tostring(L, -1); /* anchored by t until we return */
+	lua_pop(L, 1);
+	return s;
+}
+
+/* raw.add(name, spec) -> id | nil, err [-2, +1|2] */
+static int l_add(lua_State *L)
+{
+	needhost(L);
+	const char *name = luaL_checkstring(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	hum_spec sp;
+	memset(&sp, 0, sizeof sp);
+	char **argv = strvec(L, 2, "argv");
+	char **env = strvec(L, 2, "env");
+	sp.argv = argv;
+	sp.env = env;
+	sp.shell = strfield(L, 2, "shell");
+	sp.cwd = strfield(L, 2, "cwd");
+	sp.groups = strfield(L, 2, "groups");
+	sp.stop_signal = (int)numfield(L, 2, "stop_signal", SIGTERM);
+	sp.grace = numfield(L, 2, "grace", 5);
+	sp.kind = (int)numfield(L, 2, "kind", HUM_SERVICE);
+	sp.restart.policy = (int)numfield(L, 2, "restart_policy", HUM_RESTART_NO);
+	sp.restart.max = (int)numfield(L, 2, "restart_max", -1);
+	sp.restart.initial = numfield(L, 2, "backoff_initial", 0.5);
+	sp.restart.cap = numfield(L, 2, "backoff_cap", 30);
+	sp.restart.reset_after = numfield(L, 2, "backoff_reset", 10);
+	int err = 0;
+	hum_proc *p = hum_sup_add(H->sup, name, &sp, &err);
+	freevec(argv);
+	freevec(env);
+	if (!p) {
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(-err));
+		return 2;
+	}
+	lua_pushinteger(L, hum_proc_id(p));
+	return 1;
+}
+
+static int l_start(lua_State *L) { return push_result(L, hum_proc_start(checkproc(L, 1))); }
+static int l_stop(lua_State *L) { return push_result(L, hum_proc_stop(checkproc(L, 1))); }
+static int l_restart(lua_State *L) { return push_result(L, hum_proc_restart(checkproc(L, 1))); }
+static int l_set_ready(lua_State *L) { return push_result(L, hum_proc_set_ready(checkproc(L, 1))); }
+
+static int l_set_pending(lua_State *L)
+{
+	hum_proc *p = checkproc(L, 1);
+	return push_result(L, hum_proc_set_pending(p, luaL_optstring(L, 2, "")));
+}
+
+static int l_set_reason(lua_State *L)
+{
+	hum_proc *p = checkproc(L, 1);
+	return push_result(L, hum_proc_set_reason(p, luaL_checkstring(L, 2)));
+}
+
+/* raw.signal(id, sig) where sig is a name or a number [-2, +1|2, raises] */
+static int l_signal(lua_State *L)
+{
+	hum_proc *p = checkproc(L, 1);
+	int sig = lua_type(L, 2) == LUA_TNUMBER ? (int)lua_tointeger(L, 2)
+						: hum_signum(luaL_checkstring(L, 2));
+	if (sig <= 0 || sig >= NSIG)
+		return luaL_argerror(L, 2, "unknown signal");
+	return push_result(L, hum_proc_signal(p, sig));
+}
+
+/* Pushes a snapshot as a fresh table (a copy: it does not change later). */
+static void push_snap(lua_State *L, const hum_snap *s)
+{
+	lua_createtable(L, 0, 20);
+	lua_pushinteger(L, s->id);            lua_setfield(L, -2, "id");
+	lua_pushstring(L, s->name);           lua_setfield(L, -2, "name");
+	lua_pushstring(L, s->kind == HUM_TASK ? "task" : "service");
+	lua_setfield(L, -2, "kind");
+	lua_pushstring(L, hum_state_name(s->state)); lua_setfield(L, -2, "state");
+	lua_pushstring(L, s->groups);         lua_setfield(L, -2, "groups");
+	lua_pushstring(L, s->reason);         lua_setfield(L, -2, "reason");
+	lua_pushinteger(L, s->pid);           lua_setfield(L, -2, "pid");
+	if (s->exit_code >= 0) {
+		lua_pushinteger(L, s->exit_code);
+		lua_setfield(L, -2, "exit_code");
+	}
+	if (s->term_signal > 0) {
+		lua_pushstring(L, hum_signame(s->term_signal));
+		lua_setfield(L, -2, "signal");
+	}
+	lua_pushinteger(L, s->restarts);      lua_setfield(L, -2, "restarts");
+	lua_pushboolean(L, s->ready);         lua_setfield(L, -2, "ready");
+	lua_pushboolean(L, s->spawn_error);   lua_setfield(L, -2, "spawn_error");
+	lua_pushnumber(L, (double)s->started_at_ms / 1000.0); lua_setfield(L, -2, "started_at");
+	lua_pushnumber(L, (double)s->ended_at_ms / 1000.0);   lua_setfield(L, -2, "ended_at");
+	lua_pushnumber(L, (double)s->changed_at_ms / 1000.0); lua_setfield(L, -2, "changed_at");
+	lua_pushnumber(L, (double)s->generation);  lua_setfield(L, -2, "generation");
+	lua_pushnumber(L, (double)s->lines);       lua_setfield(L, -2, "lines");
+	lua_pushnumber(L, (double)s->bytes);       lua_setfield(L, -2, "bytes");
+	lua_pushnumber(L, (double)s->dropped);     lua_setfield(L, -2, "dropped");
+	lua_pushnumber(L, (double)s->log_first_seq); lua_setfield(L, -2, "first_seq");
+	lua_pushnumber(L, (double)s->log_last_seq);  lua_setfield(L, -2, "last_seq");
+}
+
+/* raw.status(id) -> table [-1, +1, raises] */
+static int l_status(lua_State *L)
+{
+	push_snap(L, hum_proc_snap(checkproc(L, 1)));
+	return 1;
+}
+
+/* raw.find(name) -> id | nil [-1, +1] */
+static int l_find(lua_State *L)
+{
+	needhost(L);
+	hum_proc *p = hum_sup_find(H->sup, luaL_checkstring(L, 1));
+	if (p)
+		lua_pushinteger(L, hum_proc_id(p));
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int ps_one(hum_proc *p, void *ud)
+{
+	lua_State *L = ud;
+	push_snap(L, hum_proc_snap(p));
+	lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+	return 0;
+}
+
+/* raw.ps() -> array of status tables in id order [-0, +1] */
+static int l_ps(lua_State *L)
+{
+	needhost(L);
+	lua_newtable(L);
+	hum_sup_foreach(H->sup, ps_one, L);
+	return 1;
+}
+
+static int push_line(const hum_line *l, void *ud)
+{
+	lua_State *L = ud;
+	lua_createtable(L, 0, 5);
+	lua_pushnumber(L, (double)l->seq);            lua_setfield(L, -2, "seq");
+	lua_pushnumber(L, (double)l->time_ms / 1000.0); lua_setfield(L, -2, "time");
+	lua_pushstring(L, l->stream == HUM_STREAM_ERR ? "err" : "out");
+	lua_setfield(L, -2, "stream");
+	lua_pushlstring(L, l->data, l->len);          lua_setfield(L, -2, "line");
+	lua_pushboolean(L, (l->flags & HUM_LINE_CONT) != 0); lua_setfield(L, -2, "continued");
+	lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+	return 0;
+}
+
+/* raw.logs(id, n [, from_seq]) -> array of lines, oldest first [-3, +1, raises]
+ * The loop thread is the writer, so it reads the ring without a section. */
+static int l_logs(lua_State *L)
+{
+	hum_proc *p = checkproc(L, 1);
+	lua_Integer n = luaL_optinteger(L, 2, 100);
+	lua_Number from = luaL_optnumber(L, 3, 0);
+	hum_entry *e = hum_proc_entry(p);
+	lua_newtable(L);
+	if (from > 0)
+		hum_logring_read(&e->log, (uint64_t)from, n > 0 ? (size_t)n : 0, push_line, L);
+	else if (n > 0)
+		hum_logring_tail(&e->log, (size_t)n, push_line, L);
+	return 1;
+}
+
+static int l_watch_lines(lua_State *L)
+{
+	hum_proc *p = checkproc(L, 1);
+	uint32_t id = hum_proc_id(p);
+	if (id >= H->line_interest_cap) {
+		size_t cap = (id + 1) * 2;
+		uint8_t *v = realloc(H->line_interest, cap);
+		if (!v)
+			return luaL_error(L, "out of memory");
+		memset(v + H->line_interest_cap, 0, cap - H->line_interest_cap);
+		H->line_interest = v;
+		H->line_interest_cap = cap;
+	}
+	H->line_interest[id] = (uint8_t)lua_toboolean(L, 2);
+	return 0;
+}
+
+/* Timers ------------------------------------------------------------------ */
+typedef struct htimer {
+	ev_timer w;
+	int id;
+} htimer;
+static htimer **timers;
+static int ntimers;
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	htimer *t = (htimer *)w;
+	hum_event *ev = hum_event_new(HEV_TIMER, (uint32_t)t->id);
+	hum_host_push(H, ev);
+	if (w->repeat == 0.) { /* one-shot: the slot is free again */
+		timers[t->id] = NULL;
+		free(t);
+	}
+}
+
+/* raw.timer(after, repeat) -> id [-2, +1, raises] */
+static int l_timer(lua_State *L)
+{
+	needhost(L);
+	double after = luaL_checknumber(L, 1), rep = luaL_optnumber(L, 2, 0);
+	if (after < 0 || rep < 0)
+		return luaL_argerror(L, after < 0 ? 1 : 2, "negative time");
+	int id;
+	for (id = 1; id < ntimers && timers[id]; id++)
+		;
+	if (id >= ntimers) {
+		int n = ntimers ? ntimers * 2 : 64;
+		htimer **v = realloc(timers, n * sizeof *v);
+		if (!v)
+			return luaL_error(L, "out of memory");
+		memset(v + ntimers, 0, (n - ntimers) * sizeof *v);
+		timers = v;
+		ntimers = n;
+		if (id == 0)
+			id = 1;
+	}
+	htimer *t = calloc(1, sizeof *t);
+	if (!t)
+		return luaL_error(L, "out of memory");
+	t->id = id;
+	ev_timer_init(&t->w, timer_cb, after, rep);
+	ev_timer_start(H->loop, &t->w);
+	timers[id] = t;
+	lua_pushinteger(L, id);
+	return 1;
+}
+
+/* raw.timer_stop(id) [-1, +0] — unknown or fired ids are ignored. */
+static int l_timer_stop(lua_State *L)
+{
+	lua_Integer id = luaL_checkinteger(L, 1);
+	if (id > 0 && id < ntimers && timers[id]) {
+		ev_timer_stop(H->loop, &timers[id]->w);
+		free(timers[id]);
+		timers[id] = NULL;
+	}
+	return 0;
+}
+
+static int l_now(lua_State *L)
+{
+	needhost(L);
+	lua_pushnumber(L, ev_now(H->loop));
+	return 1;
+}
+
+static int l_time(lua_State *L)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	lua_pushnumber(L, tv.tv_sec + tv.tv_usec / 1e6);
+	return 1;
+}
+
+static int l_signum(lua_State *L)
+{
+	int n = lua_type(L, 1) == LUA_TNUMBER ? (int)lua_tointeger(L, 1)
+					      : hum_signum(luaL_checkstring(L, 1));
+	if (n <= 0 || n >= NSIG)
+		lua_pushnil(L);
+	else
+		lua_pushinteger(L, n);
+	return 1;
+}
+
+static int l_signame(lua_State *L)
+{
+	lua_pushstring(L, hum_signame((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+static int l_kill_all(lua_State *L)
+{
+	needhost(L);
+	hum_sup_kill_all(H->sup);
+	return 0;
+}
+
+static int l_active(lua_State *L)
+{
+	needhost(L);
+	lua_pushinteger(L, (lua_Integer)hum_sup_active(H->sup));
+	return 1;
+}
+
+/* raw.quit(code): leave the loop once this callback returns. */
+static int l_quit(lua_State *L)
+{
+	needhost(L);
+	H->exit_code = (int)luaL_optinteger(L, 1, 0);
+	H->quitting = true;
+	ev_break(H->loop, EVBREAK_ALL);
+	return 0;
+}
+
+/* raw.log(msg): hum's own message in the foreground output (or stderr). */
+static int l_log(lua_State *L)
+{
+	hum_host_report(H, "%s", luaL_checkstring(L, 1));
+	return 0;
+}
+
+/* raw.output(fd): foreground printer on fd (1 for `hum up`). */
+static int l_output(lua_State *L)
+{
+	needhost(L);
+	if (!H->out) {
+		H->out = hum_output_new(H->loop, (int)luaL_optinteger(L, 1, 1));
+		if (!H->out)
+			return luaL_error(L, "cannot set up output: %s", strerror(errno));
+	}
+	return 0;
+}
+
+/* raw.clock() -> monotonic seconds [-0, +1] */
+static int l_clock(lua_State *L)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	lua_pushnumber(L, ts.tv_sec + ts.tv_nsec / 1e9);
+	return 1;
+}
+
+/* raw.ncpu() -> number of online processors [-0, +1] */
+static int l_ncpu(lua_State *L)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	lua_pushinteger(L, n > 0 ? n : 1);
+	return 1;
+}
+
+extern char **environ;
+
+/* raw.environ() -> { NAME = value } of hum's own environment [-0, +1] */
+static int l_environ(lua_State *L)
+{
+	lua_newtable(L);
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		lua_pushlstring(L, *e, (size_t)(eq - *e));
+		lua_pushstring(L, eq + 1);
+		lua_rawset(L, -3);
+	}
+	return 1;
+}
+
+static const luaL_Reg fns[] = {
+	{ "environ", l_environ }, { "ncpu", l_ncpu }, { "clock", l_clock },
+	{ "set_dispatch", l_set_dispatch }, { "add", l_add }, { "start", l_start },
+	{ "stop", l_stop }, { "restart", l_restart }, { "signal", l_signal },
+	{ "set_pending", l_set_pending }, { "set_ready", l_set_ready },
+	{ "set_reason", l_set_reason }, { "status", l_status }, { "find", l_find },
+	{ "ps", l_ps }, { "logs", l_logs }, { "watch_lines", l_watch_lines },
+	{ "timer", l_timer }, { "timer_stop", l_timer_stop }, { "now", l_now },
+	{ "time", l_time }, { "signum", l_signum }, { "signame", l_signame },
+	{ "kill_all", l_kill_all }, { "active", l_active }, { "quit", l_quit },
+	{ "log", l_log }, { "output", l_output },
+	{ NULL, NULL },
+};
+
+int luaopen_hum_raw(lua_State *L)
+{
+	lua_newtable(L);
+	luaL_register(L, NULL, fns);
+	hum_raw_async_register(L);
+	lua_pushinteger(L, HUM_SERVICE); lua_setfield(L, -2, "SERVICE");
+	lua_pushinteger(L, HUM_TASK);    lua_setfield(L, -2, "TASK");
+	lua_pushinteger(L, HUM_RESTART_NO);         lua_setfield(L, -2, "RESTART_NO");
+	lua_pushinteger(L, HUM_RESTART_ON_FAILURE); lua_setfield(L, -2, "RESTART_ON_FAILURE");
+	lua_pushinteger(L, HUM_RESTART_ALWAYS);     lua_setfield(L, -2, "RESTART_ALWAYS");
+	return 1;
+}
