@@ -35,6 +35,10 @@ void __tsan_release(void *addr);
 #define hum_load_u64_relaxed(p)  __atomic_load_n((p), __ATOMIC_RELAXED)
 #define hum_store_u64_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define hum_faa_u64(p, d)        __atomic_fetch_add((p), (d), __ATOMIC_RELAXED)
+/* Fences are invisible to TSan (and gcc warns about them under -fsanitize=
+ * thread); TSan builds express the same edges with HUM_TSAN_* instead. */
+#define hum_fence_acq()          ((void)0)
+#define hum_fence_rel()          ((void)0)
 #else
 #include <ck_pr.h>
 #define HUM_TSAN_ACQUIRE(a) ((void)0)
@@ -68,6 +72,10 @@ static inline uint32_t hum_load_u32_acq(const uint32_t *p)
 #define hum_load_u64_relaxed(p)     ck_pr_load_64(p)
 #define hum_store_u64_relaxed(p, v) ck_pr_store_64((p), (v))
 #define hum_faa_u64(p, d)           ck_pr_faa_64((p), (d))
+/* Stand-alone fences, for orderings that go through libck's own loads and
+ * stores (ck_hs_put/get): compiler barriers on x86-64, real fences elsewhere. */
+#define hum_fence_acq()             ck_pr_fence_acquire()
+#define hum_fence_rel()             ck_pr_fence_release()
 #endif
 
 #endif

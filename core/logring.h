@@ -41,7 +41,10 @@ typedef struct hum_logring {
 	struct hum_logtable *table; /* published with release; readers load-acquire */
 	size_t max_bytes;           /* retention bound */
 	size_t live_bytes;          /* writer only */
-	/* counters readable from any thread (relaxed loads; monotonic) */
+	/* counters readable from any thread (relaxed loads; monotonic):
+	 * lines and bytes committed since init, and lines dropped by overflow
+	 * (always already committed, so dropped <= lines; lines - dropped are
+	 * retained).  A reader that finds a chunk gone also sees it in dropped. */
 	uint64_t lines, bytes, dropped;
 	uint64_t pending;           /* writer only: appended lines not yet committed */
 	/* Added by the implementation (logring.c); all but last_seq writer only. */

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <ev.h>
 
 #include "store.h"
@@ -46,8 +47,8 @@ typedef struct hum_spec {
 	const char *shell;   /* string run as /bin/sh -c shell */
 	const char *cwd;     /* NULL: hum's cwd */
 	char *const *env;    /* complete environment; NULL: inherit hum's */
-	int stop_signal;     /* default SIGTERM */
-	double grace;        /* seconds before SIGKILL; default 5 */
+	int stop_signal;     /* 0: SIGTERM */
+	double grace;        /* seconds before SIGKILL; < 0: 5; 0: SIGKILL at once */
 	hum_restart restart;
 	int kind;            /* hum_kind */
 	const char *groups;  /* comma separated, may be NULL */
@@ -58,6 +59,11 @@ typedef struct hum_sup_hooks {
 	void (*state)(hum_proc *p, const hum_snap *old, const hum_snap *now, void *ud);
 	/* After each committed batch of lines of p (pointers valid during the call). */
 	void (*lines)(hum_proc *p, const hum_line *lines, size_t n, void *ud);
+	/* Optional: a failure or an escalation worth telling the user, e.g.
+	 * "exec: No such file or directory", "still running 5s after SIGTERM:
+	 * sending SIGKILL".  p is NULL for the supervisor's own (sentinel,
+	 * /proc).  NULL: printed to stderr as "hum: <name>: <msg>". */
+	void (*log)(hum_proc *p, const char *msg, void *ud);
 } hum_sup_hooks;
 
 /* loop must be the default loop.  The supervisor becomes a child subreaper. */
@@ -76,6 +82,16 @@ void hum_sup_foreach(hum_sup *s, int (*fn)(hum_proc *p, void *ud), void *ud);
 size_t hum_sup_active(hum_sup *s);
 /* SIGKILL to every group now (second Ctrl-C). */
 void hum_sup_kill_all(hum_sup *s);
+
+/* For children started outside the supervisor (hum.exec, exec probes), so
+ * they cannot outlive hum either: put hum_sup_token() ("HUM_TOKEN=<this
+ * instance>.0.0") in their environment — descendants that leave the group
+ * are then found by the sentinel and by hum_sup_free/kill_all — and guard
+ * their process group while its leader lives (unguard when you reap the
+ * leader: the id may be recycled after that).  0 or -errno. */
+const char *hum_sup_token(hum_sup *s);
+int hum_sup_guard_group(hum_sup *s, pid_t pgid);
+int hum_sup_unguard_group(hum_sup *s, pid_t pgid);
 
 /* Control (0 or -errno).  start: spawn now unless already running; a spawn
  * error publishes state failed with spawn_error=1 and reason "<call>: <errno

@@ -51,17 +51,24 @@ hum_store *hum_store_new(size_t log_bytes_per_process);
 void hum_store_free(hum_store *st);
 
 /* Adds an entry with snapshot `first` (unpublished, its name is the key).
- * Returns the entry, or NULL with errno EEXIST (name taken) or ENOMEM. */
+ * Returns the entry, or NULL with errno EEXIST (name taken), ENOMEM, or
+ * EINVAL (first == NULL); on failure `first` still belongs to the caller
+ * (hum_snap_free it).  Sets first->id (a new id, never reused), generation 1
+ * and the checksum. */
 hum_entry *hum_store_add(hum_store *st, hum_snap *first);
 /* Publishes `next` as e's snapshot: sets generation = old + 1 and checksum,
- * swaps with release ordering, retires the old one, marks the world dirty. */
+ * swaps with release ordering, retires the old one, marks the world dirty.
+ * Also sets next->id and the log fields (log_first_seq .. dropped) from e's
+ * ring as committed so far, so a published snapshot never shows stale log
+ * counters; the caller need not fill them. */
 void hum_store_publish(hum_store *st, hum_entry *e, hum_snap *next);
 /* Removes e from the registry and the world; e, its snapshot and its log are
  * retired, so e must not be used by the writer afterwards. */
 void hum_store_remove(hum_store *st, hum_entry *e);
 /* Refreshes log counters into snapshots where they changed, publishes the
  * world if dirty, and reclaims retired objects whose grace period is over.
- * Call once per loop iteration (ev_prepare). */
+ * Call once per loop iteration (ev_prepare).  Never blocks on readers: cost
+ * is O(rings changed + processes if the world is dirty + reader records). */
 void hum_store_flush(hum_store *st);
 /* Publishes the world now if dirty (the stress test and hum_store_flush). */
 void hum_store_publish_world(hum_store *st);
@@ -70,15 +77,25 @@ uint64_t hum_store_next_seq(hum_store *st);
 /* Writer-side iteration in id order; fn returns non-zero to stop. */
 void hum_store_foreach(hum_store *st, int (*fn)(hum_entry *e, void *ud), void *ud);
 size_t hum_store_pending_frees(hum_store *st); /* retired, not yet freed */
+size_t hum_store_count(hum_store *st);         /* live entries */
+/* Retires an object the writer has just made unreachable to new readers:
+ * cb(entry) runs from a later hum_store_flush (or hum_store_free) once no
+ * read section that could have seen it is still open.  Writer only. */
+void hum_store_retire(hum_store *st, ck_epoch_entry_t *entry, ck_epoch_cb_t *cb);
 
 /* Readers (any thread) ------------------------------------------------------ */
-/* One reader record per thread; registering allocates, reading never does. */
+/* One reader record per thread; registering allocates, reading never does.
+ * hum_reader_new reuses a record released by hum_reader_free when there is
+ * one; records are freed by hum_store_free (a reader need not be freed
+ * before it, but must not be used after).  NULL with errno ENOMEM. */
 hum_reader *hum_reader_new(hum_store *st);
 void hum_reader_free(hum_reader *r);
 void hum_read_begin(hum_reader *r);
 void hum_read_end(hum_reader *r);
 
-/* Inside a section: */
+/* Inside a section (the writer may call these without one: only it frees).
+ * hum_store_world never returns NULL (an empty world before the first
+ * publish).  Pointers obtained are valid until hum_read_end. */
 hum_entry *hum_store_lookup(hum_store *st, const char *name);
 const hum_world *hum_store_world(hum_store *st);
 const hum_snap *hum_entry_snap(const hum_entry *e);

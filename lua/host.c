@@ -112,8 +112,9 @@ static int push_event(lua_State *L, const hum_event *ev)
 		lua_pushinteger(L, ev->id);
 		lua_pushlstring(L, ev->s, ev->slen);
 		lua_pushstring(L, ev->a == HUM_STREAM_ERR ? "err" : "out");
-		lua_pushnumber(L, (double)ev->t);
-		return 5;
+		lua_pushnumber(L, (double)ev->t / 1000.0);
+		lua_pushboolean(L, (ev->b & HUM_LINE_CONT) != 0);
+		return 6;
 	case HEV_TIMER:
 		lua_pushliteral(L, "timer");
 		lua_pushinteger(L, ev->id);
@@ -231,15 +232,25 @@ static void lines_hook(hum_proc *p, const hum_line *lines, size_t n, void *ud)
 		ev->s[lines[i].len] = 0;
 		ev->slen = lines[i].len;
 		ev->a = lines[i].stream;
+		ev->b = lines[i].flags;
 		ev->t = lines[i].time_ms;
 		hum_host_push(h, ev);
 	}
 }
 
+static void log_hook(hum_proc *p, const char *msg, void *ud)
+{
+	hum_host *h = ud;
+	if (p)
+		hum_host_report(h, "%s: %s", hum_proc_name(p), msg);
+	else
+		hum_host_report(h, "%s", msg);
+}
+
 int hum_host_init(hum_host *h)
 {
 	static const int signums[3] = { SIGINT, SIGTERM, SIGHUP };
-	static const hum_sup_hooks hooks = { state_hook, lines_hook };
+	static const hum_sup_hooks hooks = { state_hook, lines_hook, log_hook };
 
 	hum_host_current = h;
 	h->dispatch_ref = LUA_NOREF;

@@ -19,6 +19,7 @@
 #include "signames.h"
 
 void hum_raw_async_register(lua_State *L);
+void hum_raw_server_register(lua_State *L); /* server.c: control socket, client, detach */
 
 #define H (hum_host_current)
 
@@ -208,10 +209,24 @@ static void push_snap(lua_State *L, const hum_snap *s)
 	lua_pushnumber(L, (double)s->log_last_seq);  lua_setfield(L, -2, "last_seq");
 }
 
+/* The loop thread writes the log rings, so it reads their counters live
+ * instead of the copy that snapshots get once per loop iteration. */
+static void push_live_counters(lua_State *L, hum_proc *p)
+{
+	const hum_logring *r = &hum_proc_entry(p)->log;
+	lua_pushnumber(L, (double)r->lines);   lua_setfield(L, -2, "lines");
+	lua_pushnumber(L, (double)r->bytes);   lua_setfield(L, -2, "bytes");
+	lua_pushnumber(L, (double)r->dropped); lua_setfield(L, -2, "dropped");
+	lua_pushnumber(L, (double)hum_logring_first_seq(r)); lua_setfield(L, -2, "first_seq");
+	lua_pushnumber(L, (double)hum_logring_last_seq(r));  lua_setfield(L, -2, "last_seq");
+}
+
 /* raw.status(id) -> table [-1, +1, raises] */
 static int l_status(lua_State *L)
 {
-	push_snap(L, hum_proc_snap(checkproc(L, 1)));
+	hum_proc *p = checkproc(L, 1);
+	push_snap(L, hum_proc_snap(p));
+	push_live_counters(L, p);
 	return 1;
 }
 
@@ -231,6 +246,7 @@ static int ps_one(hum_proc *p, void *ud)
 {
 	lua_State *L = ud;
 	push_snap(L, hum_proc_snap(p));
+	push_live_counters(L, p);
 	lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
 	return 0;
 }
@@ -482,6 +498,7 @@ int luaopen_hum_raw(lua_State *L)
 	lua_newtable(L);
 	luaL_register(L, NULL, fns);
 	hum_raw_async_register(L);
+	hum_raw_server_register(L);
 	lua_pushinteger(L, HUM_SERVICE); lua_setfield(L, -2, "SERVICE");
 	lua_pushinteger(L, HUM_TASK);    lua_setfield(L, -2, "TASK");
 	lua_pushinteger(L, HUM_RESTART_NO);         lua_setfield(L, -2, "RESTART_NO");

@@ -1,6 +1,6 @@
 /*
  * raw_async.c — `hum.raw` primitives whose result arrives later as an event:
- * probes (raw.probe_tcp, raw.probe_http).  Each returns an id at once; the
+ * probes (raw.probe_tcp, raw.probe_http) and one-shot commands (raw.exec).  Each returns an id at once; the
  * completion is queued as a HEV_PROBE event with the same id, so Lua code
  * always sees results through the dispatcher, never re-entrantly.
  */
@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 
 #include "host.h"
+#include "exec.h"
 #include "probe.h"
 
 static uint32_t next_probe_id;
@@ -53,8 +54,95 @@ static int l_probe_tcp(lua_State *L) { return start_probe(L, NULL, 3); }
 /* raw.probe_http(host, port, path, timeout) -> id [-4, +1, raises] */
 static int l_probe_http(lua_State *L) { return start_probe(L, luaL_checkstring(L, 3), 4); }
 
+static uint32_t next_exec_id;
+
+static void exec_done(void *ud, const hum_exec_result *r)
+{
+	hum_event *ev = hum_event_new(HEV_EXEC, (uint32_t)(uintptr_t)ud);
+	ev->a = r->code;
+	ev->b = r->term_signal;
+	ev->s = malloc(r->out_len + 1);
+	ev->s2 = malloc(r->err_len + 1);
+	if (!ev->s || !ev->s2)
+		abort();
+	memcpy(ev->s, r->out, r->out_len + 1);
+	memcpy(ev->s2, r->err, r->err_len + 1);
+	ev->slen = r->out_len;
+	ev->s2len = r->err_len;
+	ev->p = r->error ? strdup(r->error) : NULL;
+	hum_host_push(hum_host_current, ev);
+}
+
+static char **strvec(lua_State *L, int t, const char *key)
+{
+	lua_getfield(L, t, key);
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	size_t n = lua_objlen(L, -1);
+	char **v = calloc(n + 1, sizeof *v);
+	for (size_t i = 0; v && i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		v[i] = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+static void freevec(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* raw.exec{ argv= | shell=, cwd=, env=, input=, timeout= } -> id | nil, err
+ * [-1, +1|2, raises]; the result arrives as an "exec" event with that id. */
+static int l_exec(lua_State *L)
+{
+	if (!hum_host_current)
+		return luaL_error(L, "the supervisor is not running");
+	luaL_checktype(L, 1, LUA_TTABLE);
+	hum_exec_spec sp;
+	memset(&sp, 0, sizeof sp);
+	char **argv = strvec(L, 1, "argv");
+	char **env = strvec(L, 1, "env");
+	lua_getfield(L, 1, "shell");
+	sp.shell = lua_tostring(L, -1);
+	lua_getfield(L, 1, "cwd");
+	sp.cwd = lua_tostring(L, -1);
+	lua_getfield(L, 1, "input");
+	sp.input = lua_tolstring(L, -1, &sp.input_len);
+	lua_getfield(L, 1, "timeout");
+	sp.timeout = lua_tonumber(L, -1);
+	sp.argv = argv;
+	sp.env = env;
+	if (!sp.argv && !sp.shell) {
+		freevec(argv);
+		freevec(env);
+		return luaL_argerror(L, 1, "argv or shell required");
+	}
+	char err[512] = "";
+	uint32_t id = ++next_exec_id;
+	int rc = hum_exec_start(hum_host_current->loop, &sp, exec_done, (void *)(uintptr_t)id,
+				err, sizeof err);
+	freevec(argv);
+	freevec(env);
+	if (rc < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, err[0] ? err : strerror(-rc));
+		return 2;
+	}
+	lua_pushinteger(L, id);
+	return 1;
+}
+
 void hum_raw_async_register(lua_State *L)
 {
+	lua_pushcfunction(L, l_exec);
+	lua_setfield(L, -2, "exec");
 	lua_pushcfunction(L, l_probe_tcp);
 	lua_setfield(L, -2, "probe_tcp");
 	lua_pushcfunction(L, l_probe_http);

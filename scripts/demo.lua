@@ -41,7 +41,7 @@ end)
 
 worker:on("exit", function(ev)
 	if ev.state == "backoff" then
-		hum.log.warn(("worker exited (%s); hum restarts it, attempt %d"):format(ev.reason, ev.restarts + 1))
+		hum.log.warn(("worker crashed (exit code %s); the demo's restart policy brings it back"):format(ev.code))
 	end
 end)
 

@@ -19,6 +19,8 @@ hum.service, hum.task, hum.group = define.service, define.task, define.group
 hum.ready = define.ready
 hum.env, hum.env_file = define.env, define.env_file
 hum.sleep, hum.after, hum.every = reactions.sleep, reactions.after, reactions.every
+hum.clock = raw.clock -- monotonic seconds, for measuring intervals
+hum.time = raw.time   -- wall-clock seconds since the epoch
 
 local function running(what)
 	if not runtime.inst_list[1] and not runtime.started then

@@ -26,6 +26,9 @@ stays in the foreground.  Ctrl-C (or SIGTERM/SIGHUP) stops everything in
 reverse dependency order; a second Ctrl-C kills every process group at once.
 
   -f, --file FILE   config file (default: hum.lua here or in a parent)
+  -d, --detach      run in the background: returns once it listens on its
+                    control socket; output goes to .hum/hum.log next to the
+                    config (hum ps, hum logs, hum down talk to it)
 
 Exit status: 0 when every task succeeded and services were stopped by request,
 1 when something failed, 128+N when stopped by signal N while running.]],
@@ -80,6 +83,9 @@ local FILE_OPTS = {
 	h = { name = "help" }, help = { name = "help" },
 }
 
+-- `hum up -d` (hum.server.detach): the same options plus --detach.
+local UP_OPTS = setmetatable({ d = { name = "detach" }, detach = { name = "detach" } }, { __index = FILE_OPTS })
+
 local function load_config(opts)
 	local config = require "hum.config"
 	local file = opts.file or config.find()
@@ -91,7 +97,7 @@ end
 M.load_config = load_config
 
 function M.up(args)
-	local opts, pos = parse(args, FILE_OPTS)
+	local opts, pos = parse(args, UP_OPTS)
 	if not opts then return die(2, "%s\n%s", pos, HELP.up) end
 	if opts.help then print(HELP.up) return 0 end
 	local file, err = load_config(opts)
@@ -110,11 +116,18 @@ function M.up(args)
 			if p.autostart then selected[#selected + 1] = p end
 		end
 	end
+	if opts.detach then
+		-- the original process returns once the background hum listens
+		-- (or failed); the background one goes on from here
+		local code = require("hum.server").detach(file)
+		if code then return code end
+	end
 	raw.init()
 	raw.output(1)
 	raw.set_dispatch(runtime.dispatch)
 	runtime.register_all(define.base_dir)
 	runtime.started = true
+	require("hum.reactions").start()
 	for _, p in ipairs(selected) do
 		for _, i in ipairs(p.instances) do runtime.want(i) end
 	end

@@ -44,7 +44,7 @@ local FIELDS = {
 	cmd = "string|table", cwd = "string", env = "table", stop = "table",
 	restart = "string|table", ready = "table", after = "table|string", desc = "string",
 	scale = "number", group = "string|table", groups = "table", liveness = "table",
-	env_clear = "boolean", autostart = "boolean", log_bytes = "number",
+	env_clear = "boolean", autostart = "boolean",
 }
 
 local function typeok(v, spec)
@@ -167,11 +167,11 @@ local function define(kind, name, spec, level)
 	local p = setmetatable({
 		name = name, kind = kind, where = where(level), spec = spec,
 		cmd = spec.cmd, cwd = spec.cwd, desc = spec.desc,
-		env = check_env(spec.env or {}, level, "env"),
+		env = check_env(spec.env or {}, level + 1, "env"),
 		env_clear = spec.env_clear or false,
-		stop = check_stop(spec.stop or {}, level),
-		restart = check_restart(spec.restart or "no", level),
-		after = check_after(spec.after or {}, level),
+		stop_spec = check_stop(spec.stop or {}, level + 1),
+		restart_spec = check_restart(spec.restart or "no", level + 1),
+		after = check_after(spec.after or {}, level + 1),
 		ready_probe = spec.ready, liveness = spec.liveness,
 		scale = spec.scale or 1, autostart = spec.autostart ~= false,
 		groups = {}, reactions = {},
@@ -214,10 +214,17 @@ end
 
 -- hum.service "name" { ... } and hum.service("name", { ... })
 local function maker(kind)
+	-- no tail calls: error levels count stack frames, and a tail call drops one
 	return function(name, spec)
-		if spec ~= nil then return define(kind, name, spec, 2) end
+		if spec ~= nil then
+			local p = define(kind, name, spec, 2)
+			return p
+		end
 		if type(name) ~= "string" then fail(2, "hum.%s: expected a name", kind) end
-		return function(s) return define(kind, name, s, 2) end
+		return function(s)
+			local p = define(kind, name, s, 2)
+			return p
+		end
 	end
 end
 M.service = maker("service")
@@ -247,8 +254,14 @@ function M.group(name, members)
 		end
 		return g
 	end
-	if members ~= nil then return make(members) end
-	return make
+	if members ~= nil then
+		local g = make(members)
+		return g
+	end
+	return function(list)
+		local g = make(list)
+		return g
+	end
 end
 
 -- Probes ------------------------------------------------------------------
@@ -278,28 +291,32 @@ function M.ready.line(pattern, opts)
 	if type(pattern) ~= "string" then fail(2, "hum.ready.line: expected a Lua pattern") end
 	local ok, err = pcall(string.find, "", pattern)
 	if not ok then fail(2, "hum.ready.line: bad pattern: %s", tostring(err):gsub("^.-:%d+: ", "")) end
-	return probe_opts(probe("line", { pattern = pattern }), opts, 2)
+	local p = probe_opts(probe("line", { pattern = pattern }), opts, 2)
+	return p
 end
 function M.ready.tcp(port, host, opts)
 	if type(host) == "table" then host, opts = nil, host end
 	if type(port) ~= "number" or port < 1 or port > 65535 then fail(2, "hum.ready.tcp: port must be 1-65535") end
-	return probe_opts(probe("tcp", { port = port, host = host or "127.0.0.1" }), opts, 2)
+	local p = probe_opts(probe("tcp", { port = port, host = host or "127.0.0.1" }), opts, 2)
+	return p
 end
 function M.ready.exec(cmd, opts)
 	if type(cmd) ~= "table" and type(cmd) ~= "string" then fail(2, "hum.ready.exec: expected argv or a string") end
-	return probe_opts(probe("exec", { cmd = cmd }), opts, 2)
+	local p = probe_opts(probe("exec", { cmd = cmd }), opts, 2)
+	return p
 end
 function M.ready.http(url, opts)
 	if type(url) ~= "string" then fail(2, "hum.ready.http: expected a URL") end
 	local host, port, path = util.parse_url(url)
 	if not host then fail(2, "hum.ready.http: %s", port) end
-	return probe_opts(probe("http", { url = url, host = host, port = port, path = path }), opts, 2)
+	local p = probe_opts(probe("http", { url = url, host = host, port = port, path = path }), opts, 2)
+	return p
 end
 
 -- Environment --------------------------------------------------------------
 function M.env(t)
 	if type(t) ~= "table" then fail(2, "hum.env: expected a table") end
-	check_env(t, 2, "hum.env")
+	check_env(t, 3, "hum.env")
 	for k, v in pairs(t) do defs.env[#defs.env + 1] = { k, v } end
 end
 
@@ -337,7 +354,7 @@ function M.finish()
 			if dp == p then error(("%s: %q depends on itself"):format(p.where, p.name), 0) end
 			d.proc = dp
 			d.cond = d.cond or (dp.kind == "task" and "succeeded" or "ready")
-			if dp.kind == "service" and d.cond == "succeeded" and dp.restart.policy == "always" then
+			if dp.kind == "service" and d.cond == "succeeded" and dp.restart_spec.policy == "always" then
 				error(("%s: %q waits for %q to succeed, but it restarts always"):format(p.where, p.name, d.name), 0)
 			end
 		end

@@ -51,7 +51,7 @@ local function check(i, pr, done)
 	elseif pr.__probe == "exec" then
 		local ok, err = M.exec(pr.cmd, { timeout = t }, function(code, sig, _, _, e)
 			if code == 0 then return done(true) end
-			done(false, e or (sig and ("killed by SIG" .. sig)) or ("exit code " .. tostring(code)))
+			done(false, e or (sig ~= 0 and ("killed by SIG" .. raw.signame(sig))) or ("exit code " .. tostring(code)))
 		end)
 		if not ok then done(false, err) end
 	else

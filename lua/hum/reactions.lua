@@ -21,8 +21,13 @@ local function traceback(err)
 	return debug.traceback(tostring(err), 2)
 end
 
+M.live = 0        -- reactions started and not finished (some may be suspended)
+M.on_settled = nil -- called when the last live reaction finishes
+
 local function finish(r, co, ok, err)
 	owner[co] = nil
+	M.live = M.live - 1
+	if M.live == 0 and M.on_settled then M.on_settled() end
 	if ok then
 		r.failures = 0
 		return
@@ -78,6 +83,7 @@ function M.run(r, ...)
 		return xpcall(fn, traceback, ...)
 	end)
 	owner[co] = r
+	M.live = M.live + 1
 	resume(co, ...)
 end
 
@@ -133,12 +139,23 @@ end
 local Handle = {}
 Handle.__index = Handle
 function Handle:cancel()
+	self.cancelled = true
 	if self.id then
 		cancel_timer(self.id)
 		self.id = nil
 	end
 end
-function Handle:active() return self.id ~= nil end
+function Handle:active() return not self.cancelled and (self.id ~= nil or not M.running) end
+
+-- Timers made while the config loads start with the supervisor (M.start).
+local deferred = {}
+M.running = false
+
+function M.start()
+	M.running = true
+	for _, f in ipairs(deferred) do f() end
+	deferred = {}
+end
 
 local function timer_handle(after, every, fn, name)
 	if type(after) ~= "number" or after < 0 then error(name .. ": expected seconds >= 0", 3) end
@@ -149,11 +166,15 @@ local function timer_handle(after, every, fn, name)
 		local i = debug.getinfo(4, "Sl")
 		return i and ("%s:%d"):format(i.short_src, i.currentline) or "?"
 	end)()) }
-	h.id = new_timer(after, every or 0, function()
-		if not every then h.id = nil end
-		M.run(r, h)
-		if r.disabled and h.id then h:cancel() end
-	end)
+	local function arm()
+		if h.cancelled then return end
+		h.id = new_timer(after, every or 0, function()
+			if not every then h.id = nil end
+			M.run(r, h)
+			if r.disabled and h.id then h:cancel() end
+		end)
+	end
+	if M.running then arm() else deferred[#deferred + 1] = arm end
 	return h
 end
 

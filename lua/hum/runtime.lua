@@ -60,10 +60,10 @@ function M.register_all(base_dir)
 				kind = p.kind == "task" and raw.TASK or raw.SERVICE,
 				cwd = util.resolve(base_dir, p.cwd or "."),
 				env = build_env(p, r, name),
-				stop_signal = raw.signum(p.stop.signal), grace = p.stop.grace,
-				restart_policy = RESTART[p.restart.policy], restart_max = p.restart.max,
-				backoff_initial = p.restart.initial, backoff_cap = p.restart.cap,
-				backoff_reset = p.restart.reset,
+				stop_signal = raw.signum(p.stop_spec.signal), grace = p.stop_spec.grace,
+				restart_policy = RESTART[p.restart_spec.policy], restart_max = p.restart_spec.max,
+				backoff_initial = p.restart_spec.initial, backoff_cap = p.restart_spec.cap,
+				backoff_reset = p.restart_spec.reset,
 				groups = table.concat(p.groups, ","),
 			}
 			if type(p.cmd) == "table" then
@@ -111,6 +111,11 @@ local function dep_status(d)
 				return false, ("%s exited before it was ready"):format(di.name)
 			end
 			if s == "succeeded" and c == "started" then ok = true end
+			if not ok and s == "pending" and not di.started then
+				-- a dependency that can never start blocks its dependents too
+				local dok, dwhy = M.deps_status(di)
+				if dok == false then return false, ("%s cannot start: %s"):format(di.name, dwhy) end
+			end
 			if not ok then return nil, ("waiting for %s (%s)"):format(di.name, c) end
 		end
 	end
@@ -124,6 +129,7 @@ local function deps_status(i)
 	end
 	return true
 end
+M.deps_status = deps_status
 
 -- Marks i and, transitively, its dependencies as wanted.
 function M.want(i)
@@ -177,7 +183,8 @@ local function fire(i, event, ev, ...)
 	if list then
 		for _, r in ipairs(list) do reactions.run(r, ev, ...) end
 	end
-	local hooks = defs.hooks[event]
+	-- hum.on("ready") means "everything is ready" (see on_state), not one process
+	local hooks = event ~= "ready" and defs.hooks[event]
 	if hooks then
 		for _, r in ipairs(hooks) do reactions.run(r, ev, ...) end
 	end
@@ -204,9 +211,10 @@ local function anything_active()
 	return raw.active() > 0
 end
 
--- Can anything still happen without a user's command?
+-- Can anything still happen without a user's command?  A reaction that is
+-- suspended (sleeping, waiting, exec'ing) may still start or stop something.
 local function progress_possible()
-	if anything_active() then return true end
+	if anything_active() or reactions.live > 0 then return true end
 	for _, i in ipairs(inst_list) do
 		if i.wanted and i.state == "pending" then
 			local ok = deps_status(i)
@@ -238,6 +246,8 @@ local function check_done()
 		M.finish(outcome_code())
 	end
 end
+
+reactions.on_settled = function() check_done() end
 
 local function on_state(id, new, old, reason, code, sig)
 	local i = inst[id]
@@ -275,6 +285,9 @@ local function on_state(id, new, old, reason, code, sig)
 		fire(i, "exit", ev)
 		reactions.wake("exit:" .. id, ev)
 	end
+	if (new == "failed" or new == "succeeded" or new == "backoff") and old ~= new then
+		log("%s: %s", i.name, reason ~= "" and reason or new)
+	end
 	if M.on_state_hook then M.on_state_hook(i, new, old) end
 	fire(i, "state", { name = i.name, state = new, old = old, reason = reason })
 	reactions.wake("state:" .. id, new)
@@ -287,7 +300,7 @@ local function on_state(id, new, old, reason, code, sig)
 	check_done()
 end
 
-local function on_line(id, line, stream, t)
+local function on_line(id, line, stream, t, continued)
 	local i = inst[id]
 	if not i then return end
 	if i.probe_line and not i.ready then
@@ -305,7 +318,7 @@ local function on_line(id, line, stream, t)
 				local caps = { line:match(r.pattern) }
 				if caps[1] ~= nil then
 					reactions.run(r, { name = i.name, line = line, stream = stream, time = t,
-						captures = caps }, unpack(caps))
+						continued = continued, captures = caps }, unpack(caps))
 				end
 			end
 		end
@@ -371,7 +384,7 @@ function M.shutdown(code)
 	-- safety net: the supervisor's own grace timers end every process; this
 	-- only guards against a bug leaving hum waiting forever
 	local longest = 0
-	for _, i in ipairs(inst_list) do longest = math.max(longest, i.def.stop.grace) end
+	for _, i in ipairs(inst_list) do longest = math.max(longest, i.def.stop_spec.grace) end
 	reactions.new_timer(longest * (#inst_list + 1) + 10, 0, function()
 		log("shutdown took too long; killing every process group")
 		raw.kill_all()

@@ -83,6 +83,7 @@ local function run(args)
 	raw.set_dispatch(runtime.dispatch)
 	runtime.register_all(define.base_dir)
 	runtime.started = true
+	require("hum.reactions").start()
 	runtime.mode = "run"
 	runtime.jobs = jobs or raw.ncpu()
 	local ti = target.instances[1]

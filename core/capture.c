@@ -1,0 +1,149 @@
+/*
+ * capture.c — children's stdout/stderr: pipes to lines to the log ring.
+ *
+ * Each readable event reads 64 KiB at a time (one read(2) per 64 KiB, into
+ * the supervisor's shared scratch buffer), splits with memchr (lines.c),
+ * appends the lines to the process's ring, commits once and calls the lines
+ * hook once per read — no per-line syscall or allocation.  Up to 4 full
+ * reads per event per pipe (a short read means the pipe is empty), so one
+ * flooding child cannot starve the others.  EOF flushes the partial last line
+ * and closes the pipe.  The child is never blocked by hum except by the pipe
+ * itself: hum reads whenever the pipe is readable and never writes to it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proc_priv.h"
+
+#define READS_PER_EVENT 4
+#define READS_PER_DRAIN 64 /* 4 MiB: more than any pipe buffer holds */
+
+static void deliver(hum_stream *st, size_t n)
+{
+	hum_proc *p = st->p;
+	hum_sup *s = p->sup;
+	hum_logring *ring = &p->entry->log;
+	int64_t t = hum_now_ms_();
+	for (size_t i = 0; i < n; i++) {
+		hum_line *l = &s->lines[i];
+		l->stream = st->kind;
+		l->time_ms = t;
+		l->seq = hum_logring_append(s->st, ring, st->kind, l->flags, t, l->data, l->len);
+	}
+	hum_logring_commit(ring);
+	if (s->hooks.lines)
+		s->hooks.lines(p, s->lines, n, s->ud);
+}
+
+static void stream_close(hum_stream *st)
+{
+	hum_proc *p = st->p;
+	hum_sup *s = p->sup;
+	ev_io_stop(s->loop, &st->io);
+	close(st->io.fd);
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		s->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	if (p->out == st)
+		p->out = NULL;
+	if (p->err == st)
+		p->err = NULL;
+	p->nstreams--;
+	hum_lbuf_free(&st->lb);
+	free(st);
+}
+
+/* One read.  Returns the bytes read (> 0), 0 on EAGAIN, -1 when the stream
+ * reached EOF (or failed) and was closed. */
+static ssize_t read_once(hum_stream *st)
+{
+	hum_sup *s = st->p->sup;
+	ssize_t r;
+	do
+		r = read(st->io.fd, s->scratch + HUM_LBUF_READ_AT, HUM_READ_SIZE);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (r < 0)
+		hum_sup_log_(s, st->p, "read %s pipe: %s",
+			     st->kind == HUM_STREAM_ERR ? "stderr" : "stdout", strerror(errno));
+	bool eof = r <= 0;
+	size_t n = hum_lbuf_split(&st->lb, s->scratch, eof ? 0 : (size_t)r, eof, s->lines);
+	if (n)
+		deliver(st, n);
+	if (eof) {
+		stream_close(st);
+		return -1;
+	}
+	return r;
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	hum_stream *st = (hum_stream *)w;
+	for (int i = 0; i < READS_PER_EVENT; i++)
+		if (read_once(st) < HUM_READ_SIZE)
+			break; /* empty, closed, or drained by a short read */
+}
+
+int hum_stream_open_(hum_proc *p, int fd, int kind)
+{
+	hum_sup *s = p->sup;
+	hum_stream *st = calloc(1, sizeof *st);
+	if (st == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	st->p = p;
+	st->kind = (uint8_t)kind;
+	ev_io_init(&st->io, io_cb, fd, EV_READ);
+	ev_io_start(s->loop, &st->io);
+	st->next = s->streams;
+	if (s->streams)
+		s->streams->prev = st;
+	s->streams = st;
+	p->nstreams++;
+	if (kind == HUM_STREAM_ERR)
+		p->err = st;
+	else
+		p->out = st;
+	return 0;
+}
+
+static void drain(hum_stream *st)
+{
+	/* Everything the exited child wrote is in the pipe already; read
+	 * until it is empty.  Bounded, for a descendant that keeps writing. */
+	for (int i = 0; i < READS_PER_DRAIN; i++)
+		if (read_once(st) <= 0)
+			break;
+}
+
+void hum_proc_drain_(hum_proc *p)
+{
+	/* A hook may restart p while we drain: take the pointers first. */
+	hum_stream *out = p->out, *err = p->err;
+	if (out)
+		drain(out);
+	if (err && err == p->err)
+		drain(err);
+}
+
+void hum_stream_close_all_(hum_sup *s)
+{
+	while (s->streams) {
+		hum_stream *st = s->streams;
+		ev_io_stop(s->loop, &st->io);
+		close(st->io.fd);
+		s->streams = st->next;
+		st->p->nstreams--;
+		st->p->out = st->p->err = NULL;
+		hum_lbuf_free(&st->lb);
+		free(st);
+	}
+}

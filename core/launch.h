@@ -1,0 +1,28 @@
+/*
+ * launch.h — starting one supervised child: own session and process group,
+ * default signal state, stdin from /dev/null, stdout/stderr into pipes.
+ */
+#ifndef HUM_LAUNCH_H
+#define HUM_LAUNCH_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct hum_spawn_req {
+	char *const *argv;   /* or NULL with shell */
+	const char *shell;   /* run as /bin/sh -c shell */
+	const char *cwd;     /* NULL: inherit */
+	char *const *env;    /* NULL: inherit environ */
+	const char *token;   /* "HUM_TOKEN=..." replaces any HUM_TOKEN in env */
+} hum_spawn_req;
+
+typedef struct hum_spawned {
+	pid_t pid;           /* also the pgid and the sid */
+	int out_fd, err_fd;  /* parent's read ends: O_NONBLOCK, O_CLOEXEC */
+} hum_spawned;
+
+/* 0, or -errno with a text "<call>: <strerror>" in err (e.g. "exec: No such
+ * file or directory", "chdir /x: No such file or directory"). */
+int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,616 @@
+/*
+ * proc.c — the supervisor's records and its control API (see proc.h).
+ *
+ * Owns: hum_sup, every hum_proc (spec copies, watchers, run bookkeeping),
+ * the sentinel.  Exits, restarts and kill sweeps live in reap.c, pipes in
+ * capture.c, the spawn itself in launch.c.
+ *
+ * State machine (one process, loop thread):
+ *   pending --start--> running --set_ready--> ready
+ *   running/ready --exit--> succeeded | failed | backoff --timer--> running
+ *   running/ready --stop--> stopping --exit (+sweep)--> stopped
+ *   backoff/pending --stop--> stopped
+ *   any idle state --start/restart--> running (spawn error: failed)
+ * `starting` is never published here: posix_spawn is synchronous, so a spawn
+ * either failed (failed, spawn_error) or the child is running.  A stopped run
+ * stays stopped whatever its exit status.  restart on a live process is stop,
+ * then a new run once the old one is over (no `stopped` in between); it
+ * counts in `restarts` like a policy restart.  `restarts` in the snapshot is
+ * cumulative; the policy's own attempt counter (for max and the backoff
+ * delay) is reset by reset_after and by an explicit start.
+ *
+ * Errors: 0 or -errno everywhere; failures are logged as "<name>: <call>:
+ * <errno text>" through the log hook (stderr without one).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proc_priv.h"
+#include "launch.h"
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+int64_t hum_now_ms_(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double hum_mono_(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void hum_sup_log_(hum_sup *s, hum_proc *p, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (s->hooks.log)
+		s->hooks.log(p, msg, s->ud);
+	else
+		fprintf(stderr, "hum: %s%s%s\n", p ? p->entry->name : "", p ? ": " : "", msg);
+}
+
+hum_snap *hum_proc_next_(hum_proc *p, const char *reason)
+{
+	hum_snap *n = hum_snap_clone(p->entry->snap, reason);
+	if (n == NULL) {
+		hum_sup_log_(p->sup, p, "state change lost: out of memory");
+		return NULL;
+	}
+	n->changed_at_ms = hum_now_ms_();
+	return n;
+}
+
+void hum_proc_publish_(hum_proc *p, hum_snap *n)
+{
+	hum_sup *s = p->sup;
+	/* old stays valid until the next hum_store_flush: fine for the hook. */
+	const hum_snap *old = p->entry->snap;
+	hum_store_publish(s->st, p->entry, n);
+	if (s->hooks.state)
+		s->hooks.state(p, old, n, s->ud);
+}
+
+static void set_state(hum_proc *p, int state, const char *reason)
+{
+	hum_snap *n = hum_proc_next_(p, reason);
+	if (n == NULL)
+		return;
+	n->state = (uint8_t)state;
+	hum_proc_publish_(p, n);
+}
+
+static char **strv_dup(char *const *v)
+{
+	if (v == NULL)
+		return NULL;
+	size_t n = 0;
+	while (v[n])
+		n++;
+	char **c = calloc(n + 1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if ((c[i] = strdup(v[i])) == NULL) {
+			while (i--)
+				free(c[i]);
+			free(c);
+			return NULL;
+		}
+	return c;
+}
+
+static void strv_free(char **v)
+{
+	for (char **q = v; q && *q; q++)
+		free(*q);
+	free(v);
+}
+
+static void proc_free(hum_proc *p)
+{
+	strv_free(p->argv);
+	strv_free(p->env);
+	free(p->shell);
+	free(p->cwd);
+	free(p->groups);
+	free(p);
+}
+
+/* ---- spawn --------------------------------------------------------------------- */
+
+int hum_proc_spawn_(hum_proc *p, int why)
+{
+	hum_sup *s = p->sup;
+	/* Never two copies: whatever is left of the previous run goes first.
+	 * Its pipes, if still open, stay watched until EOF. */
+	hum_cleanup_run_(p);
+	p->out = p->err = NULL;
+	p->run++;
+	p->stopping = p->killed = 0;
+	p->restart_after = WHY_NONE;
+	if (why != WHY_START)
+		p->restarts++;
+
+	char token[128], err[512];
+	snprintf(token, sizeof token, "HUM_TOKEN=%s%u.%u", s->prefix, p->id, p->run);
+	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token };
+	hum_spawned sp;
+	int rc = hum_spawn(&req, &sp, err, sizeof err);
+	if (rc < 0) {
+		p->cleaned = 1;
+		hum_sup_log_(s, p, "%s", err);
+		hum_snap *n = hum_proc_next_(p, err);
+		if (n) {
+			n->state = HUM_FAILED;
+			n->spawn_error = 1;
+			n->pid = 0;
+			n->ready = 0;
+			n->exit_code = -1;
+			n->term_signal = 0;
+			n->restarts = p->restarts;
+			n->ended_at_ms = n->changed_at_ms;
+			hum_proc_publish_(p, n);
+		}
+		return rc;
+	}
+	p->pid = p->pgid = sp.pid;
+	p->cleaned = 0;
+	p->started_mono = hum_mono_();
+	hum_pidmap_add_(s, p);
+	rc = hum_sentinel_add(&s->sentinel, sp.pid);
+	if (rc < 0)
+		hum_sup_log_(s, p, "sentinel: add group %d: %s", (int)sp.pid, strerror(-rc));
+	/* Each call takes its fd (closed on failure: the child then gets
+	 * EPIPE on that stream, it is not blocked). */
+	if ((rc = hum_stream_open_(p, sp.out_fd, HUM_STREAM_OUT)) < 0)
+		hum_sup_log_(s, p, "capture stdout: %s", strerror(-rc));
+	if ((rc = hum_stream_open_(p, sp.err_fd, HUM_STREAM_ERR)) < 0)
+		hum_sup_log_(s, p, "capture stderr: %s", strerror(-rc));
+	hum_snap *n = hum_proc_next_(p, "");
+	if (n) {
+		n->state = HUM_RUNNING;
+		n->pid = sp.pid;
+		n->ready = 0;
+		n->spawn_error = 0;
+		n->exit_code = -1;
+		n->term_signal = 0;
+		n->restarts = p->restarts;
+		n->started_at_ms = n->changed_at_ms;
+		n->ended_at_ms = 0;
+		hum_proc_publish_(p, n);
+	}
+	return 0;
+}
+
+/* ---- supervisor ------------------------------------------------------------------ */
+
+hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st, const hum_sup_hooks *hooks, void *ud)
+{
+	static unsigned instances;
+	if (loop == NULL || !ev_is_default_loop(loop) || st == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* Pipes must never land on 0/1/2 (dup2 onto itself would keep
+	 * CLOEXEC); a closed standard fd gets /dev/null. */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			int nfd = open("/dev/null", O_RDWR);
+			if (nfd >= 0 && nfd != fd)
+				close(nfd); /* lower fd was free: cannot happen */
+		}
+	/* A dead sentinel or output reader must not kill hum. */
+	signal(SIGPIPE, SIG_IGN);
+
+	hum_sup *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return NULL;
+	s->loop = loop;
+	s->st = st;
+	if (hooks)
+		s->hooks = *hooks;
+	s->ud = ud;
+	s->sentinel.fd = -1;
+	s->scratch = malloc(HUM_LBUF_SCRATCH);
+	s->lines = malloc(HUM_LBUF_MAX_LINES * sizeof *s->lines);
+	if (s->scratch == NULL || s->lines == NULL) {
+		free(s->scratch);
+		free(s->lines);
+		free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	snprintf(s->prefix, sizeof s->prefix, "%d-%llx-%u.", (int)getpid(),
+		 (unsigned long long)hum_now_ms_(), ++instances);
+	snprintf(s->token, sizeof s->token, "HUM_TOKEN=%s0.0", s->prefix);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+		hum_sup_log_(s, NULL, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+	/* Early, while hum is small; before any child exists. */
+	int rc = hum_sentinel_start(&s->sentinel, s->prefix);
+	if (rc < 0)
+		hum_sup_log_(s, NULL, "sentinel: fork: %s (children may outlive a killed hum)",
+			     strerror(-rc));
+	hum_reap_init_(s);
+	return s;
+}
+
+static int kill_sweep(pid_t pid, const char *value, size_t len, void *ud)
+{
+	hum_token_kill(pid, value, len, SIGKILL);
+	return 0;
+}
+
+void hum_sup_free(hum_sup *s)
+{
+	if (s == NULL)
+		return;
+	s->freeing = true;
+	/* 1. Kill: live groups, then every token carrier (what is left of
+	 * finished runs, and other spawners' children with hum_sup_token). */
+	for (size_t i = 0; i < s->nprocs; i++) {
+		hum_proc *p = s->procs[i];
+		ev_timer_stop(s->loop, &p->grace_timer);
+		ev_timer_stop(s->loop, &p->backoff_timer);
+		if (p->pid)
+			hum_kill_group_(p, SIGKILL);
+	}
+	for (int pass = 0; pass < 10; pass++) {
+		if (hum_token_scan(s->prefix, kill_sweep, NULL) <= 0)
+			break;
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	/* 2. Reap the main processes; record the end of every unfinished run
+	 * in the store (no hooks: the caller is tearing down). */
+	for (size_t i = 0; i < s->nprocs; i++) {
+		hum_proc *p = s->procs[i];
+		int status = 0, reaped = 0;
+		if (p->pid) {
+			pid_t r;
+			while ((r = waitpid(p->pid, &status, 0)) < 0 && errno == EINTR)
+				;
+			reaped = r == p->pid;
+			p->pid = 0;
+		} else if (p->finish_pending) {
+			status = p->wstatus;
+			reaped = 1;
+		}
+		int st = p->entry->snap->state;
+		if (st == HUM_PENDING || st == HUM_STOPPED || st == HUM_SUCCEEDED || st == HUM_FAILED)
+			continue;
+		hum_snap *n = hum_snap_clone(p->entry->snap, "stopped (hum exited)");
+		if (n == NULL)
+			continue;
+		n->state = HUM_STOPPED;
+		n->pid = 0;
+		n->ready = 0;
+		n->changed_at_ms = hum_now_ms_();
+		if (reaped) {
+			n->ended_at_ms = n->changed_at_ms;
+			n->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+			n->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+		}
+		hum_store_publish(s->st, p->entry, n);
+	}
+	/* 3. Everything is dead: the sentinel need not kill groups whose ids
+	 * may be recycled from now on; it still sweeps tokens. */
+	hum_sentinel_disarm(&s->sentinel);
+	hum_sentinel_stop(&s->sentinel);
+	/* 4. Watchers and memory. */
+	hum_stream_close_all_(s);
+	hum_reap_fini_(s);
+	for (size_t i = 0; i < s->nprocs; i++) {
+		s->procs[i]->entry->owner = NULL;
+		proc_free(s->procs[i]);
+	}
+	free(s->procs);
+	free(s->scratch);
+	free(s->lines);
+	free(s);
+}
+
+const char *hum_sup_token(hum_sup *s)
+{
+	return s->token;
+}
+
+int hum_sup_guard_group(hum_sup *s, pid_t pgid)
+{
+	return pgid > 0 ? hum_sentinel_add(&s->sentinel, pgid) : -EINVAL;
+}
+
+int hum_sup_unguard_group(hum_sup *s, pid_t pgid)
+{
+	return pgid > 0 ? hum_sentinel_forget(&s->sentinel, pgid) : -EINVAL;
+}
+
+hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *err)
+{
+	int e = 0;
+	if (err == NULL)
+		err = &e;
+	if (s == NULL || name == NULL || *name == '\0' || spec == NULL ||
+	    (spec->argv == NULL && spec->shell == NULL) ||
+	    (spec->argv && spec->argv[0] == NULL) ||
+	    (spec->kind != HUM_SERVICE && spec->kind != HUM_TASK) ||
+	    spec->restart.policy < HUM_RESTART_NO || spec->restart.policy > HUM_RESTART_ALWAYS ||
+	    spec->stop_signal < 0 || spec->stop_signal >= NSIG) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	if (s->nprocs == s->procs_cap) {
+		size_t cap = s->procs_cap ? s->procs_cap * 2 : 16;
+		hum_proc **v = realloc(s->procs, cap * sizeof *v);
+		if (v == NULL) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		s->procs = v;
+		s->procs_cap = cap;
+	}
+	hum_proc *p = calloc(1, sizeof *p);
+	if (p == NULL) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	p->sup = s;
+	p->argv = spec->shell ? NULL : strv_dup(spec->argv);
+	p->shell = spec->shell ? strdup(spec->shell) : NULL;
+	p->cwd = spec->cwd ? strdup(spec->cwd) : NULL;
+	p->env = strv_dup(spec->env);
+	p->groups = strdup(spec->groups ? spec->groups : "");
+	if ((spec->shell ? !p->shell : !p->argv) || (spec->cwd && !p->cwd) ||
+	    (spec->env && !p->env) || !p->groups) {
+		proc_free(p);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	p->stop_signal = spec->stop_signal > 0 ? spec->stop_signal : SIGTERM;
+	p->grace = spec->grace < 0 ? 5.0 : spec->grace;
+	p->kind = spec->kind;
+	p->restart = spec->restart;
+	if (!(p->restart.initial >= 0))
+		p->restart.initial = 0;
+	if (!(p->restart.cap >= p->restart.initial))
+		p->restart.cap = p->restart.initial;
+	p->cleaned = 1;
+
+	hum_snap *n = hum_snap_new(NULL, name, p->groups, "not started");
+	if (n == NULL) {
+		proc_free(p);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	n->kind = (uint8_t)spec->kind;
+	n->state = HUM_PENDING;
+	n->exit_code = -1;
+	n->changed_at_ms = hum_now_ms_();
+	hum_entry *entry = hum_store_add(s->st, n);
+	if (entry == NULL) {
+		*err = errno == EEXIST ? -EEXIST : -ENOMEM;
+		hum_snap_free(n);
+		proc_free(p);
+		return NULL;
+	}
+	entry->owner = p;
+	p->entry = entry;
+	p->id = entry->id;
+	ev_timer_init(&p->grace_timer, hum_grace_cb_, 0, 0);
+	ev_timer_init(&p->backoff_timer, hum_backoff_cb_, 0, 0);
+	s->procs[s->nprocs++] = p;
+	if (s->hooks.state)
+		s->hooks.state(p, NULL, entry->snap, s->ud);
+	return p;
+}
+
+hum_proc *hum_sup_get(hum_sup *s, uint32_t id)
+{
+	size_t lo = 0, hi = s->nprocs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->procs[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->nprocs && s->procs[lo]->id == id ? s->procs[lo] : NULL;
+}
+
+hum_proc *hum_sup_find(hum_sup *s, const char *name)
+{
+	/* The writer may read its own registry without a section. */
+	hum_entry *e = hum_store_lookup(s->st, name);
+	if (e == NULL || e->owner == NULL)
+		return NULL;
+	hum_proc *p = e->owner;
+	return p->sup == s ? p : NULL;
+}
+
+void hum_sup_foreach(hum_sup *s, int (*fn)(hum_proc *p, void *ud), void *ud)
+{
+	for (size_t i = 0; i < s->nprocs; i++)
+		if (fn(s->procs[i], ud))
+			break;
+}
+
+size_t hum_sup_active(hum_sup *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->nprocs; i++) {
+		hum_proc *p = s->procs[i];
+		n += p->pid || p->nstreams || p->finish_pending;
+	}
+	return n;
+}
+
+void hum_sup_kill_all(hum_sup *s)
+{
+	for (size_t i = 0; i < s->nprocs; i++) {
+		hum_proc *p = s->procs[i];
+		if (p->pid) {
+			/* The user wants them gone: the outcome is `stopped`. */
+			if (!p->stopping) {
+				p->stopping = 1;
+				set_state(p, HUM_STOPPING, "stopping (SIGKILL)");
+			}
+			p->restart_after = WHY_NONE;
+			p->killed = 2;
+			ev_timer_stop(s->loop, &p->grace_timer);
+			hum_kill_group_(p, SIGKILL);
+		} else if (ev_is_active(&p->backoff_timer)) {
+			hum_proc_stop(p);
+		} else {
+			p->restart_after = WHY_NONE;
+			hum_cleanup_run_(p);
+		}
+	}
+	hum_scan_request_(s, 0, 0, SIGKILL, false); /* every token of ours */
+}
+
+/* ---- control ---------------------------------------------------------------------- */
+
+int hum_proc_start(hum_proc *p)
+{
+	if (p->pid || p->finish_pending) {
+		/* Running: nothing to do.  On its way out: run again after. */
+		if ((p->stopping || p->finish_pending) && !p->restart_after)
+			p->restart_after = WHY_START;
+		return 0;
+	}
+	ev_timer_stop(p->sup->loop, &p->backoff_timer);
+	p->attempts = 0; /* an explicit start is a fresh start */
+	return hum_proc_spawn_(p, WHY_START);
+}
+
+int hum_proc_stop(hum_proc *p)
+{
+	hum_sup *s = p->sup;
+	p->restart_after = WHY_NONE;
+	if (p->pid) {
+		if (p->stopping)
+			return 0;
+		p->stopping = 1;
+		int sig = p->stop_signal;
+		char b[32], reason[64];
+		hum_kill_group_(p, sig);
+		if (sig != SIGKILL && sig != SIGCONT)
+			hum_kill_group_(p, SIGCONT); /* a stopped group cannot act on it */
+		hum_scan_request_(s, p->id, p->run, sig, false);
+		hum_scan_req *last = s->nscan ? &s->scan[s->nscan - 1] : NULL;
+		if (last && last->id == p->id && last->run == p->run && last->sig == sig &&
+		    sig != SIGKILL)
+			last->skip_pgid = p->pgid;
+		if (sig == SIGKILL) {
+			p->killed = 2;
+		} else if (p->grace <= 0) {
+			p->killed = 2;
+			hum_kill_group_(p, SIGKILL);
+			hum_scan_request_(s, p->id, p->run, SIGKILL, false);
+		} else {
+			ev_timer_set(&p->grace_timer, p->grace, 0);
+			ev_timer_start(s->loop, &p->grace_timer);
+		}
+		snprintf(reason, sizeof reason, "stopping (%s)", hum_signame_(sig, b, sizeof b));
+		set_state(p, HUM_STOPPING, reason);
+		return 0;
+	}
+	if (p->finish_pending) {
+		p->stopping = 1; /* exited while draining: the outcome is stopped */
+		return 0;
+	}
+	int state = p->entry->snap->state;
+	if (ev_is_active(&p->backoff_timer)) {
+		ev_timer_stop(s->loop, &p->backoff_timer);
+		set_state(p, HUM_STOPPED, "stopped");
+	} else if (state == HUM_PENDING || state == HUM_STARTING || state == HUM_RUNNING ||
+		   state == HUM_READY || state == HUM_STOPPING || state == HUM_BACKOFF) {
+		set_state(p, HUM_STOPPED, "stopped");
+	}
+	/* succeeded / failed / stopped keep their outcome; a descendant that
+	 * outlived the run (and may hold its pipe) goes now. */
+	hum_cleanup_run_(p);
+	return 0;
+}
+
+int hum_proc_restart(hum_proc *p)
+{
+	if (p->pid) {
+		hum_proc_stop(p);
+		p->restart_after = WHY_RESTART;
+		return 0;
+	}
+	if (p->finish_pending) {
+		p->restart_after = WHY_RESTART;
+		return 0;
+	}
+	ev_timer_stop(p->sup->loop, &p->backoff_timer);
+	return hum_proc_spawn_(p, p->run ? WHY_RESTART : WHY_START);
+}
+
+int hum_proc_signal(hum_proc *p, int sig)
+{
+	if (!p->pid)
+		return -ESRCH;
+	/* The group: `sh -c` wrappers and npm scripts would swallow it. */
+	if (kill(-p->pgid, sig) != 0)
+		return -errno;
+	return 0;
+}
+
+int hum_proc_set_pending(hum_proc *p, const char *reason)
+{
+	if (p->pid || p->finish_pending)
+		return -EBUSY;
+	ev_timer_stop(p->sup->loop, &p->backoff_timer);
+	set_state(p, HUM_PENDING, reason ? reason : "");
+	return 0;
+}
+
+int hum_proc_set_ready(hum_proc *p)
+{
+	const hum_snap *cur = p->entry->snap;
+	if (cur->state == HUM_READY)
+		return 0;
+	if (cur->state != HUM_RUNNING)
+		return -EINVAL;
+	hum_snap *n = hum_proc_next_(p, NULL);
+	if (n == NULL)
+		return -ENOMEM;
+	n->state = HUM_READY;
+	n->ready = 1;
+	hum_proc_publish_(p, n);
+	return 0;
+}
+
+int hum_proc_set_reason(hum_proc *p, const char *reason)
+{
+	hum_snap *n = hum_proc_next_(p, reason ? reason : "");
+	if (n == NULL)
+		return -ENOMEM;
+	hum_proc_publish_(p, n);
+	return 0;
+}
+
+uint32_t hum_proc_id(const hum_proc *p) { return p->id; }
+const char *hum_proc_name(const hum_proc *p) { return p->entry->name; }
+const hum_snap *hum_proc_snap(const hum_proc *p) { return p->entry->snap; }
+hum_entry *hum_proc_entry(hum_proc *p) { return p->entry; }
+void *hum_proc_udata(const hum_proc *p) { return p->udata; }
+void hum_proc_set_udata(hum_proc *p, void *ud) { p->udata = ud; }

@@ -1,0 +1,119 @@
+/*
+ * proc_priv.h — the supervisor's records, shared by proc.c (records and the
+ * control API), reap.c (exits, restarts, stop escalation, kill sweeps) and
+ * capture.c (pipes to lines).  Not a public API; loop thread only.
+ */
+#ifndef HUM_PROC_PRIV_H
+#define HUM_PROC_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lines.h"
+#include "proc.h"
+#include "sentinel.h"
+
+#define PIDMAP_SIZE 1024 /* buckets of the pid -> record map (power of two) */
+
+/* Why a run starts: also the value of hum_proc.restart_after. */
+enum { WHY_NONE = 0, WHY_START, WHY_RESTART, WHY_POLICY };
+
+/* One pipe being read.  A stream belongs to one run of one process; when a
+ * new run starts while a descendant of the old one still holds its pipe,
+ * the old stream stays open (its lines still go to the same process's log)
+ * until EOF. */
+typedef struct hum_stream {
+	ev_io io;                        /* first member: the callback's argument */
+	hum_proc *p;
+	struct hum_stream *next, *prev;  /* hum_sup.streams: every open pipe */
+	hum_lbuf lb;
+	uint8_t kind;                    /* HUM_STREAM_OUT / HUM_STREAM_ERR */
+} hum_stream;
+
+/* A pending token sweep: signal every process carrying the token of run
+ * `run` (0: any run) of process `id` (0: any process). */
+typedef struct hum_scan_req {
+	uint32_t id, run;
+	int sig;
+	bool finish; /* publish p's final state after the sweep */
+	pid_t skip_pgid; /* members of this group had sig already (0: none) */
+} hum_scan_req;
+
+struct hum_proc {
+	hum_sup *sup;
+	hum_entry *entry;
+	uint32_t id;
+	/* spec (deep copies) */
+	char **argv, *shell, *cwd, **env, *groups;
+	int stop_signal, kind;
+	double grace;
+	hum_restart restart;
+	/* the current or last run */
+	pid_t pid;           /* live main process, 0 once reaped */
+	pid_t pgid;          /* its group (== its pid); kill(-pgid) only while
+				* pid != 0 or right at its reap (reap.c) */
+	uint32_t run;        /* runs so far; part of the token */
+	hum_proc *pid_next;  /* pid map chain while pid != 0 */
+	hum_stream *out, *err; /* this run's pipes while open */
+	unsigned nstreams;   /* open pipes of any run */
+	ev_timer grace_timer, backoff_timer;
+	double started_mono;
+	unsigned attempts;   /* policy restarts since the last reset */
+	uint32_t restarts;   /* every restart ever (policy and manual) */
+	int wstatus;         /* exit status kept for a deferred final state */
+	uint8_t stopping;    /* stop requested for this run */
+	uint8_t killed;      /* SIGKILL sent: 1 when the grace ran out, 2 at once */
+	uint8_t restart_after; /* WHY_*: start again once this run is over */
+	uint8_t finish_pending; /* exited; final state waits for a sweep */
+	uint8_t cleaned;     /* this run's leftovers were killed (or none) */
+	void *udata;
+};
+
+struct hum_sup {
+	struct ev_loop *loop;
+	hum_store *st;
+	hum_sup_hooks hooks;
+	void *ud;
+	ev_child child_w;    /* pid 0: every child, including adopted orphans */
+	ev_prepare scan_w;   /* runs pending token sweeps, once per iteration */
+	hum_proc **procs;    /* by id (ids only grow: appended in order) */
+	size_t nprocs, procs_cap;
+	hum_proc *pidmap[PIDMAP_SIZE];
+	hum_stream *streams;
+	char *scratch;       /* HUM_LBUF_SCRATCH bytes: every pipe reads here */
+	hum_line *lines;     /* HUM_LBUF_MAX_LINES: one batch */
+	char prefix[64];     /* "<hum pid>-<start ms hex>-<n>." */
+	char token[96];      /* "HUM_TOKEN=<prefix>0.0": for other spawners */
+	hum_sentinel sentinel;
+	hum_scan_req *scan;
+	size_t nscan, scan_cap;
+	bool freeing;
+};
+
+/* proc.c */
+int64_t hum_now_ms_(void);
+double hum_mono_(void);
+void hum_sup_log_(hum_sup *s, hum_proc *p, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+hum_snap *hum_proc_next_(hum_proc *p, const char *reason); /* NULL: ENOMEM, logged */
+void hum_proc_publish_(hum_proc *p, hum_snap *n);
+int hum_proc_spawn_(hum_proc *p, int why);
+
+/* reap.c */
+void hum_reap_init_(hum_sup *s);
+void hum_reap_fini_(hum_sup *s);
+void hum_pidmap_add_(hum_sup *s, hum_proc *p);
+void hum_kill_group_(hum_proc *p, int sig);
+void hum_cleanup_run_(hum_proc *p); /* SIGKILL the run's token carriers */
+void hum_scan_request_(hum_sup *s, uint32_t id, uint32_t run, int sig, bool finish);
+void hum_grace_cb_(struct ev_loop *loop, ev_timer *w, int revents);
+void hum_backoff_cb_(struct ev_loop *loop, ev_timer *w, int revents);
+const char *hum_signame_(int sig, char *buf, size_t len);
+
+/* capture.c */
+int hum_stream_open_(hum_proc *p, int fd, int kind); /* takes fd */
+void hum_proc_drain_(hum_proc *p); /* read this run's pipes until EAGAIN/EOF */
+void hum_stream_close_all_(hum_sup *s);
+
+#endif

@@ -1,0 +1,388 @@
+/*
+ * reap.c — what happens after a child exits, and making sure nothing of it
+ * is left: reaping, exit states, restart policy and backoff, stop escalation
+ * (stop signal, grace, SIGKILL), token sweeps, and empty-group bookkeeping.
+ *
+ * Reaping.  hum is a child subreaper, so orphaned descendants of its
+ * children are re-parented to it.  libev reaps every child of the process on
+ * every SIGCHLD wake-up (waitpid(-1, WNOHANG) in a loop until none is left)
+ * and dispatches each status to the matching ev_child watchers; hum has one
+ * watcher with pid 0 that sees them all and looks the pid up in a small hash
+ * map.  Unknown pids are adopted orphans (or other code's children: libev
+ * reaped them for it and their own watchers get the status too).
+ *
+ * Stop.  stop_signal (then SIGCONT, for a stopped group) goes to the whole
+ * group and, through a token sweep, to descendants that left the group.
+ * After `grace` the group and the token carriers get SIGKILL.  When the main
+ * process exits during a stop, whatever is left of the run gets SIGKILL at
+ * once (it already had the stop signal for as long as the main process
+ * took), and the final `stopped` is published only after that sweep, so a
+ * hook that sees `stopped` may rely on the run being gone (SIGKILL'd).
+ *
+ * Sweeps read /proc/<pid>/environ of every process, so they never run on a
+ * hot path: they are queued by stop/kill/restart and run once per loop
+ * iteration from an ev_prepare, one /proc pass for all queued requests
+ * (stopping 1000 processes costs one pass, not 1000).
+ *
+ * Restart.  After an exit that the policy restarts (on-failure: not exit 0;
+ * always: any), the run's leftovers are killed (a restart must never leave
+ * two copies) and the state is `backoff` with reason "restarting in 1.5s
+ * (attempt 3)"; delays start at `initial` and double up to `cap`; a run that
+ * stayed up `reset_after` seconds resets the attempt count; after `max`
+ * attempts the state stays failed ("... (gave up after N restarts)").
+ * Spawn errors are never retried by the policy (they are not transient in
+ * practice: missing binary, bad cwd).
+ *
+ * Groups and recycled ids.  A process group id is ours only while the group
+ * is not empty, and hum cannot see it empty out (a member may be reaped by
+ * another member).  It is certainly ours while its leader lives, and at the
+ * moment hum reaps the leader (members left then keep the id reserved).  So
+ * kill(-pgid) is only used then: stop, grace, kill_all, and the exit that
+ * ends a stop or precedes a restart; the sentinel is told to forget the
+ * group as soon as the leader is reaped.  Later (a new start after a run
+ * whose descendants outlived it, stop of a finished process, kill_all,
+ * hum_sup_free, the sentinel) what is left of a run is found only through
+ * its token, and each such kill is verified against the process's token
+ * through a pidfd — never a blind signal to a number that may have been
+ * recycled.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proc_priv.h"
+
+const char *hum_signame_(int sig, char *buf, size_t len)
+{
+	const char *abbrev = sigabbrev_np(sig);
+	if (abbrev)
+		snprintf(buf, len, "SIG%s", abbrev);
+	else
+		snprintf(buf, len, "signal %d", sig);
+	return buf;
+}
+
+/* ---- pid map and groups ---------------------------------------------------- */
+
+void hum_pidmap_add_(hum_sup *s, hum_proc *p)
+{
+	hum_proc **b = &s->pidmap[(unsigned)p->pid & (PIDMAP_SIZE - 1)];
+	p->pid_next = *b;
+	*b = p;
+}
+
+static hum_proc *pidmap_take(hum_sup *s, pid_t pid)
+{
+	for (hum_proc **pp = &s->pidmap[(unsigned)pid & (PIDMAP_SIZE - 1)]; *pp; pp = &(*pp)->pid_next)
+		if ((*pp)->pid == pid) {
+			hum_proc *p = *pp;
+			*pp = p->pid_next;
+			p->pid_next = NULL;
+			return p;
+		}
+	return NULL;
+}
+
+void hum_kill_group_(hum_proc *p, int sig)
+{
+	/* Only while the leader lives or was reaped just now (see above). */
+	if (p->pgid <= 0)
+		return;
+	if (kill(-p->pgid, sig) != 0 && errno != ESRCH) {
+		char b[32];
+		hum_sup_log_(p->sup, p, "kill(-%d, %s): %s", (int)p->pgid,
+			     hum_signame_(sig, b, sizeof b), strerror(errno));
+	}
+}
+
+static void forget(hum_sup *s, pid_t pgid)
+{
+	int rc = hum_sentinel_forget(&s->sentinel, pgid);
+	if (rc < 0 && rc != -EBADF)
+		hum_sup_log_(s, NULL, "sentinel: forget group %d: %s", (int)pgid, strerror(-rc));
+}
+
+/* ---- token sweeps ------------------------------------------------------------ */
+
+static void finish(hum_proc *p);
+
+void hum_scan_request_(hum_sup *s, uint32_t id, uint32_t run, int sig, bool fin)
+{
+	if (s->nscan == s->scan_cap) {
+		size_t cap = s->scan_cap ? s->scan_cap * 2 : 16;
+		hum_scan_req *v = realloc(s->scan, cap * sizeof *v);
+		if (v == NULL) {
+			hum_sup_log_(s, NULL, "token sweep: out of memory");
+			/* The group kill still happened; do not hang the stop. */
+			hum_proc *p = fin ? hum_sup_get(s, id) : NULL;
+			if (p && p->finish_pending)
+				finish(p);
+			return;
+		}
+		s->scan = v;
+		s->scan_cap = cap;
+	}
+	s->scan[s->nscan++] = (hum_scan_req){ id, run, sig, fin, 0 };
+	if (!ev_is_active(&s->scan_w))
+		ev_prepare_start(s->loop, &s->scan_w);
+}
+
+void hum_cleanup_run_(hum_proc *p)
+{
+	/* The leader is gone: its group id may be recycled, tokens only. */
+	if (p->cleaned || p->run == 0)
+		return;
+	p->cleaned = 1;
+	hum_scan_request_(p->sup, p->id, p->run, SIGKILL, false);
+}
+
+typedef struct sweep {
+	hum_sup *s;
+	const hum_scan_req *req;
+	size_t n;
+	int killed;
+} sweep;
+
+static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
+{
+	sweep *w = ud;
+	/* value = prefix "<id>.<run>" */
+	const char *q = value + strlen(w->s->prefix);
+	char *end;
+	unsigned long id = strtoul(q, &end, 10);
+	if (*end != '.')
+		return 0;
+	unsigned long run = strtoul(end + 1, &end, 10);
+	int last = 0;
+	for (size_t i = 0; i < w->n; i++) {
+		const hum_scan_req *r = &w->req[i];
+		if ((r->id && r->id != id) || (r->run && r->run != run) || r->sig == last)
+			continue;
+		/* A stop signal reached the group already: only those who left
+		 * it get it here (twice could mean "force quit" to some). */
+		if (r->skip_pgid && getpgid(pid) == r->skip_pgid)
+			continue;
+		last = r->sig;
+		if (hum_token_kill(pid, value, len, r->sig) == 0)
+			w->killed++;
+	}
+	return 0;
+}
+
+static void scan_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	hum_sup *s = (hum_sup *)((char *)w - offsetof(hum_sup, scan_w));
+	/* Take the batch: finishing may queue new requests (a restart). */
+	hum_scan_req *req = s->scan;
+	size_t n = s->nscan;
+	s->scan = NULL;
+	s->nscan = s->scan_cap = 0;
+	ev_prepare_stop(loop, w);
+	sweep sw = { s, req, n, 0 };
+	int rc = hum_token_scan(s->prefix, sweep_match, &sw);
+	if (rc < 0)
+		hum_sup_log_(s, NULL, "token sweep: /proc: %s", strerror(-rc));
+	for (size_t i = 0; i < n; i++) {
+		if (!req[i].finish)
+			continue;
+		hum_proc *p = hum_sup_get(s, req[i].id);
+		if (p && p->finish_pending && p->run == req[i].run)
+			finish(p);
+	}
+	free(req);
+}
+
+/* ---- exits ---------------------------------------------------------------------- */
+
+static void describe(int status, char *buf, size_t len)
+{
+	char b[32];
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with code %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by %s%s", hum_signame_(WTERMSIG(status), b, sizeof b),
+			 WCOREDUMP(status) ? " (core dumped)" : "");
+	else
+		snprintf(buf, len, "status 0x%x", status);
+}
+
+static void set_exit(hum_snap *n, int status)
+{
+	n->pid = 0;
+	n->ready = 0;
+	n->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	n->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	n->ended_at_ms = n->changed_at_ms;
+}
+
+/* The final state of a stopped run, after its sweep. */
+static void finish(hum_proc *p)
+{
+	p->finish_pending = 0;
+	if (p->restart_after) {
+		int why = p->restart_after;
+		p->restart_after = WHY_NONE;
+		hum_proc_spawn_(p, why);
+		return;
+	}
+	char what[96], reason[192];
+	describe(p->wstatus, what, sizeof what);
+	if (p->killed == 1)
+		snprintf(reason, sizeof reason, "stopped (%s after %gs grace)", what, p->grace);
+	else
+		snprintf(reason, sizeof reason, "stopped (%s)", what);
+	hum_snap *n = hum_proc_next_(p, reason);
+	if (n == NULL)
+		return;
+	n->state = HUM_STOPPED;
+	set_exit(n, p->wstatus);
+	hum_proc_publish_(p, n);
+}
+
+static double backoff_delay(const hum_proc *p)
+{
+	double d = p->restart.initial * ldexp(1.0, (int)(p->attempts > 60 ? 60 : p->attempts) - 1);
+	return d > p->restart.cap ? p->restart.cap : d;
+}
+
+static void exited(hum_proc *p, int status)
+{
+	hum_sup *s = p->sup;
+	ev_timer_stop(s->loop, &p->grace_timer);
+	/* While the pipes drain (hooks run), control calls must not see an
+	 * idle process: finish_pending makes start/restart/stop defer. */
+	p->finish_pending = 1;
+	hum_proc_drain_(p);
+	p->wstatus = status;
+	if (p->stopping) {
+		/* Stopped: kill what is left at once, publish after the sweep.
+		 * The group id is still ours (see "Groups" above). */
+		p->cleaned = 1;
+		hum_kill_group_(p, SIGKILL);
+		forget(s, p->pgid);
+		hum_scan_request_(s, p->id, p->run, SIGKILL, true);
+		return;
+	}
+	p->finish_pending = 0;
+	int asked = p->restart_after; /* start/restart called while draining */
+	p->restart_after = WHY_NONE;
+
+	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	const hum_restart *r = &p->restart;
+	if (r->reset_after > 0 && hum_mono_() - p->started_mono >= r->reset_after)
+		p->attempts = 0;
+	bool want = r->policy == HUM_RESTART_ALWAYS || (r->policy == HUM_RESTART_ON_FAILURE && !ok);
+	bool can = r->max < 0 || p->attempts < (unsigned)r->max;
+	char what[96], reason[160];
+	describe(status, what, sizeof what);
+	if (want && can) {
+		/* A restart must not meet the old run: kill its group while the
+		 * id is surely ours, and its token carriers. */
+		hum_kill_group_(p, SIGKILL);
+		hum_cleanup_run_(p);
+		p->attempts++;
+		double d = backoff_delay(p);
+		snprintf(reason, sizeof reason, "restarting in %gs (attempt %u)", d, p->attempts);
+		ev_timer_set(&p->backoff_timer, d, 0);
+		ev_timer_start(s->loop, &p->backoff_timer);
+	} else if (want) {
+		snprintf(reason, sizeof reason, "%s (gave up after %u restarts)", what, p->attempts);
+	} else {
+		snprintf(reason, sizeof reason, "%s", what);
+	}
+	forget(s, p->pgid);
+	hum_snap *n = hum_proc_next_(p, reason);
+	if (n) {
+		set_exit(n, status);
+		if (want && can)
+			n->state = HUM_BACKOFF;
+		else if (ok && !(r->policy == HUM_RESTART_ALWAYS && p->kind == HUM_SERVICE))
+			n->state = HUM_SUCCEEDED;
+		else
+			n->state = HUM_FAILED; /* an `always` service that gave up failed */
+		hum_proc_publish_(p, n);
+	}
+	if (asked && !p->pid) {
+		ev_timer_stop(s->loop, &p->backoff_timer);
+		hum_proc_spawn_(p, asked);
+	}
+}
+
+static void respawn_sentinel(hum_sup *s)
+{
+	hum_sentinel_stop(&s->sentinel);
+	int rc = hum_sentinel_start(&s->sentinel, s->prefix);
+	if (rc < 0) {
+		hum_sup_log_(s, NULL, "sentinel: fork: %s", strerror(-rc));
+		return;
+	}
+	for (size_t i = 0; i < s->nprocs; i++)
+		if (s->procs[i]->pid)
+			hum_sentinel_add(&s->sentinel, s->procs[i]->pgid);
+}
+
+static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	hum_sup *s = (hum_sup *)((char *)w - offsetof(hum_sup, child_w));
+	pid_t pid = w->rpid;
+	int status = w->rstatus;
+	if (pid == s->sentinel.pid && pid > 0) {
+		char what[96];
+		describe(status, what, sizeof what);
+		hum_sup_log_(s, NULL, "sentinel %s; starting a new one", what);
+		s->sentinel.pid = 0; /* reaped already */
+		respawn_sentinel(s);
+		return;
+	}
+	hum_proc *p = pidmap_take(s, pid);
+	if (p == NULL)
+		return; /* an adopted orphan (reaped: that was all it needed) */
+	p->pid = 0;
+	exited(p, status);
+}
+
+/* ---- timers ------------------------------------------------------------------------- */
+
+void hum_grace_cb_(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	hum_proc *p = (hum_proc *)((char *)w - offsetof(hum_proc, grace_timer));
+	if (!p->pid)
+		return;
+	char b[32];
+	hum_sup_log_(p->sup, p, "still running %gs after %s: sending SIGKILL", p->grace,
+		     hum_signame_(p->stop_signal, b, sizeof b));
+	p->killed = 1;
+	hum_kill_group_(p, SIGKILL);
+	hum_scan_request_(p->sup, p->id, p->run, SIGKILL, false);
+}
+
+void hum_backoff_cb_(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	hum_proc *p = (hum_proc *)((char *)w - offsetof(hum_proc, backoff_timer));
+	hum_proc_spawn_(p, WHY_POLICY);
+}
+
+/* ---- setup ---------------------------------------------------------------------------- */
+
+void hum_reap_init_(hum_sup *s)
+{
+	ev_child_init(&s->child_w, child_cb, 0, 0);
+	ev_child_start(s->loop, &s->child_w);
+	ev_unref(s->loop); /* watching for exits must not keep ev_run going */
+	ev_prepare_init(&s->scan_w, scan_cb);
+}
+
+void hum_reap_fini_(hum_sup *s)
+{
+	ev_ref(s->loop);
+	ev_child_stop(s->loop, &s->child_w);
+	ev_prepare_stop(s->loop, &s->scan_w);
+	free(s->scan);
+	s->scan = NULL;
+	s->nscan = s->scan_cap = 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * sentinel.h — nothing hum started survives hum, even after kill -9.
+ *
+ * Every child hum spawns carries HUM_TOKEN=<instance>.<proc id>.<run> in its
+ * environment, inherited by all its descendants, whatever sessions or
+ * process groups they move to.  Two mechanisms use it:
+ *
+ *  - The sentinel: a tiny process forked by hum_sup_new (before hum grows),
+ *    in its own session, ignoring terminal and termination signals, holding
+ *    only the read end of a pipe whose write end only hum holds (CLOEXEC, so
+ *    no child inherits it).  hum writes each new process group id to it, and
+ *    a "forget" record as soon as the group's leader is reaped (after that
+ *    the id may be recycled; what is left of the group is found by token).  When the pipe reaches EOF — hum exited or was killed, even
+ *    with SIGKILL — the sentinel SIGKILLs every recorded group, then scans
+ *    /proc/<pid>/environ for the instance's token prefix and SIGKILLs those
+ *    processes, repeating the scan until it finds none; then it exits.
+ *  - The token scan on stop (reap.c): descendants that left the group are
+ *    found the same way and signalled.
+ *
+ * Limit: a descendant that both left the process group (setsid/setpgid) and
+ * rewrote or cleared its environment block (or one that a setuid binary made
+ * unreadable to us) escapes both.  A process stopped with SIGSTOP is still
+ * killed (SIGKILL needs no cooperation).
+ *
+ * Everything the sentinel runs after fork is a raw system call on stack or
+ * static memory (no malloc, no stdio), so forking from a multi-threaded hum
+ * is safe.
+ */
+#ifndef HUM_SENTINEL_H
+#define HUM_SENTINEL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct hum_sentinel {
+	pid_t pid; /* 0 when not running */
+	int fd;    /* write end, O_NONBLOCK|O_CLOEXEC; -1 when closed */
+} hum_sentinel;
+
+/* Forks the sentinel for the token prefix (e.g. "1234-18c0a.."); 0 or -errno. */
+int hum_sentinel_start(hum_sentinel *s, const char *prefix);
+/* Records a group to kill / a group whose leader was reaped.  0 or -errno (-EAGAIN: the
+ * pipe is full; the token scan still covers the group). */
+int hum_sentinel_add(hum_sentinel *s, pid_t pgid);
+int hum_sentinel_forget(hum_sentinel *s, pid_t pgid);
+/* Graceful shutdown: hum has killed everything itself; the sentinel skips
+ * the group kills (their ids may be recycled soon) but still scans. */
+int hum_sentinel_disarm(hum_sentinel *s);
+/* Closes the pipe and waits for the sentinel to finish its sweep. */
+void hum_sentinel_stop(hum_sentinel *s);
+
+/* Calls fn(pid, value, len, ud) for every other process whose environment
+ * holds HUM_TOKEN=value with value starting with prefix; fn returns non-zero
+ * to stop.  Returns the number of matches, or -errno if /proc cannot be
+ * read.  Raw syscalls only (usable in the sentinel). */
+typedef int (*hum_token_fn)(pid_t pid, const char *value, size_t len, void *ud);
+int hum_token_scan(const char *prefix, hum_token_fn fn, void *ud);
+/* Sends sig to pid if it still carries HUM_TOKEN=value: the check and the
+ * signal go through a pidfd, so a pid recycled in between is never hit.
+ * 0 or -errno. */
+int hum_token_kill(pid_t pid, const char *value, size_t len, int sig);
+
+#endif

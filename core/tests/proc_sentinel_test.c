@@ -1,0 +1,102 @@
+/*
+ * proc_sentinel_test.c — kill -9 of hum leaves nothing behind.
+ *
+ * A forked child plays hum: it creates a supervisor, starts a sleeper and
+ * `grandkids` (a child in the group and a setsid'd, double-forked,
+ * TERM-ignoring daemon), and reports every pid through a pipe.  The test
+ * SIGKILLs it and expects all of them, and the sentinel itself, gone within
+ * 2 s.  Then, in this process: a sentinel killed by someone is replaced.
+ */
+#include <poll.h>
+#include <sys/wait.h>
+
+#include "proc_priv.h"
+#include "proc_util.h"
+
+static __attribute__((noreturn)) void play_hum(int wfd)
+{
+	rec r1, r2;
+	harness_init();
+	char *a1[] = { fix("sleeper"), NULL };
+	char *a2[] = { fix("grandkids"), NULL };
+	hum_spec s1 = spec_argv(a1), s2 = spec_argv(a2);
+	hum_proc *p1 = add("sleeper", &s1, &r1), *p2 = add("grandkids", &s2, &r2);
+	hum_proc_start(p1);
+	hum_proc_start(p2);
+	WAIT(find_pid(r1.text[1], "pid") && find_pid(r2.text[1], "main"), 20);
+	char msg[128];
+	int n = snprintf(msg, sizeof msg, "%d %d %d %d %d\n", (int)find_pid(r1.text[1], "pid"),
+			 (int)find_pid(r2.text[1], "child"), (int)find_pid(r2.text[1], "daemon"),
+			 (int)find_pid(r2.text[1], "main"), (int)S->sentinel.pid);
+	if (write(wfd, msg, (size_t)n) != n)
+		_exit(1);
+	for (;;)
+		pause(); /* until SIGKILL */
+}
+
+static void test_kill9(void)
+{
+	int p[2];
+	if (pipe(p) != 0) {
+		printf("Bail out! pipe\n");
+		exit(1);
+	}
+	pid_t hum = fork();
+	if (hum == 0) {
+		close(p[0]);
+		play_hum(p[1]);
+	}
+	close(p[1]);
+	char buf[128] = "";
+	struct pollfd pfd = { p[0], POLLIN, 0 };
+	ssize_t n = 0;
+	if (poll(&pfd, 1, 20000) == 1)
+		n = read(p[0], buf, sizeof buf - 1);
+	close(p[0]);
+	buf[n > 0 ? n : 0] = 0;
+	int pid[5] = { 0 };
+	int got = sscanf(buf, "%d %d %d %d %d", &pid[0], &pid[1], &pid[2], &pid[3], &pid[4]);
+	ok(got == 5 && pid[0] > 0 && pid[1] > 0 && pid[2] > 0 && pid[3] > 0 && pid[4] > 0,
+	   "hum started sleeper %d, child %d, daemon %d, main %d; sentinel %d", pid[0], pid[1],
+	   pid[2], pid[3], pid[4]);
+	kill(hum, SIGKILL);
+	waitpid(hum, NULL, 0);
+	double t0 = now(), dl = t0 + 2.0;
+	int left;
+	for (;;) {
+		left = 0;
+		for (int i = 0; i < 4; i++)
+			left += alive(pid[i]);
+		if (!left || now() > dl)
+			break;
+		poll(NULL, 0, 5);
+	}
+	ok(got == 5 && left == 0, "after kill -9 of hum every process it started is gone (%.3fs)",
+	   now() - t0);
+	int s_left = 1;
+	for (double dl2 = now() + 5; (s_left = alive(pid[4])) && now() < dl2;)
+		poll(NULL, 0, 5);
+	ok(!s_left, "the sentinel exits after its sweep");
+	for (int i = 0; i < 4; i++)
+		if (pid[i] > 0 && alive(pid[i]))
+			kill(pid[i], SIGKILL); /* never leave them behind, even on failure */
+}
+
+static void test_respawn(void)
+{
+	harness_init();
+	pid_t first = S->sentinel.pid;
+	kill(first, SIGKILL);
+	int replaced = WAIT(S->sentinel.pid != first && S->sentinel.pid > 0, 20);
+	pid_t now_pid = S->sentinel.pid;
+	ok(replaced && alive(now_pid), "a killed sentinel is replaced (%d -> %d)", (int)first,
+	   (int)now_pid);
+	harness_fini();
+}
+
+int main(void)
+{
+	test_kill9(); /* first: before this process is a subreaper with a loop */
+	test_respawn();
+	return done_testing();
+}

@@ -1,0 +1,272 @@
+/*
+ * client.c — blocking control-socket client primitives for the CLI
+ * (hum.client), registered into `hum.raw` by server.c:
+ *
+ *   raw.client_connect(path) -> conn | nil, message, errname   [-1, +1|3]
+ *       errname: "ENOENT", "ECONNREFUSED", "EACCES", ... so the CLI can
+ *       tell "no running instance" (exit 3) from other failures
+ *   conn:send(string) -> true | nil, message                    [-1, +1|2]
+ *   conn:read_line([timeout]) -> line | nil, "timeout" | nil, "eof"
+ *       | nil, message (without the newline; timeout in seconds, nil =
+ *       wait forever; a reset connection counts as "eof")      [-1, +1|2]
+ *   conn:shutdown()  half-close: no more requests              [-0, +0]
+ *   conn:close()                                               [-0, +0]
+ *   raw.isatty(fd) -> boolean                                  [-1, +1]
+ *   raw.realpath(path) -> path | nil, message                  [-1, +1|2]
+ *
+ * A conn owns its fd and its read buffer; __gc closes it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#define CONN_MT "hum.conn"
+#define MAX_LINE (256u << 20)
+
+typedef struct conn {
+	int fd;
+	char *buf;
+	size_t off, len, cap;
+} conn;
+
+static conn *checkconn(lua_State *L)
+{
+	conn *c = luaL_checkudata(L, 1, CONN_MT);
+	if (c->fd < 0)
+		luaL_argerror(L, 1, "connection is closed");
+	return c;
+}
+
+static const char *errname(int e)
+{
+	switch (e) {
+	case ENOENT: return "ENOENT";
+	case ECONNREFUSED: return "ECONNREFUSED";
+	case EACCES: return "EACCES";
+	case ENOTDIR: return "ENOTDIR";
+	case ENAMETOOLONG: return "ENAMETOOLONG";
+	case EAGAIN: return "EAGAIN";
+	default: return "E?";
+	}
+}
+
+static int l_connect(lua_State *L)
+{
+	size_t n;
+	const char *path = luaL_checklstring(L, 1, &n);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (n >= sizeof sa.sun_path) {
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(ENAMETOOLONG));
+		lua_pushstring(L, "ENAMETOOLONG");
+		return 3;
+	}
+	memcpy(sa.sun_path, path, n + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int e = errno;
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(e));
+		lua_pushstring(L, errname(e));
+		return 3;
+	}
+	int rc;
+	do
+		rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0) {
+		int e = errno;
+		close(fd);
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(e));
+		lua_pushstring(L, errname(e));
+		return 3;
+	}
+	conn *c = lua_newuserdata(L, sizeof *c);
+	memset(c, 0, sizeof *c);
+	c->fd = fd;
+	luaL_getmetatable(L, CONN_MT);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+static int l_send(lua_State *L)
+{
+	conn *c = checkconn(L);
+	size_t n;
+	const char *s = luaL_checklstring(L, 2, &n);
+	while (n) {
+		ssize_t k = send(c->fd, s, n, MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			int e = errno;
+			lua_pushnil(L);
+			lua_pushstring(L, e == EPIPE || e == ECONNRESET ? "connection closed by hum" : strerror(e));
+			return 2;
+		}
+		s += k;
+		n -= (size_t)k;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int l_read_line(lua_State *L)
+{
+	conn *c = checkconn(L);
+	double timeout = luaL_optnumber(L, 2, -1);
+	double end = timeout >= 0 ? mono() + timeout : 0;
+	size_t scan = c->off;
+	while (1) {
+		char *nl = c->len > scan ? memchr(c->buf + scan, '\n', c->len - scan) : NULL;
+		if (nl) {
+			size_t n = (size_t)(nl - (c->buf + c->off));
+			lua_pushlstring(L, c->buf + c->off, n);
+			c->off += n + 1;
+			if (c->off == c->len)
+				c->off = c->len = 0;
+			return 1;
+		}
+		scan = c->len;
+		if (c->len - c->off > MAX_LINE) {
+			lua_pushnil(L);
+			lua_pushliteral(L, "response line too long");
+			return 2;
+		}
+		if (timeout >= 0) {
+			double left = end - mono();
+			if (left <= 0) {
+				lua_pushnil(L);
+				lua_pushliteral(L, "timeout");
+				return 2;
+			}
+			struct pollfd p = { c->fd, POLLIN, 0 };
+			int r = poll(&p, 1, (int)(left * 1000) + 1);
+			if (r < 0 && errno != EINTR) {
+				int e = errno;
+				lua_pushnil(L);
+				lua_pushstring(L, strerror(e));
+				return 2;
+			}
+			if (r <= 0)
+				continue;
+		}
+		if (c->off > 0 && c->off == c->len)
+			c->off = c->len = scan = 0;
+		if (c->cap - c->len < 65536) {
+			if (c->off > 0) {
+				memmove(c->buf, c->buf + c->off, c->len - c->off);
+				c->len -= c->off;
+				scan -= c->off;
+				c->off = 0;
+			}
+			if (c->cap - c->len < 65536) {
+				size_t cap = c->cap ? c->cap * 2 : 131072;
+				char *b = realloc(c->buf, cap);
+				if (!b)
+					return luaL_error(L, "out of memory");
+				c->buf = b;
+				c->cap = cap;
+			}
+		}
+		ssize_t k = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (k > 0) {
+			c->len += (size_t)k;
+		} else if (k == 0 || (k < 0 && errno == ECONNRESET)) {
+			lua_pushnil(L);
+			lua_pushliteral(L, "eof");
+			return 2;
+		} else if (errno != EINTR && errno != EAGAIN) {
+			int e = errno;
+			lua_pushnil(L);
+			lua_pushstring(L, strerror(e));
+			return 2;
+		}
+	}
+}
+
+static int l_shutdown(lua_State *L)
+{
+	conn *c = checkconn(L);
+	shutdown(c->fd, SHUT_WR);
+	return 0;
+}
+
+static int l_close(lua_State *L)
+{
+	conn *c = luaL_checkudata(L, 1, CONN_MT);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->buf);
+	c->buf = NULL;
+	c->off = c->len = c->cap = 0;
+	return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+	conn *c = luaL_checkudata(L, 1, CONN_MT);
+	lua_pushfstring(L, "hum.conn (fd %d)", c->fd);
+	return 1;
+}
+
+static int l_isatty(lua_State *L)
+{
+	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)) == 1);
+	return 1;
+}
+
+static int l_realpath(lua_State *L)
+{
+	char out[PATH_MAX];
+	if (!realpath(luaL_checkstring(L, 1), out)) {
+		int e = errno;
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(e));
+		return 2;
+	}
+	lua_pushstring(L, out);
+	return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+	{ "send", l_send }, { "read_line", l_read_line }, { "shutdown", l_shutdown },
+	{ "close", l_close }, { NULL, NULL },
+};
+
+static const luaL_Reg fns[] = {
+	{ "client_connect", l_connect }, { "isatty", l_isatty }, { "realpath", l_realpath },
+	{ NULL, NULL },
+};
+
+void hum_raw_client_register(lua_State *L)
+{
+	if (luaL_newmetatable(L, CONN_MT)) {
+		lua_newtable(L);
+		luaL_register(L, NULL, conn_methods);
+		lua_setfield(L, -2, "__index");
+		lua_pushcfunction(L, l_close);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, l_tostring);
+		lua_setfield(L, -2, "__tostring");
+	}
+	lua_pop(L, 1);
+	luaL_register(L, NULL, fns);
+}

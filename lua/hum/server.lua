@@ -1,0 +1,335 @@
+-- hum.server — the control socket's Lua side, in `hum up`.
+--
+-- C (core/api.c) owns the socket and answers reads (ps, status, logs) on the
+-- API thread from snapshots.  Commands (start, stop, restart, signal, down,
+-- eval) arrive here as "command" events from the dispatcher with the raw
+-- request line; each runs as a reaction (a coroutine), so it can wait for
+-- the processes to reach the state it asked for, and answers exactly once
+-- with raw.api_reply(id, json).  Replies are JSON objects that start with
+-- {"ok":true or {"ok":false (C inserts the request's id after that).
+--
+-- Replies:
+--   start/stop/restart -> {"ok":true,"procs":[{"name","state","pid","reason"}...]}
+--                         ("timeout":true if a state was not reached in time)
+--   signal             -> {"ok":true,"procs":[...]} or ok=false when a target
+--                         was not running
+--   down               -> {"ok":true,"stopping":true}; the socket closes when
+--                         hum has stopped everything and exits
+--   eval               -> {"ok":true,"output":"printed text","result":"..."}
+--                         or {"ok":false,"error":"traceback"}
+local raw = require "hum.raw"
+local cjson = require "cjson"
+local runtime = require "hum.runtime"
+local reactions = require "hum.reactions"
+local util = require "hum.util"
+
+local M = {}
+
+M.path = nil          -- the socket's path while listening
+M.controlled = false  -- a client has started/stopped something
+
+local function encode(ok, t)
+	local body = next(t or {}) and cjson.encode(t) or "{}"
+	local head = ok and '{"ok":true' or '{"ok":false'
+	if body == "{}" then return head .. "}" end
+	return head .. "," .. body:sub(2)
+end
+
+local function reply(id, ok, t) raw.api_reply(id, encode(ok, t)) end
+
+-- Targets (names, groups, globs) -> instances, or nil, message.
+local function resolve(req)
+	local targets = req.targets
+	if type(targets) == "string" then targets = { targets } end
+	if type(targets) ~= "table" or #targets == 0 then return nil, "no targets (names, groups or globs)" end
+	local out, seen = {}, {}
+	for _, t in ipairs(targets) do
+		if type(t) ~= "string" then return nil, "targets must be strings" end
+		local list = runtime.select(t)
+		if #list == 0 then return nil, ("nothing matches %q"):format(t) end
+		for _, i in ipairs(list) do
+			if not seen[i] then seen[i] = true out[#out + 1] = i end
+		end
+	end
+	return out
+end
+
+local function brief(i)
+	local s = raw.status(i.id)
+	return { name = i.name, state = s.state, pid = s.pid ~= 0 and s.pid or nil,
+		reason = s.reason ~= "" and s.reason or nil, exit_code = s.exit_code, signal = s.signal }
+end
+
+local function briefs(list)
+	local out = {}
+	for k, i in ipairs(list) do out[k] = brief(i) end
+	return out
+end
+
+-- Waits (yielding the reaction) until done(i) holds for every instance or
+-- timeout seconds pass; returns true, or false on timeout.
+local function wait_all(list, done, timeout)
+	local deadline = raw.clock() + timeout
+	while true do
+		local pending
+		for _, i in ipairs(list) do
+			if not done(i, raw.status(i.id)) then pending = i break end
+		end
+		if not pending then return true end
+		local left = deadline - raw.clock()
+		if left <= 0 then return false end
+		-- woken by the next state change of that instance (or the timeout)
+		reactions.wait_for("state:" .. pending.id, left, "control command")
+	end
+end
+
+local ACTIVE = runtime.ACTIVE
+
+local function grace_of(list)
+	local g = 0
+	for _, i in ipairs(list) do
+		local spec = rawget(i.def, "stop_spec")
+		g = math.max(g, spec and spec.grace or 5)
+	end
+	return g
+end
+
+local COMMANDS = {}
+
+function COMMANDS.start(req)
+	local list, err = resolve(req)
+	if not list then return nil, err end
+	M.controlled = true
+	for _, i in ipairs(list) do runtime.start_instance(i) end
+	local ok = wait_all(list, function(_, s) return s.state ~= "starting" and s.state ~= "stopping" end,
+		tonumber(req.timeout) or 30)
+	return { procs = briefs(list), timeout = not ok or nil }
+end
+
+function COMMANDS.stop(req)
+	local list, err = resolve(req)
+	if not list then return nil, err end
+	M.controlled = true
+	for _, i in ipairs(list) do
+		i.wanted = false
+		raw.stop(i.id)
+	end
+	local ok = wait_all(list, function(_, s) return not ACTIVE[s.state] end,
+		tonumber(req.timeout) or grace_of(list) + 10)
+	return { procs = briefs(list), timeout = not ok or nil }
+end
+
+function COMMANDS.restart(req)
+	local list, err = resolve(req)
+	if not list then return nil, err end
+	M.controlled = true
+	local before = {}
+	for _, i in ipairs(list) do
+		local s = raw.status(i.id)
+		before[i] = { pid = s.pid, started = s.started_at }
+		runtime.want(i)
+		if runtime.FINAL[i.state] or i.state == "pending" then runtime.start_instance(i) else raw.restart(i.id) end
+	end
+	-- done: a new run has begun (new pid or start time), or the process
+	-- ended up in a state that no longer moves by itself
+	local ok = wait_all(list, function(i, s)
+		if s.state == "starting" or s.state == "stopping" then return false end
+		local b = before[i]
+		return (s.pid ~= 0 and (s.pid ~= b.pid or s.started_at ~= b.started)) or not ACTIVE[s.state]
+	end, tonumber(req.timeout) or grace_of(list) + 30)
+	return { procs = briefs(list), timeout = not ok or nil }
+end
+
+function COMMANDS.signal(req)
+	local sig = req.signal
+	if (type(sig) ~= "string" and type(sig) ~= "number") or not raw.signum(sig) then
+		return nil, ("unknown signal %q"):format(tostring(sig))
+	end
+	local list, err = resolve(req)
+	if not list then return nil, err end
+	local failed = {}
+	for _, i in ipairs(list) do
+		local ok, e = raw.signal(i.id, sig)
+		if not ok then
+			failed[#failed + 1] = ("%s: %s"):format(i.name, e == "No such process" and "not running" or tostring(e))
+		end
+	end
+	if #failed > 0 then return nil, table.concat(failed, "; ") end
+	return { procs = briefs(list) }
+end
+
+function COMMANDS.down(req, id)
+	local already = runtime.shutting_down()
+	reply(id, true, { stopping = true, already = already or nil })
+	if not already then
+		raw.log("stopping everything (hum down)")
+		runtime.shutdown(0)
+	end
+	return false -- answered
+end
+
+-- eval: a persistent environment, so `hum eval 'x = 1'` then `hum eval x` works.
+local eval_env
+local function inspect(v, depth, seen)
+	local t = type(v)
+	if t == "string" then return ("%q"):format(v) end
+	if t ~= "table" then return tostring(v) end
+	depth, seen = depth or 0, seen or {}
+	if seen[v] then return "<cycle>" end
+	if depth > 3 then return "{...}" end
+	seen[v] = true
+	local parts, n = {}, 0
+	for k = 1, #v do
+		n = n + 1
+		if n > 100 then parts[#parts + 1] = "..." break end
+		parts[#parts + 1] = inspect(v[k], depth + 1, seen)
+	end
+	local keys = {}
+	for k in pairs(v) do
+		if not (type(k) == "number" and k >= 1 and k <= #v and k % 1 == 0) then keys[#keys + 1] = k end
+	end
+	table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+	for _, k in ipairs(keys) do
+		n = n + 1
+		if n > 100 then parts[#parts + 1] = "..." break end
+		local ks = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or ("[" .. inspect(k, depth + 1, seen) .. "]")
+		parts[#parts + 1] = ks .. " = " .. inspect(v[k], depth + 1, seen)
+	end
+	seen[v] = nil
+	return "{ " .. table.concat(parts, ", ") .. " }"
+end
+M.inspect = inspect
+
+function COMMANDS.eval(req)
+	if type(req.code) ~= "string" then return nil, "eval needs \"code\" (a string)" end
+	local out = {}
+	local function capture(...)
+		local parts = {}
+		for k = 1, select("#", ...) do parts[k] = tostring((select(k, ...))) end
+		out[#out + 1] = table.concat(parts, "\t") .. "\n"
+	end
+	if not eval_env then
+		eval_env = setmetatable({ hum = require "hum" }, { __index = _G })
+	end
+	rawset(eval_env, "print", capture)
+	local fn, err = loadstring("return " .. req.code, "=eval")
+	if not fn then fn, err = loadstring(req.code, "=eval") end
+	if not fn then return nil, err end
+	setfenv(fn, eval_env)
+	-- interpreted, so the runaway guard can stop an endless loop
+	jit.off(fn, true)
+	local res = { xpcall(fn, function(e)
+		-- the traceback down to the eval chunk, not hum's own frames
+		local tb = debug.traceback(tostring(e), 2)
+		local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
+		return cut and tb:sub(1, cut - 1) or tb
+	end) }
+	if not res[1] then
+		return nil, tostring(res[2]), { output = table.concat(out) }
+	end
+	local vals = {}
+	for k = 2, table.maxn(res) do vals[#vals + 1] = inspect(res[k]) end
+	return { output = table.concat(out), result = #vals > 0 and table.concat(vals, "\t") or nil }
+end
+
+-- Called by the dispatcher (runtime.command_handler) on the loop thread.
+function M.handle(id, payload)
+	local ok, req = pcall(cjson.decode, payload)
+	if not ok or type(req) ~= "table" then
+		return reply(id, false, { error = "malformed request" })
+	end
+	local fn = COMMANDS[req.cmd]
+	if not fn then return reply(id, false, { error = ("unknown command %q"):format(tostring(req.cmd)) }) end
+	if runtime.shutting_down() and req.cmd ~= "down" and req.cmd ~= "eval" then
+		return reply(id, false, { error = "hum is stopping" })
+	end
+	reactions.run({
+		label = "control command " .. req.cmd,
+		fn = function()
+			local okc, res, err, extra = xpcall(fn, function(e) return debug.traceback(tostring(e), 2) end, req, id)
+			if not okc then
+				reply(id, false, { error = "internal error: " .. tostring(res) })
+			elseif res == false then
+				return -- answered by the command itself
+			elseif res == nil then
+				local t = extra or {}
+				t.error = tostring(err)
+				reply(id, false, t)
+			else
+				reply(id, true, res)
+			end
+		end,
+	})
+end
+
+-- Keeps `hum up` alive once a client has taken control (a `hum stop` of the
+-- last service must not end hum); before that, the usual rule: exit when
+-- nothing can make progress.
+local function on_idle()
+	if M.controlled then return end
+	runtime.finish(runtime.outcome_code())
+end
+
+function M.stop()
+	if raw.api_running() then raw.api_stop() end
+	M.path = nil
+end
+
+-- Opens the socket for the project of `file`.  Returns true, or false and a
+-- message (another instance runs here, or the socket cannot be opened).
+function M.start(file, opts)
+	local dir = util.dirname(file)
+	local path, stale = raw.api_start(dir)
+	if not path then
+		raw.detach_notify(stale)
+		return false, stale
+	end
+	M.path = path
+	if stale then raw.log("removed a stale control socket left by an earlier hum") end
+	runtime.command_handler = M.handle
+	if runtime.on_idle == nil then runtime.on_idle = on_idle end
+	-- The API thread reads the store, so it must stop before the store is
+	-- freed: close it when the loop returns (raw.run is looked up at call
+	-- time by hum.cli).
+	local run = raw.run
+	raw.run = function(...)
+		local okr, code = pcall(run, ...)
+		M.stop()
+		if not okr then error(code, 0) end
+		return code
+	end
+	raw.detach_notify()
+	return true
+end
+
+-- `hum up -d`: fork into the background before anything starts.  Returns
+-- nil in the daemon (which goes on with `up`), or the exit code for the
+-- original process once the daemon is listening or has failed.
+function M.detach(file)
+	local dir = util.dirname(file)
+	local state, err = raw.api_state_dir(dir)
+	if not state then
+		io.stderr:write("hum: ", err, "\n")
+		return 1
+	end
+	local logfile = state .. "/hum.log"
+	local who, ok, info = raw.detach(logfile)
+	if who == "child" then return nil end
+	if ok then
+		io.stdout:write(("hum: running in the background (pid %s); output in %s\n"):format(info, logfile))
+		return 0
+	end
+	io.stderr:write("hum: ", info, "\n")
+	if info:find("exited before", 1, true) then
+		local f = io.open(logfile)
+		if f then
+			local text = f:read("*a")
+			f:close()
+			local tail = text:sub(-2000)
+			if tail ~= "" then io.stderr:write(tail, tail:sub(-1) == "\n" and "" or "\n") end
+		end
+	end
+	return 1
+end
+
+return M

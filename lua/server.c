@@ -1,0 +1,287 @@
+/*
+ * server.c — `hum.raw` primitives for the control socket's server side
+ * (hum.server) and for `hum up -d`:
+ *
+ *   raw.api_start(dir) -> path, stale | nil, message     [-1, +2, raises]
+ *   raw.api_reply(id, json)                              [-2, +0, raises]
+ *   raw.api_stop()                                       [-0, +0]
+ *   raw.api_running() -> boolean                         [-0, +1]
+ *   raw.api_socket_path(dir) -> path | nil, message      [-1, +1|2]
+ *   raw.api_state_dir(dir) -> path | nil, message        [-1, +1|2]
+ *   raw.detach(logfile [, timeout]) -> "child"
+ *                 | "parent", ok, pid-or-message         [-2, +1|3, raises]
+ *   raw.detach_notify([message])                         [-1, +0]
+ *
+ * Owns the process's one hum_api.  Commands arrive on the loop thread (the
+ * api's ev_async on the default loop) and become HEV_COMMAND events, so Lua
+ * sees them through the dispatcher like every other event; Lua answers with
+ * raw.api_reply.  After raw.api_stop the api is gone and late replies are
+ * dropped.  Also registers the client primitives (client.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "api.h"
+#include "host.h"
+
+void hum_raw_client_register(lua_State *L);
+
+static hum_api *api;
+static int detach_fd = -1; /* the detached child's pipe to its waiting parent */
+
+/* Loop thread: a command request becomes an event for the dispatcher. */
+static void on_command(void *ud, uint32_t id, const char *req, size_t len)
+{
+	hum_host *h = ud;
+	hum_event *ev = hum_event_new(HEV_COMMAND, id);
+	ev->s = malloc(len + 1);
+	if (!ev->s) {
+		hum_event_free(ev);
+		if (api)
+			hum_api_reply(api, id, "{\"ok\":false,\"error\":\"out of memory\"}", 36);
+		return;
+	}
+	memcpy(ev->s, req, len);
+	ev->s[len] = 0;
+	ev->slen = len;
+	hum_host_push(h, ev);
+}
+
+static int l_api_start(lua_State *L)
+{
+	const char *dir = luaL_checkstring(L, 1);
+	if (!hum_host_current)
+		return luaL_error(L, "raw.api_start: the supervisor is not running");
+	if (api)
+		return luaL_error(L, "raw.api_start: the control socket is already open");
+	hum_api_opts o = {
+		.store = hum_host_current->st,
+		.loop = hum_host_current->loop,
+		.on_command = on_command,
+		.ud = hum_host_current,
+	};
+	char err[512];
+	bool stale = false;
+	int rc = hum_api_start(&api, dir, &o, &stale, err, sizeof err);
+	if (rc < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, err[0] ? err : strerror(-rc));
+		return 2;
+	}
+	lua_pushstring(L, hum_api_path(api));
+	lua_pushboolean(L, stale);
+	return 2;
+}
+
+static int l_api_reply(lua_State *L)
+{
+	lua_Integer id = luaL_checkinteger(L, 1);
+	size_t len;
+	const char *json = luaL_checklstring(L, 2, &len);
+	if (api && id > 0 && id <= UINT32_MAX)
+		hum_api_reply(api, (uint32_t)id, json, len);
+	return 0;
+}
+
+static int l_api_stop(lua_State *L)
+{
+	hum_api *a = api;
+	api = NULL;
+	hum_api_stop(a);
+	return 0;
+}
+
+static int l_api_running(lua_State *L)
+{
+	lua_pushboolean(L, api != NULL);
+	return 1;
+}
+
+static int l_api_socket_path(lua_State *L)
+{
+	char path[PATH_MAX];
+	int rc = hum_api_socket_path(luaL_checkstring(L, 1), path, sizeof path);
+	if (rc < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(-rc));
+		return 2;
+	}
+	lua_pushstring(L, path);
+	return 1;
+}
+
+static int l_api_state_dir(lua_State *L)
+{
+	char path[PATH_MAX], err[512];
+	if (hum_api_state_dir(luaL_checkstring(L, 1), path, sizeof path, err, sizeof err) < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	lua_pushstring(L, path);
+	return 1;
+}
+
+static void write_all(int fd, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, s, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return;
+		s += k;
+		n -= (size_t)k;
+	}
+}
+
+/* Double fork + setsid.  The original process waits on a pipe for the
+ * daemon's first byte: 'L' + pid once it listens, 'E' + message if it
+ * failed; EOF with neither means it died first.  Must run before any thread
+ * or the loop exists. */
+static int l_detach(lua_State *L)
+{
+	const char *logfile = luaL_checkstring(L, 1);
+	double timeout = luaL_optnumber(L, 2, 60);
+	if (hum_host_current || api)
+		return luaL_error(L, "raw.detach: must be called before the supervisor starts");
+	fflush(stdout);
+	fflush(stderr);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return luaL_error(L, "raw.detach: pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return luaL_error(L, "raw.detach: fork: %s", strerror(e));
+	}
+	if (pid == 0) {
+		close(p[0]);
+		char msg[600];
+		if (setsid() < 0) {
+			snprintf(msg, sizeof msg, "Esetsid: %s", strerror(errno));
+			write_all(p[1], msg, strlen(msg));
+			_exit(1);
+		}
+		pid_t g = fork();
+		if (g < 0) {
+			snprintf(msg, sizeof msg, "Efork: %s", strerror(errno));
+			write_all(p[1], msg, strlen(msg));
+			_exit(1);
+		}
+		if (g > 0)
+			_exit(0); /* the session leader goes; the daemon can never get a tty */
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		int out = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (null < 0 || out < 0) {
+			snprintf(msg, sizeof msg, "Ecannot open %s: %s", out < 0 ? logfile : "/dev/null",
+				 strerror(errno));
+			write_all(p[1], msg, strlen(msg));
+			_exit(1);
+		}
+		dup2(null, 0);
+		dup2(out, 1);
+		dup2(out, 2);
+		close(null);
+		close(out);
+		detach_fd = p[1];
+		lua_pushliteral(L, "child");
+		return 1;
+	}
+	close(p[1]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	char buf[1024];
+	size_t len = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	bool timed_out = false;
+	while (len < sizeof buf - 1) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double left = timeout - ((double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		struct pollfd pf = { p[0], POLLIN, 0 };
+		int r = poll(&pf, 1, (int)(left * 1000) + 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			continue;
+		ssize_t k = read(p[0], buf + len, sizeof buf - 1 - len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+	}
+	close(p[0]);
+	buf[len] = 0;
+	lua_pushliteral(L, "parent");
+	if (len > 0 && buf[0] == 'L') {
+		lua_pushboolean(L, 1);
+		lua_pushstring(L, buf + 1);
+	} else if (len > 0 && buf[0] == 'E') {
+		lua_pushboolean(L, 0);
+		lua_pushstring(L, buf + 1);
+	} else {
+		lua_pushboolean(L, 0);
+		lua_pushstring(L, timed_out ? "timed out waiting for the background hum to listen"
+					    : "the background hum exited before it was listening");
+	}
+	return 3;
+}
+
+static int l_detach_notify(lua_State *L)
+{
+	const char *msg = luaL_optstring(L, 1, NULL);
+	if (detach_fd < 0)
+		return 0;
+	char buf[1024];
+	if (msg)
+		snprintf(buf, sizeof buf, "E%s", msg);
+	else
+		snprintf(buf, sizeof buf, "L%ld", (long)getpid());
+	write_all(detach_fd, buf, strlen(buf));
+	close(detach_fd);
+	detach_fd = -1;
+	return 0;
+}
+
+static const luaL_Reg fns[] = {
+	{ "api_start", l_api_start }, { "api_reply", l_api_reply }, { "api_stop", l_api_stop },
+	{ "api_running", l_api_running }, { "api_socket_path", l_api_socket_path },
+	{ "api_state_dir", l_api_state_dir }, { "detach", l_detach },
+	{ "detach_notify", l_detach_notify },
+	{ NULL, NULL },
+};
+
+/* Adds the functions above and the client's to the table on top. */
+void hum_raw_server_register(lua_State *L)
+{
+	luaL_register(L, NULL, fns);
+	hum_raw_client_register(L);
+}
+
+/* For the executable's teardown: the API thread reads the store, so it must
+ * be gone before the store is freed (main.c, before hum_host_fini). */
+void hum_server_shutdown(void)
+{
+	hum_api *a = api;
+	api = NULL;
+	hum_api_stop(a);
+}

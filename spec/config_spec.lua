@@ -1,0 +1,87 @@
+-- Config errors are reported as file:line: message, and nothing starts.
+local S = require "support"
+
+local function check(text)
+	local file = S.config(text)
+	local code, out = S.run({ "check", "-f", file })
+	return code, out, file
+end
+
+describe("hum check", function()
+	it("accepts a valid config and prints the graph", function()
+		local code, out = check [[
+local hum = require "hum"
+local db = hum.service "db" { cmd = "sleep 100", ready = hum.ready.tcp(5432) }
+hum.task "migrate" { cmd = { "true" }, after = { db = "ready" }, desc = "migrate" }
+hum.group "all" { db, "migrate" }
+]]
+		assert.are.equal(0, code, out)
+		assert.matches("2 processes, 1 groups", out)
+		assert.matches("migrate%s+after db %(ready%)", out)
+		assert.matches("group%s+all: db, migrate", out)
+	end)
+
+	local cases = {
+		{ "a syntax error", "local x = = 1\n", ":1:" },
+		{ "an unknown field", 'local hum = require "hum"\n\nhum.service "a" { cmd = "x", comand = 1 }\n', ':3: hum.service "a": unknown field "comand"' },
+		{ "a wrong type", 'local hum = require "hum"\nhum.service "a" { cmd = "x", cwd = 5 }\n', ":2: hum.service \"a\": field cwd must be a string, not a number" },
+		{ "a duplicate name", 'local hum = require "hum"\nhum.service "a" { cmd = "x" }\nhum.task "a" { cmd = "y" }\n', ':3: duplicate name "a" %(first defined at .-:2%)' },
+		{ "a missing cmd", 'local hum = require "hum"\nhum.service "a" { cwd = "." }\n', ":2: hum.service \"a\": cmd is required" },
+		{ "an unknown dependency", 'local hum = require "hum"\nhum.service "a" { cmd = "x", after = { b = "ready" } }\n', ':2: "a" depends on unknown process "b"' },
+		{ "a bad condition", 'local hum = require "hum"\nhum.service "a" { cmd = "x", after = { b = "up" } }\n', ":2: after.b: condition must be" },
+		{ "a cycle", 'local hum = require "hum"\nhum.service "a" { cmd = "x", after = { "b" } }\nhum.service "b" { cmd = "x", after = { "c" } }\nhum.service "c" { cmd = "x", after = { "a" } }\n', ":%d: dependency cycle: a %-> b %-> c %-> a" },
+		{ "reading an undefined global", 'local hum = require "hum"\nlocal x = undefined_thing\n', ":2: undefined global 'undefined_thing'" },
+		{ "assigning a global", 'local hum = require "hum"\n\nfoo = 1\n', ":3: assignment to undefined global 'foo'" },
+		{ "a bad restart policy", 'local hum = require "hum"\nhum.service "a" { cmd = "x", restart = "sometimes" }\n', ":2: restart.policy must be" },
+		{ "an unknown stop signal", 'local hum = require "hum"\nhum.service "a" { cmd = "x", stop = { signal = "NOPE" } }\n', ":2: stop.signal: unknown signal" },
+		{ "a bad line pattern", 'local hum = require "hum"\nhum.service "a" { cmd = "x", ready = hum.ready.line "(" }\n', ":2: hum.ready.line: bad pattern" },
+		{ "an unknown group member", 'local hum = require "hum"\nhum.service "a" { cmd = "x" }\nhum.group "g" { "a", "zz" }\n', ':3: group "g": unknown process "zz"' },
+		{ "a runtime error", 'local hum = require "hum"\nlocal t = nil\nprint(t.x)\n', ":3: attempt to index" },
+	}
+	for _, c in ipairs(cases) do
+		it("reports " .. c[1] .. " as file:line: message", function()
+			local code, out, file = check(c[2])
+			assert.are.equal(1, code, out)
+			assert.matches("hum: [^\n]*hum%.lua" .. c[3], out)
+			assert.is_truthy(out:find(file:match("[^/]+$"), 1, true))
+		end)
+	end
+
+	it("fails clearly without a config", function()
+		local dir = S.tmpdir()
+		local code, out = S.run({ "check" }, { cwd = dir })
+		assert.are.equal(1, code)
+		assert.matches("no hum.lua here or in a parent directory", out)
+	end)
+
+	it("finds hum.lua in a parent directory", function()
+		local _, dir = S.config('local hum = require "hum"\nhum.task "t" { cmd = "true" }\n')
+		os.execute("mkdir -p " .. dir .. "/a/b")
+		local code, out = S.run({ "check" }, { cwd = dir .. "/a/b" })
+		assert.are.equal(0, code, out)
+		assert.matches("1 processes", out)
+	end)
+end)
+
+describe("hum CLI basics", function()
+	it("prints its version", function()
+		local code, out = S.run({ "--version" })
+		assert.are.equal(0, code)
+		assert.matches("^hum %d+%.%d+%.%d+ %(LuaJIT", out)
+	end)
+
+	it("prints help, and help for a command", function()
+		local code, out = S.run({ "--help" })
+		assert.are.equal(0, code)
+		assert.matches("usage: hum <command>", out)
+		code, out = S.run({ "up", "--help" })
+		assert.are.equal(0, code)
+		assert.matches("usage: hum up", out)
+	end)
+
+	it("rejects an unknown command with exit code 2", function()
+		local code, out = S.run({ "frobnicate" })
+		assert.are.equal(2, code)
+		assert.matches('unknown command "frobnicate"', out)
+	end)
+end)

@@ -1,0 +1,56 @@
+-- The demo and the examples in scripts/ load, and the runnable ones work.
+local S = require "support"
+
+local function scripts()
+	local list = {}
+	local p = io.popen("ls " .. S.ROOT .. "/scripts/*.lua " .. S.ROOT .. "/scripts/examples/*.lua")
+	for f in p:lines() do list[#list + 1] = f end
+	p:close()
+	return list
+end
+
+describe("scripts", function()
+	for _, f in ipairs(scripts()) do
+		it("hum check accepts " .. f:match("scripts/.*$"), function()
+			local code, out = S.run({ "check", "-f", f })
+			assert.are.equal(0, code, out)
+		end)
+	end
+
+	it("builds the monorepo example with hum run all", function()
+		local code, out = S.run({ "run", "-f", S.ROOT .. "/scripts/examples/monorepo-build.lua", "all" })
+		assert.are.equal(0, code, out)
+		assert.matches("all green", out)
+		-- lib-core and lib-ui are independent: both start before either ends
+		local a = out:find("building lib%-core") or out:find("building lib%-ui")
+		local first_done = math.min(out:find("lib%-core done") or 1e9, out:find("lib%-ui done") or 1e9)
+		assert.is_true(out:find("building lib%-ui") < first_done and out:find("building lib%-core") < first_done, out)
+		assert.is_truthy(a)
+	end)
+
+	it("runs the web stack example: db on TCP, migrate, api, worker restarted on FATAL", function()
+		local dir = S.tmpdir()
+		local h = S.start({ "up", "-f", S.ROOT .. "/scripts/examples/web-stack.lua" }, { cwd = dir })
+		h:wait_output("api ready at http://127.0.0.1:8080")
+		h:wait_output("worker reported: worker: FATAL")
+		h:wait_output("worker: job 1 done.*worker: job 1 done")
+		h:signal("INT")
+		assert.are.equal(130, h:wait_exit())
+	end)
+
+	it("collects the last lines of every process when one logs an error", function()
+		local dir = S.tmpdir()
+		local cfg = S.read(S.ROOT .. "/scripts/examples/collect-on-error.lua")
+		S.write(dir .. "/hum.lua", cfg)
+		local h = S.start({ "up", "-f", dir .. "/hum.lua" }, { cwd = dir })
+		local out = h:wait_output("saved to (hum%-incident%-%d+%.log)")
+		h:signal("TERM")
+		h:wait_exit()
+		local file = out:match("saved to (hum%-incident%-%d+%.log)")
+		local text = S.read(dir .. "/" .. file)
+		assert.matches("incident: api: api: ERROR upstream timeout", text)
+		assert.matches("== api %(", text)
+		assert.matches("== worker %(", text)
+		assert.matches("worker: tick", text)
+	end)
+end)
