@@ -1,16 +1,15 @@
 /*
  * exec.c — one-shot children with captured output (hum.exec, exec probes).
  *
- * posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) is the cheapest way to
- * start a child from a large process and reports exec failures as its return
- * value, so "could not exec" never looks like "exited 127".  POSIX_SPAWN_SETSID
- * puts the child in its own session and process group, and the child gets
- * default dispositions and an empty signal mask.
+ * The child is started by hum_spawn (launch.c): its own session and process
+ * group (a timeout kills the whole group), default signal state, exec
+ * failures reported as errors rather than as exit 127.  With a supervisor,
+ * the child carries hum's token and its group is guarded by the sentinel, so
+ * hum.exec children are cleaned up after kill -9 like supervised ones.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +17,8 @@
 #include <unistd.h>
 
 #include "exec.h"
-
-extern char **environ;
+#include "launch.h"
+#include "proc.h"
 
 typedef struct buf {
 	char *data;
@@ -31,6 +30,7 @@ typedef struct job {
 	ev_io out, err, in;
 	ev_timer timer;
 	struct ev_loop *loop;
+	struct hum_sup *sup;
 	hum_exec_cb cb;
 	void *ud;
 	pid_t pid;
@@ -141,6 +141,8 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
 	job *j = JOB_OF(w, child);
 	ev_child_stop(loop, w);
+	if (j->sup) /* reaped: the group id may be recycled from now on */
+		hum_sup_unguard_group(j->sup, j->pid);
 	j->status = w->rstatus;
 	j->exited = 1;
 	if (j->in.fd >= 0)
@@ -170,62 +172,31 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 int hum_exec_start(struct ev_loop *loop, const hum_exec_spec *spec, hum_exec_cb cb, void *ud,
 		   char *errbuf, size_t errlen)
 {
-	int pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, pin[2] = { -1, -1 };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	int rc;
 	job *j = calloc(1, sizeof *j);
 	if (!j)
 		return -ENOMEM;
-	if (pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0 || pipe2(pin, O_CLOEXEC) < 0) {
-		rc = -errno;
-		snprintf(errbuf, errlen, "pipe2: %s", strerror(-rc));
-		goto fail;
+	hum_spawn_req req = { spec->argv, spec->shell, spec->cwd, spec->env,
+			      spec->sup ? hum_sup_token(spec->sup) : NULL, 1 };
+	hum_spawned sp;
+	int rc = hum_spawn(&req, &sp, errbuf, errlen);
+	if (rc < 0) {
+		free(j);
+		return rc;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-	if (spec->cwd)
-		posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	char *shargv[] = { "/bin/sh", "-c", (char *)spec->shell, NULL };
-	char *const *argv = spec->argv ? spec->argv : shargv;
-	rc = posix_spawnp(&j->pid, argv[0], &fa, &at, argv, spec->env ? spec->env : environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (rc != 0) {
-		if (spec->cwd && (rc == ENOENT || rc == ENOTDIR || rc == EACCES) && access(spec->cwd, X_OK) != 0)
-			snprintf(errbuf, errlen, "chdir %s: %s", spec->cwd, strerror(rc));
-		else
-			snprintf(errbuf, errlen, "exec %s: %s", argv[0], strerror(rc));
-		rc = -rc;
-		goto fail;
-	}
-	close(pin[0]);
-	close(pout[1]);
-	close(perr[1]);
-	fcntl(pout[0], F_SETFL, O_NONBLOCK);
-	fcntl(perr[0], F_SETFL, O_NONBLOCK);
-	fcntl(pin[1], F_SETFL, O_NONBLOCK);
+	j->pid = sp.pid;
 	j->loop = loop;
+	j->sup = spec->sup;
 	j->cb = cb;
 	j->ud = ud;
 	j->open = 2;
-	ev_io_init(&j->out, read_cb, pout[0], EV_READ);
-	ev_io_init(&j->err, read_cb, perr[0], EV_READ);
+	if (j->sup)
+		hum_sup_guard_group(j->sup, j->pid);
+	ev_io_init(&j->out, read_cb, sp.out_fd, EV_READ);
+	ev_io_init(&j->err, read_cb, sp.err_fd, EV_READ);
 	j->out.data = j->err.data = j;
 	ev_io_start(loop, &j->out);
 	ev_io_start(loop, &j->err);
-	ev_io_init(&j->in, write_cb, pin[1], EV_WRITE);
+	ev_io_init(&j->in, write_cb, sp.in_fd, EV_WRITE);
 	j->in.data = j;
 	if (spec->input && spec->input_len) {
 		j->input = malloc(spec->input_len);
@@ -235,21 +206,14 @@ int hum_exec_start(struct ev_loop *loop, const hum_exec_spec *spec, hum_exec_cb 
 		}
 		ev_io_start(loop, &j->in);
 	} else {
-		close(pin[1]); /* EOF at once */
+		close(sp.in_fd); /* EOF at once */
 		j->in.fd = -1;
 	}
+	/* No race with the exit: libev reaps in the loop, after this returns. */
 	ev_child_init(&j->child, child_cb, j->pid, 0);
 	ev_child_start(loop, &j->child);
 	ev_timer_init(&j->timer, timeout_cb, spec->timeout > 0 ? spec->timeout : 0, 0);
 	if (spec->timeout > 0)
 		ev_timer_start(loop, &j->timer);
 	return 0;
-fail:
-	for (int i = 0; i < 2; i++) {
-		if (pout[i] >= 0) close(pout[i]);
-		if (perr[i] >= 0) close(perr[i]);
-		if (pin[i] >= 0) close(pin[i]);
-	}
-	free(j);
-	return rc;
 }

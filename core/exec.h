@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <ev.h>
 
+struct hum_sup;
+
 #define HUM_EXEC_MAX_OUTPUT (16u << 20) /* per stream; the rest is counted, not kept */
 
 typedef struct hum_exec_result {
@@ -32,6 +34,8 @@ typedef struct hum_exec_spec {
 	const char *input;  /* may be NULL */
 	size_t input_len;
 	double timeout;     /* seconds; 0 = none */
+	struct hum_sup *sup; /* if set, the child carries its token and its group
+			       is guarded, so it cannot outlive hum (kill -9) */
 } hum_exec_spec;
 
 /* 0, or -errno when it could not start (then cb is never called). */

@@ -164,11 +164,11 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	char *sh_argv[4] = { "/bin/sh", "-c", (char *)req->shell, NULL };
 	char *const *argv = req->shell ? sh_argv : req->argv;
 	char path[PATH_MAX];
-	int po[2] = { -1, -1 }, pe[2] = { -1, -1 };
+	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, pi[2] = { -1, -1 };
 	int rc, e;
 
 	out->pid = 0;
-	out->out_fd = out->err_fd = -1;
+	out->out_fd = out->err_fd = out->in_fd = -1;
 	if (argv == NULL || argv[0] == NULL)
 		return fail(err, errlen, "exec", NULL, EINVAL);
 	rc = resolve(argv[0], req->env, req->cwd, path, sizeof path);
@@ -181,11 +181,13 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	if (envp == NULL)
 		return fail(err, errlen, "malloc", NULL, ENOMEM);
 	if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0 ||
-	    fcntl(po[0], F_SETFL, O_NONBLOCK) != 0 || fcntl(pe[0], F_SETFL, O_NONBLOCK) != 0) {
+	    fcntl(po[0], F_SETFL, O_NONBLOCK) != 0 || fcntl(pe[0], F_SETFL, O_NONBLOCK) != 0 ||
+	    (req->stdin_pipe && (pipe2(pi, O_CLOEXEC) != 0 || fcntl(pi[1], F_SETFL, O_NONBLOCK) != 0))) {
 		e = errno;
 		free(envp);
 		close_keep_errno(po[0]), close_keep_errno(po[1]);
 		close_keep_errno(pe[0]), close_keep_errno(pe[1]);
+		close_keep_errno(pi[0]), close_keep_errno(pi[1]);
 		return fail(err, errlen, "pipe2", NULL, e);
 	}
 
@@ -208,7 +210,8 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	if (req->cwd)
 		rc = posix_spawn_file_actions_addchdir_np(&fa, req->cwd);
 	if (rc == 0)
-		rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		rc = req->stdin_pipe ? posix_spawn_file_actions_adddup2(&fa, pi[0], 0)
+				     : posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	if (rc == 0)
 		rc = posix_spawn_file_actions_adddup2(&fa, po[1], 1);
 	if (rc == 0)
@@ -226,9 +229,13 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	free(envp);
 	close(po[1]);
 	close(pe[1]);
+	if (pi[0] >= 0)
+		close(pi[0]);
 	if (rc != 0) {
 		close(po[0]);
 		close(pe[0]);
+		if (pi[1] >= 0)
+			close(pi[1]);
 		if (req->cwd && (e = bad_dir(req->cwd)) != 0)
 			return fail(err, errlen, "chdir", req->cwd, e);
 		if (rc == EAGAIN || rc == ENOMEM || rc == EMFILE || rc == ENFILE)
@@ -238,5 +245,6 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	out->pid = pid;
 	out->out_fd = po[0];
 	out->err_fd = pe[0];
+	out->in_fd = pi[1];
 	return 0;
 }

@@ -150,7 +150,7 @@ int hum_proc_spawn_(hum_proc *p, int why)
 
 	char token[128], err[512];
 	snprintf(token, sizeof token, "HUM_TOKEN=%s%u.%u", s->prefix, p->id, p->run);
-	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token };
+	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token, 0 };
 	hum_spawned sp;
 	int rc = hum_spawn(&req, &sp, err, sizeof err);
 	if (rc < 0) {

@@ -142,6 +142,9 @@ static int push_event(lua_State *L, const hum_event *ev)
 		lua_pushinteger(L, ev->b);            /* http status */
 		lua_pushstring(L, ev->s ? ev->s : ""); /* error text */
 		return 5;
+	case HEV_IDLE:
+		lua_pushliteral(L, "idle");
+		return 1;
 	case HEV_COMMAND:
 		lua_pushliteral(L, "command");
 		lua_pushinteger(L, ev->id);
@@ -176,6 +179,13 @@ static void dispatch(hum_host *h)
 static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	hum_host *h = w->data;
+	/* A process's state can be final while a descendant still holds its
+	 * pipe; Lua waits for the last pipe before it exits, so it asks to be
+	 * told when nothing is active any more. */
+	if (h->want_idle && hum_sup_active(h->sup) == 0) {
+		h->want_idle = false;
+		hum_host_push(h, hum_event_new(HEV_IDLE, 0));
+	}
 	dispatch(h);
 	if (h->out)
 		hum_output_flush(h->out);

@@ -29,6 +29,7 @@ enum hum_event_kind {
 	HEV_EXEC,      /* a hum.exec child finished */
 	HEV_PROBE,     /* a tcp/http probe finished */
 	HEV_COMMAND,   /* a request from the control socket */
+	HEV_IDLE,      /* no process has a live pid or an open pipe (on request) */
 };
 
 typedef struct hum_event {
@@ -58,6 +59,7 @@ typedef struct hum_host {
 	hum_event *head, *tail;
 	size_t queued;
 	bool quitting;
+	bool want_idle;     /* Lua asked for HEV_IDLE (raw.notify_idle) */
 	int exit_code;
 	uint8_t *line_interest; /* by process id */
 	size_t line_interest_cap;

@@ -416,6 +416,13 @@ static int l_active(lua_State *L)
 	return 1;
 }
 
+/* raw.notify_idle(): one "idle" event once nothing is active [-0, +0] */
+static int l_notify_idle(lua_State *L)
+{
+	needhost(L)->want_idle = true;
+	return 0;
+}
+
 /* raw.quit(code): leave the loop once this callback returns. */
 static int l_quit(lua_State *L)
 {
@@ -488,7 +495,7 @@ static const luaL_Reg fns[] = {
 	{ "ps", l_ps }, { "logs", l_logs }, { "watch_lines", l_watch_lines },
 	{ "timer", l_timer }, { "timer_stop", l_timer_stop }, { "now", l_now },
 	{ "time", l_time }, { "signum", l_signum }, { "signame", l_signame },
-	{ "kill_all", l_kill_all }, { "active", l_active }, { "quit", l_quit },
+	{ "kill_all", l_kill_all }, { "active", l_active }, { "notify_idle", l_notify_idle }, { "quit", l_quit },
 	{ "log", l_log }, { "output", l_output },
 	{ NULL, NULL },
 };

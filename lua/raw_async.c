@@ -119,6 +119,7 @@ static int l_exec(lua_State *L)
 	sp.timeout = lua_tonumber(L, -1);
 	sp.argv = argv;
 	sp.env = env;
+	sp.sup = hum_host_current->sup;
 	if (!sp.argv && !sp.shell) {
 		freevec(argv);
 		freevec(env);

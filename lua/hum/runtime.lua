@@ -208,7 +208,13 @@ local function anything_active()
 	for _, i in ipairs(inst_list) do
 		if ACTIVE[i.state] or i.starting then return true end
 	end
-	return raw.active() > 0
+	if raw.active() > 0 then
+		-- only pipes held by leftovers: no state event will follow, so ask
+		-- C for an "idle" event when the last one closes
+		raw.notify_idle()
+		return true
+	end
+	return false
 end
 
 -- Can anything still happen without a user's command?  A reaction that is
@@ -331,6 +337,7 @@ function M.dispatch(kind, ...)
 	if kind == "state" then return on_state(...)
 	elseif kind == "line" then return on_line(...)
 	elseif kind == "timer" then return reactions.on_timer(...)
+	elseif kind == "idle" then return check_done()
 	elseif kind == "signal" then
 		local signo = ...
 		if not shutting then
@@ -370,7 +377,7 @@ function M.shutdown_step()
 			end
 		end
 	end
-	if not active and raw.active() == 0 then M.finish(exit_code) end
+	if not active and not anything_active() then M.finish(exit_code) end
 end
 
 function M.shutdown(code)
@@ -386,7 +393,12 @@ function M.shutdown(code)
 	local longest = 0
 	for _, i in ipairs(inst_list) do longest = math.max(longest, i.def.stop_spec.grace) end
 	reactions.new_timer(longest * (#inst_list + 1) + 10, 0, function()
-		log("shutdown took too long; killing every process group")
+		local left = {}
+		for _, i in ipairs(inst_list) do
+			if ACTIVE[i.state] then left[#left + 1] = ("%s (%s)"):format(i.name, i.state) end
+		end
+		log("shutdown took too long (still active: %s; %d with a live pid or open pipe); killing every process group",
+			#left > 0 and table.concat(left, ", ") or "none", raw.active())
 		raw.kill_all()
 		M.finish(exit_code ~= 0 and exit_code or 1)
 	end)
