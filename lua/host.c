@@ -32,6 +32,7 @@ void hum_event_free(hum_event *ev)
 {
 	free(ev->s);
 	free(ev->s2);
+	free(ev->p);
 	free(ev);
 }
 

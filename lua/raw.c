@@ -440,7 +440,8 @@ static int l_log(lua_State *L)
 	return 0;
 }
 
-/* raw.output(fd): foreground printer on fd (1 for `hum up`). */
+/* raw.output(fd [, width]): foreground printer on fd (1 for `hum up`),
+ * names padded to at least width. [-2, +0, raises] */
 static int l_output(lua_State *L)
 {
 	needhost(L);
@@ -449,6 +450,7 @@ static int l_output(lua_State *L)
 		if (!H->out)
 			return luaL_error(L, "cannot set up output: %s", strerror(errno));
 	}
+	hum_output_set_width(H->out, (size_t)luaL_optinteger(L, 2, 0));
 	return 0;
 }
 

@@ -1,23 +1,7 @@
 -- The Lua API: dependencies, readiness probes, reactions and helpers.
 local S = require "support"
-math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
 
-local function scenario(body, dir)
-	dir = dir or S.tmpdir()
-	local results = dir .. "/results"
-	local text = ([[
-local hum = require "hum"
-local out = io.open(%q, "a")
-local function rec(...)
-	local t = {}
-	for i = 1, select("#", ...) do t[i] = tostring((select(i, ...))) end
-	out:write(table.concat(t, " "), "\n")
-	out:flush()
-end
-]]):format(results) .. body
-	local file = S.config(text, dir)
-	return file, dir, results
-end
+local scenario = S.scenario
 
 local function run(body, args, opts)
 	local file, dir, results = scenario(body)

@@ -102,6 +102,27 @@ function S.config(text, dir)
 	return S.write(dir .. "/hum.lua", body), dir
 end
 
+-- A config whose reactions can append "key value..." lines to a results
+-- file with rec(...); returns the config path, its directory, the results path.
+function S.scenario(body, dir)
+	dir = dir or S.tmpdir()
+	local results = dir .. "/results"
+	local text = ([[
+local hum = require "hum"
+local out = io.open(%q, "a")
+local function rec(...)
+	local t = {}
+	for i = 1, select("#", ...) do t[i] = tostring((select(i, ...))) end
+	out:write(table.concat(t, " "), "\n")
+	out:flush()
+end
+]]):format(results) .. body
+	return S.config(text, dir), dir, results
+end
+
+-- random ports and markers must differ between runs
+math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
+
 local Bg = {}
 Bg.__index = Bg
 

@@ -202,7 +202,7 @@ static void test_child_env(void)
 	char *a2[] = { "ls", "/proc/self/fd", NULL };
 	char *env[] = { "FOO=bar baz", "PATH=/usr/bin:/bin", "HUM_TOKEN=forged", NULL };
 	hum_spec s1 = spec_argv(a1), s2 = spec_argv(a2);
-	hum_spec s3 = spec_sh("echo \"$FOO|$HUM_TOKEN|$(pwd)|$(ps -o sid= -p $$)|$(ps -o pgid= -p $$)|$$\"; cat");
+	hum_spec s3 = spec_sh("echo \"$FOO|$HUM_TOKEN|$(pwd)|$(ps -o sid= -p $$ | tr -d ' ')|$(ps -o pgid= -p $$ | tr -d ' ')|$$\"; cat");
 	s3.env = env;
 	s3.cwd = "/tmp";
 	hum_spec s4 = spec_sh("printf 'x\\n'");

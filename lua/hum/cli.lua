@@ -122,12 +122,7 @@ function M.up(args)
 		local code = require("hum.server").detach(file)
 		if code then return code end
 	end
-	raw.init()
-	raw.output(1)
-	raw.set_dispatch(runtime.dispatch)
-	runtime.register_all(define.base_dir)
-	runtime.started = true
-	require("hum.reactions").start()
+	runtime.boot(define.base_dir)
 	for _, p in ipairs(selected) do
 		for _, i in ipairs(p.instances) do runtime.want(i) end
 	end

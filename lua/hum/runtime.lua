@@ -84,6 +84,21 @@ function M.register_all(base_dir)
 	end
 end
 
+-- Starts the supervisor and registers every definition; nothing runs yet.
+-- The foreground printer's name column fits the longest name from the start.
+function M.boot(base_dir)
+	raw.init()
+	local width = 0
+	for _, p in ipairs(defs.list) do
+		width = math.max(width, #p.name + (p.scale > 1 and #tostring(p.scale) + 1 or 0))
+	end
+	raw.output(1, width)
+	raw.set_dispatch(M.dispatch)
+	M.register_all(base_dir)
+	M.started = true
+	reactions.start()
+end
+
 function M.watch_lines(p)
 	p.line_watch = true
 	for _, i in ipairs(p.instances or {}) do raw.watch_lines(i.id, true) end

@@ -78,12 +78,7 @@ local function run(args)
 
 	local raw = require "hum.raw"
 	local runtime = require "hum.runtime"
-	raw.init()
-	raw.output(1)
-	raw.set_dispatch(runtime.dispatch)
-	runtime.register_all(define.base_dir)
-	runtime.started = true
-	require("hum.reactions").start()
+	runtime.boot(define.base_dir)
 	runtime.mode = "run"
 	runtime.jobs = jobs or raw.ncpu()
 	local ti = target.instances[1]
