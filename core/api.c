@@ -46,6 +46,23 @@
  *           [,"cont":true]}
  *   Times are seconds since the epoch with millisecond precision; absent
  *   values are null.  A request line may be up to 1 MiB.
+ *
+ * Bounds (a client can never block the API thread, the loop thread or other
+ * clients; the socket is non-blocking and every wait is a watcher):
+ *   - requests are answered in order, one at a time per client; while a
+ *     command is with the loop thread the client's later requests wait;
+ *   - a client that does not read stops being read once 256 KiB of its
+ *     answers are unsent (backpressure: its requests stay in the kernel), so
+ *     its buffer holds at most that plus one response;
+ *   - a logs backlog is cut to what fits in max_output (16 MiB), oldest
+ *     lines first, and says so ("truncated": K);
+ *   - a follower's unsent output is bounded by max_output: lines beyond it,
+ *     and lines its process wrote faster than the ring keeps them between
+ *     two polls (every follow_interval, 50 ms), are counted and reported
+ *     with {"dropped":N} once it reads again;
+ *   - a request line over max_request gets an error, then the connection is
+ *     closed; EOF in the middle of a line gets an error; an unparseable or
+ *     unknown request gets an error and the connection stays usable.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +83,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "atomic.h"
 #include "json.h"
 
 #define PAUSE_OUT (256u * 1024)   /* stop taking requests above this unsent */
@@ -84,6 +102,9 @@ typedef struct cursor {
 	uint32_t id;
 	bool gone;
 	uint64_t last; /* highest seq of this process already handled */
+	uint64_t ord;  /* about how many of its lines were handled (ordinal of
+			* `last` among all lines it ever logged): lines the ring
+			* dropped beyond it were never seen, and are reported */
 	char *name;
 } cursor;
 
@@ -927,7 +948,7 @@ static int filter_init(filter *f, const hum_jval *req, char *err, size_t errlen)
 	}
 	v = hum_json_get(req, "since");
 	if (v && v->type != HUM_JNULL) {
-		if (v->type != HUM_JNUM || v->num < 0) {
+		if (v->type != HUM_JNUM || !(v->num >= 0 && v->num <= 1e15)) {
 			seterr(err, errlen, "since must be seconds since the epoch");
 			return -1;
 		}
@@ -1006,6 +1027,7 @@ typedef struct pass2 {
 	bool budget;         /* follow: count drops over max_output */
 	uint64_t *cursor;    /* follow: last seq visited */
 	size_t count;
+	uint64_t visited;    /* lines up to hi, matching or not */
 	bool oom;
 } pass2;
 
@@ -1032,6 +1054,7 @@ static int pass2_cb(const hum_line *l, void *ud)
 	pass2 *p = ud;
 	if (l->seq > p->hi)
 		return 1;
+	p->visited++;
 	if (p->cursor)
 		*p->cursor = l->seq;
 	if (l->seq < p->lo || !line_matches(p->f, l))
@@ -1091,14 +1114,14 @@ static void emit_recs(hum_api *a, client *c)
 	a->bytes.len = 0;
 }
 
-static int add_cursor(client *c, uint32_t id, const char *name, uint64_t last)
+static int add_cursor(client *c, uint32_t id, const char *name, uint64_t last, uint64_t ord)
 {
 	if (!grow((void **)&c->cur, &c->capcur, c->ncur + 1, sizeof *c->cur))
 		return -1;
 	char *n = strdup(name);
 	if (!n)
 		return -1;
-	c->cur[c->ncur++] = (cursor){ .id = id, .last = last, .name = n };
+	c->cur[c->ncur++] = (cursor){ .id = id, .last = last, .ord = ord, .name = n };
 	return 0;
 }
 
@@ -1114,7 +1137,8 @@ static void do_logs(client *c, const hum_jval *req, const char *id, size_t idlen
 	const hum_jval *v = hum_json_get(req, "n");
 	double nd = 100;
 	if (v && v->type != HUM_JNULL) {
-		if (v->type != HUM_JNUM || v->num < 0 || v->num != (double)(long long)v->num) {
+		/* range first: casting a huge double to an integer is undefined */
+		if (v->type != HUM_JNUM || !(v->num >= 0 && v->num <= 1e15) || v->num != (double)(long long)v->num) {
 			send_error(c, id, idlen, "n must be a whole number >= 0");
 			return;
 		}
@@ -1196,7 +1220,9 @@ static void do_logs(client *c, const hum_jval *req, const char *id, size_t idlen
 			count += p.count;
 			oom = p.oom;
 		}
-		if (follow && add_cursor(c, a->sels[i]->id, pname, a->hz[i]) < 0)
+		/* lines counts what was committed up to at least the horizon */
+		if (follow && add_cursor(c, a->sels[i]->id, pname, a->hz[i],
+					 hum_load_u64_relaxed(&a->ents[i]->log.lines)) < 0)
 			follow_oom = true;
 	}
 	if (!oom)
@@ -1278,7 +1304,7 @@ static void follow_poll(hum_api *a, client *c)
 		const hum_world *w = hum_store_world(a->st);
 		for (uint32_t i = 0; w && i < w->count; i++)
 			if (!has_cursor(c, w->procs[i]->id) &&
-			    add_cursor(c, w->procs[i]->id, w->procs[i]->name, 0) < 0)
+			    add_cursor(c, w->procs[i]->id, w->procs[i]->name, 0, 0) < 0)
 				oom = true;
 	}
 	for (size_t i = 0; i < c->ncur && !oom; i++) {
@@ -1294,10 +1320,22 @@ static void follow_poll(hum_api *a, client *c)
 		uint64_t last = hum_logring_last_seq(&e->log);
 		if (last <= k->last)
 			continue;
+		/* The ring drops its oldest lines: the ones numbered up to
+		 * `dropped` are gone.  If that passes what this follower
+		 * handled, the difference never reached it (the process wrote
+		 * more than the ring holds between two polls).  Approximate by
+		 * a few lines when a drop races with the read. */
+		uint64_t dropped = hum_load_u64_relaxed(&e->log.dropped);
 		pass2 p = { .a = a, .c = c, .f = &c->flt, .lo = 0, .hi = last, .name = k->name,
 			    .budget = true, .cursor = &k->last };
 		hum_logring_read(&e->log, k->last + 1, 0, pass2_cb, &p);
 		oom = p.oom;
+		if (dropped > k->ord) {
+			c->dropped += dropped - k->ord;
+			__atomic_fetch_add(&a->stats.dropped_lines, dropped - k->ord, __ATOMIC_RELAXED);
+			k->ord = dropped;
+		}
+		k->ord += p.visited;
 	}
 	if (c->dropped && unsent(c) + a->bytes.len < a->max_output / 2) {
 		hum_buf_puts(&c->out, "{\"dropped\":");
@@ -1782,7 +1820,6 @@ void hum_api_get_stats(hum_api *a, hum_api_stats *s)
 	s->reads = __atomic_load_n(&a->stats.reads, __ATOMIC_RELAXED);
 	s->commands = __atomic_load_n(&a->stats.commands, __ATOMIC_RELAXED);
 	s->errors = __atomic_load_n(&a->stats.errors, __ATOMIC_RELAXED);
-	s->dropped_clients = __atomic_load_n(&a->stats.dropped_clients, __ATOMIC_RELAXED);
 	s->dropped_lines = __atomic_load_n(&a->stats.dropped_lines, __ATOMIC_RELAXED);
 	s->clients = __atomic_load_n(&a->stats.clients, __ATOMIC_RELAXED);
 }

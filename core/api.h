@@ -84,8 +84,7 @@ const char *hum_api_path(const hum_api *api);
 
 /* Counters (approximate when read from another thread; for tests/benches). */
 typedef struct hum_api_stats {
-	uint64_t accepted, refused, requests, reads, commands, errors, dropped_clients,
-		 dropped_lines;
+	uint64_t accepted, refused, requests, reads, commands, errors, dropped_lines;
 	uint32_t clients;
 } hum_api_stats;
 void hum_api_get_stats(hum_api *api, hum_api_stats *out);

@@ -169,7 +169,7 @@ function H.up(text, opts)
 	local file, dir = S.config(text, opts.dir)
 	local args = { "up", "-f", file }
 	for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
-	local bg = S.start(args, { dir = dir, env = opts.env })
+	local bg = S.start(args, { dir = S.tmpdir(), cwd = dir, env = opts.env })
 	local u = setmetatable({ dir = dir, file = file, bg = bg, sock = H.sock(dir) }, Up)
 	S.wait(function()
 		if bg:code() then error("hum up exited early (" .. bg:code() .. "):\n" .. bg:output(), 0) end

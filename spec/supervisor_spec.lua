@@ -251,6 +251,25 @@ hum.service "b" { cmd = "trap '' TERM; echo b-up; sleep 1000 & wait", env = { MA
 		assert.are.equal(130, h:wait_exit())
 	end)
 
+	it("kills every group at once on a second SIGINT, and exits 129 on SIGHUP", function()
+		local file = scenario [[
+hum.service "stubborn" { cmd = "trap '' TERM INT; echo up; while :; do sleep 0.1; done", stop = { grace = 60 } }
+]]
+		local h = S.start({ "up", "-f", file })
+		h:wait_output("up")
+		h:signal("INT")
+		h:wait_output("received SIGINT, stopping")
+		h:signal("INT")
+		assert.are.equal(130, h:wait_exit(20))
+		assert.matches("second interrupt: killing every process group", h:output())
+
+		file = scenario [[hum.service "a" { cmd = "echo up; sleep 1000" }]]
+		h = S.start({ "up", "-f", file })
+		h:wait_output("up")
+		h:signal("HUP")
+		assert.are.equal(129, h:wait_exit())
+	end)
+
 	it("leaves no process behind within 2 s of kill -9", function()
 		local marker = "HUMSPEC_KILL9_" .. tostring(os.time()) .. math.random(1e6)
 		local file = scenario(([[

@@ -81,8 +81,11 @@ local function request(conn, req, timeout)
 	next_id = next_id + 1
 	req.id = next_id
 	local ok, err = conn:send(cjson.encode(req) .. "\n")
-	if not ok then return nil, err end
-	local line, e = conn:read_line(timeout)
+	-- a refusing server (another uid, too many clients) writes why and
+	-- closes, possibly before the request is sent: read that first
+	local line, e
+	if ok then line, e = conn:read_line(timeout) else line, e = conn:read_line(1) end
+	if not ok and not line then return nil, err end
 	if not line then
 		return nil, e == "eof" and "hum closed the connection" or e
 	end
@@ -358,16 +361,20 @@ function M.logs(args)
 	-- names -> ids (colours as in hum up's output) and the column width
 	local ids, width = {}, 0
 	if not opts.json then
-		local resp = request(conn, { cmd = "ps" }, 30)
-		if resp and resp.ok then
-			for _, p in ipairs(resp.procs) do
-				ids[p.name] = p.id
-				width = math.max(width, #p.name)
-			end
+		local resp, perr = request(conn, { cmd = "ps" }, 30)
+		if not resp then return die(1, "%s", perr) end
+		if not resp.ok then return die(1, "%s", tostring(null(resp.error) or "ps failed")) end
+		for _, p in ipairs(resp.procs) do
+			ids[p.name] = p.id
+			width = math.max(width, #p.name)
 		end
 	end
 	local ok, err = conn:send(cjson.encode(req) .. "\n")
-	if not ok then return die(1, "%s", err) end
+	if not ok then
+		local l = conn:read_line(1)
+		local okd, r = pcall(cjson.decode, l or "")
+		return die(1, "%s", okd and type(r) == "table" and r.error or err)
+	end
 	if not opts.follow then io.stdout:setvbuf("full") end
 	local out = io.stdout
 	local nlines = 0

@@ -35,7 +35,12 @@ local function encode(ok, t)
 	return head .. "," .. body:sub(2)
 end
 
-local function reply(id, ok, t) raw.api_reply(id, encode(ok, t)) end
+-- Always answers: a value cjson cannot encode becomes an error reply.
+local function reply(id, ok, t)
+	local okc, json = pcall(encode, ok, t)
+	if not okc then json = encode(false, { error = "cannot encode the reply: " .. tostring(json) }) end
+	raw.api_reply(id, json)
+end
 
 -- Targets (names, groups, globs) -> instances, or nil, message.
 local function resolve(req)

@@ -1,0 +1,251 @@
+-- The client commands of the hum binary against a running `hum up`:
+-- ps, status, logs, start, stop, restart, signal, eval, down, up -d, and the
+-- exit codes (0 ok, 1 failed, 2 usage, 3 no running instance).
+local H = require "srv_helpers"
+local S = H.S
+local cjson = H.json
+
+local function json_lines(out)
+	local t = {}
+	for l in out:gmatch("[^\n]+") do t[#t + 1] = cjson.decode(l) end
+	return t
+end
+
+describe("hum client commands", function()
+	local u
+	setup(function()
+		u = H.up_fixture("srv_basic.lua")
+		u:wait_state("web", { ready = true, running = true })
+		u:wait_state("worker.2", { ready = true, running = true })
+		S.wait(function() return (u:proc("db") or {}).lines == 2 end, nil, "db's lines")
+		S.wait(function() return (u:proc("web") or {}).lines >= 5 end, nil, "web's ticks")
+	end)
+	teardown(function() if u then u:close() end end)
+
+	it("ps prints an aligned table", function()
+		local code, out = u:hum({ "ps" })
+		assert.are.equal(0, code, out)
+		local lines = {}
+		for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+		assert.matches("^NAME%s+STATE%s+PID%s+UPTIME%s+RESTARTS%s+EXIT%s+GROUP%s+INFO$", lines[1])
+		assert.are.equal(6, #lines)
+		local col = lines[1]:find("STATE")
+		for k = 2, #lines do
+			assert.are.equal(" ", lines[k]:sub(col - 1, col - 1), lines[k])
+		end
+		assert.matches("\nweb%s+%a+%s+%d+", out)
+		assert.matches("\nlater%s+pending%s+%-", out)
+		assert.is_nil(out:find("\27[", 1, true), "no colour without a terminal")
+	end)
+
+	it("ps --json prints one array of objects with stable fields", function()
+		local code, out = u:hum({ "ps", "--json" })
+		assert.are.equal(0, code, out)
+		local arr = cjson.decode(out)
+		assert.are.equal(5, #arr)
+		local web = arr[1]
+		assert.are.equal("web", web.name)
+		assert.is_number(web.pid)
+		assert.is_number(web.restarts)
+		assert.is_number(web.started_at)
+		assert.are.equal(cjson.null, web.exit_code)
+		assert.are.equal(cjson.null, web.signal)
+		assert.are.equal("front", web.group)
+		assert.matches('^%[{"name":"web","id":1,"kind":"service","state":"%a+","pid":%d+,"restarts":0,'
+			.. '"exit_code":null,"signal":null,"started_at":[%d.]+,', out)
+	end)
+
+	it("status shows one process; --json gives its object", function()
+		local code, out = u:hum({ "status", "db" })
+		assert.are.equal(0, code, out)
+		assert.matches("name:%s+db", out)
+		assert.matches("groups:%s+back", out)
+		assert.matches("log:%s+2 lines", out)
+		code, out = u:hum({ "status", "db", "--json" })
+		assert.are.equal(0, code, out)
+		local obj = cjson.decode(out)
+		assert.are.equal("db", obj.name)
+		code, out = u:hum({ "status", "worker", "--json" })
+		assert.are.equal(2, #cjson.decode(out))
+		code, out = u:hum({ "status", "ghost" })
+		assert.are.equal(1, code, out)
+		assert.matches('no process matches "ghost"', out)
+	end)
+
+	it("logs prints recent lines, merged and filtered", function()
+		local code, out = u:hum({ "logs", "db" })
+		assert.are.equal(0, code, out)
+		assert.matches("%d%d:%d%d:%d%d db%s+│ db ready", out)
+		assert.matches("%d%d:%d%d:%d%d db%s+! db warning", out)
+		code, out = u:hum({ "logs", "-n", "3", "web" })
+		assert.are.equal(0, code, out)
+		local n = 0
+		for _ in out:gmatch("tick %d+") do n = n + 1 end
+		assert.are.equal(3, n)
+		code, out = u:hum({ "logs", "back", "--grep", "warn|worker 2" })
+		assert.are.equal(0, code, out)
+		assert.matches("db warning", out)
+		assert.matches("worker 2 up", out)
+		assert.is_nil(out:find("db ready", 1, true))
+		code, out = u:hum({ "logs", "--stream", "err" })
+		assert.are.equal(0, code, out)
+		assert.matches("db warning", out)
+		assert.is_nil(out:find("tick", 1, true))
+		code, out = u:hum({ "logs", "--since", "1h", "db" })
+		assert.matches("db ready", out)
+		code, out = u:hum({ "logs", "--since", "2999-01-01", "db" })
+		assert.are.equal(0, code, out)
+		assert.are.equal("", out)
+	end)
+
+	it("logs --json prints one object per line", function()
+		local code, out = u:hum({ "logs", "--json", "-n", "4" })
+		assert.are.equal(0, code, out)
+		local t = json_lines(out)
+		assert.are.equal(4, #t)
+		for k, l in ipairs(t) do
+			assert.is_number(l.seq)
+			assert.is_number(l.time)
+			assert.is_string(l.name)
+			assert.is_string(l.line)
+			assert.is_truthy(l.stream == "out" or l.stream == "err")
+			if k > 1 then assert.is_true(l.seq > t[k - 1].seq) end
+		end
+		assert.matches('^{"seq":%d+,"time":[%d.]+,"name":"[^"]+","stream":"%a+","line":', out)
+	end)
+
+	it("stop, start and restart wait for the new state", function()
+		local code, out = u:hum({ "stop", "web" })
+		assert.are.equal(0, code, out)
+		assert.matches("web%s+stopped", out)
+		assert.are.equal("stopped", u:proc("web").state)
+		code, out = u:hum({ "start", "web" })
+		assert.are.equal(0, code, out)
+		assert.matches("web%s+%a+%s+pid %d+", out)
+		local pid = u:proc("web").pid
+		assert.is_number(pid)
+		code, out = u:hum({ "restart", "front" })
+		assert.are.equal(0, code, out)
+		local p = u:proc("web")
+		assert.is_number(p.pid)
+		assert.are_not.equal(pid, p.pid)
+		code, out = u:hum({ "stop", "nothing*" })
+		assert.are.equal(1, code, out)
+		assert.matches('nothing matches "nothing%*"', out)
+	end)
+
+	it("signal sends a signal to a process group", function()
+		local code, out = u:hum({ "signal", "USR1", "web" })
+		assert.are.equal(0, code, out)
+		S.wait(function()
+			local _, o = u:hum({ "logs", "web", "--grep", "got USR1" })
+			return o:find("got USR1", 1, true)
+		end, nil, "the trap's line")
+		code, out = u:hum({ "signal", "BOGUS", "web" })
+		assert.are.equal(2, code, out)
+		code, out = u:hum({ "signal", "HUP", "later" })
+		assert.are.equal(1, code, out)
+		assert.matches("not running", out)
+	end)
+
+	it("eval runs Lua in the server and prints the result", function()
+		local code, out = u:hum({ "eval", "print('hello') return #hum.ps()" })
+		assert.are.equal(0, code, out)
+		assert.are.equal("hello\n5\n", out)
+		code, out = u:hum({ "eval", "srv_x = 41" })
+		assert.are.equal(0, code, out)
+		code, out = u:hum({ "eval", "srv_x + 1" })
+		assert.are.equal("42\n", out)
+		code, out = u:hum({ "eval", "error('nope')" })
+		assert.are.equal(1, code, out)
+		assert.matches("nope", out)
+	end)
+
+	it("documents every command and flag", function()
+		for _, cmd in ipairs { "ps", "status", "logs", "start", "stop", "restart", "signal", "down", "eval", "up" } do
+			local code, out = S.run({ cmd, "--help" })
+			assert.are.equal(0, code, out)
+			assert.matches("usage: hum " .. cmd, out)
+		end
+		local _, out = S.run({ "logs", "--help" })
+		for _, flag in ipairs { "--follow", "--lines", "--grep", "--since", "--json", "--stream", "--file" } do
+			assert.is_truthy(out:find(flag, 1, true), flag)
+		end
+		local code = S.run({ "logs", "-n", "x" }, { cwd = u.dir })
+		assert.are.equal(2, code)
+		code = S.run({ "ps", "--frob" }, { cwd = u.dir })
+		assert.are.equal(2, code)
+	end)
+end)
+
+describe("hum logs --follow", function()
+	it("prints new lines and ends when hum stops", function()
+		local u = H.up_fixture("srv_basic.lua")
+		finally(function() u:close() end)
+		u:wait_state("web", { ready = true, running = true })
+		local f = S.start({ "logs", "-f", "-n", "0", "web" }, { cwd = u.dir })
+		finally(function() f:close() end)
+		local first = tonumber(f:wait_output("tick (%d+)"):match("tick (%d+)"))
+		S.wait(function()
+			local last
+			for n in f:output():gmatch("tick (%d+)") do last = tonumber(n) end
+			return last and last >= first + 3
+		end, nil, "more ticks")
+		local code, out = u:hum({ "down" })
+		assert.are.equal(0, code, out)
+		assert.are.equal(0, f:wait_exit(30), f:output())
+		u.bg:wait_exit(30)
+		code, out = u:hum({ "ps" })
+		assert.are.equal(3, code, out)
+	end)
+end)
+
+describe("without a running hum", function()
+	it("exits 3", function()
+		local file, dir = S.config([[
+local hum = require "hum"
+hum.service "s" { cmd = "sleep 1" }
+]])
+		for _, args in ipairs { { "ps" }, { "logs" }, { "status", "s" }, { "stop", "s" }, { "down" }, { "eval", "1" } } do
+			local code, out = S.run(args, { cwd = dir })
+			assert.are.equal(3, code, table.concat(args, " ") .. ": " .. out)
+			assert.matches("no running hum", out)
+		end
+		local code, out = S.run({ "ps", "-f", file }, { cwd = "/" })
+		assert.are.equal(3, code, out)
+		code, out = S.run({ "ps" }, { cwd = "/" })
+		assert.are.equal(3, code, out)
+		assert.matches("no hum.lua", out)
+	end)
+end)
+
+describe("hum up -d", function()
+	it("returns once listening; down stops it", function()
+		local mark = "srvdetach" .. tostring(math.random(1e9))
+		local file, dir = S.config(([[
+local hum = require "hum"
+hum.service "s" { cmd = "echo started; exec sleep 1000", env = { MARK = %q } }
+]]):format(mark))
+		local code, out = S.run({ "up", "-d" }, { cwd = dir })
+		assert.are.equal(0, code, out)
+		assert.matches("running in the background %(pid %d+%)", out)
+		local pid = tonumber(out:match("pid (%d+)"))
+		finally(function()
+			if S.alive(pid) then S.kill(pid, "TERM") end
+			for _, p in ipairs(S.pids_with_env(mark)) do S.kill(p, "KILL") end
+		end)
+		-- listening already: no waiting needed for the first request
+		code, out = S.run({ "ps", "--json" }, { cwd = dir })
+		assert.are.equal(0, code, out)
+		assert.matches('"name":"s"', out)
+		-- a second one is refused, through the same handshake
+		code, out = S.run({ "up", "-d" }, { cwd = dir })
+		assert.are.equal(1, code, out)
+		assert.matches("already running", out)
+		S.wait(function() return (S.read(dir .. "/.hum/hum.log") or ""):find("started", 1, true) end, nil, "hum.log")
+		code, out = S.run({ "down" }, { cwd = dir })
+		assert.are.equal(0, code, out)
+		S.wait(function() return not S.alive(pid) end, nil, "the background hum to exit")
+		assert.are.equal(0, #S.pids_with_env(mark))
+	end)
+end)
