@@ -1190,7 +1190,7 @@ static void do_logs(client *c, const hum_jval *req, const char *id, size_t idlen
 				continue;
 			pass1 p = { a, &f, a->hz[i], strlen(a->sels[i]->name), false };
 			if (plain)
-				hum_logring_tail(&a->ents[i]->log, n, pass1_cb, &p);
+				hum_logring_tail_upto(&a->ents[i]->log, a->hz[i], n, pass1_cb, &p);
 			else
 				hum_logring_read(&a->ents[i]->log, 0, 0, pass1_cb, &p);
 			oom = p.oom;

@@ -339,9 +339,17 @@ size_t hum_logring_read(const hum_logring *r, uint64_t from_seq, size_t max,
 
 size_t hum_logring_tail(const hum_logring *r, size_t n, hum_line_fn fn, void *ud)
 {
+	return hum_logring_tail_upto(r, UINT64_MAX, n, fn, ud);
+}
+
+size_t hum_logring_tail_upto(const hum_logring *r, uint64_t upto, size_t n,
+			     hum_line_fn fn, void *ud)
+{
 	if (n == 0)
 		return 0;
 	uint64_t H = hum_load_u64_acq(&r->last_seq);
+	if (H > upto)
+		H = upto;
 	if (H == 0)
 		return 0;
 	const struct hum_logtable *t = hum_load_ptr_acq(&r->table);

@@ -84,6 +84,10 @@ size_t hum_logring_read(const hum_logring *r, uint64_t from_seq, size_t max,
 			hum_line_fn fn, void *ud);
 /* The last n committed lines, oldest first (n = 0: none). */
 size_t hum_logring_tail(const hum_logring *r, size_t n, hum_line_fn fn, void *ud);
+/* The last n lines with seq <= upto: a reader that fixed a horizon earlier
+ * (hum_logring_last_seq) gets n lines even if more were committed since. */
+size_t hum_logring_tail_upto(const hum_logring *r, uint64_t upto, size_t n,
+			     hum_line_fn fn, void *ud);
 uint64_t hum_logring_first_seq(const hum_logring *r); /* 0 if empty */
 uint64_t hum_logring_last_seq(const hum_logring *r);  /* 0 if empty */
 

@@ -262,6 +262,7 @@ void hum_sup_free(hum_sup *s)
 	if (s == NULL)
 		return;
 	s->freeing = true;
+	hum_sweeper_stop_(s);
 	/* 1. Kill: live groups, then every token carrier (what is left of
 	 * finished runs, and other spawners' children with hum_sup_token). */
 	for (size_t i = 0; i < s->nprocs; i++) {
@@ -481,7 +482,7 @@ void hum_sup_kill_all(hum_sup *s)
 			hum_cleanup_run_(p);
 		}
 	}
-	hum_scan_request_(s, 0, 0, SIGKILL, false); /* every token of ours */
+	hum_scan_request_(s, 0, 0, SIGKILL, false, 0); /* every token of ours */
 }
 
 /* ---- control ---------------------------------------------------------------------- */
@@ -512,17 +513,14 @@ int hum_proc_stop(hum_proc *p)
 		hum_kill_group_(p, sig);
 		if (sig != SIGKILL && sig != SIGCONT)
 			hum_kill_group_(p, SIGCONT); /* a stopped group cannot act on it */
-		hum_scan_request_(s, p->id, p->run, sig, false);
-		hum_scan_req *last = s->nscan ? &s->scan[s->nscan - 1] : NULL;
-		if (last && last->id == p->id && last->run == p->run && last->sig == sig &&
-		    sig != SIGKILL)
-			last->skip_pgid = p->pgid;
+		/* the group had sig just now: only those who left it get it */
+		hum_scan_request_(s, p->id, p->run, sig, false, sig != SIGKILL ? p->pgid : 0);
 		if (sig == SIGKILL) {
 			p->killed = 2;
 		} else if (p->grace <= 0) {
 			p->killed = 2;
 			hum_kill_group_(p, SIGKILL);
-			hum_scan_request_(s, p->id, p->run, SIGKILL, false);
+			hum_scan_request_(s, p->id, p->run, SIGKILL, false, 0);
 		} else {
 			ev_timer_set(&p->grace_timer, p->grace, 0);
 			ev_timer_start(s->loop, &p->grace_timer);

@@ -6,6 +6,7 @@
 #ifndef HUM_PROC_PRIV_H
 #define HUM_PROC_PRIV_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -39,6 +40,20 @@ typedef struct hum_scan_req {
 	bool finish; /* publish p's final state after the sweep */
 	pid_t skip_pgid; /* members of this group had sig already (0: none) */
 } hum_scan_req;
+
+/* The token-sweep worker (sweep.c).  q, done, err, lost, busy, quit: guarded
+ * by mu; started, nothread and the watcher: loop thread only. */
+typedef struct hum_sweeper {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	hum_scan_req *q, *done;  /* queued; swept, waiting for the loop */
+	size_t nq, qcap, ndone, done_cap;
+	int err;                 /* errno of a failed /proc pass, for the log */
+	bool lost;               /* a request was lost to ENOMEM */
+	bool busy, quit, started, nothread;
+	ev_async done_w;         /* worker -> loop: a batch is swept */
+} hum_sweeper;
 
 struct hum_proc {
 	hum_sup *sup;
@@ -76,7 +91,6 @@ struct hum_sup {
 	hum_sup_hooks hooks;
 	void *ud;
 	ev_child child_w;    /* pid 0: every child, including adopted orphans */
-	ev_prepare scan_w;   /* runs pending token sweeps, once per iteration */
 	hum_proc **procs;    /* by id (ids only grow: appended in order) */
 	size_t nprocs, procs_cap;
 	hum_proc *pidmap[PIDMAP_SIZE];
@@ -86,8 +100,7 @@ struct hum_sup {
 	char prefix[64];     /* "<hum pid>-<start ms hex>-<n>." */
 	char token[96];      /* "HUM_TOKEN=<prefix>0.0": for other spawners */
 	hum_sentinel sentinel;
-	hum_scan_req *scan;
-	size_t nscan, scan_cap;
+	hum_sweeper sweeper;
 	bool freeing;
 };
 
@@ -106,7 +119,17 @@ void hum_reap_fini_(hum_sup *s);
 void hum_pidmap_add_(hum_sup *s, hum_proc *p);
 void hum_kill_group_(hum_proc *p, int sig);
 void hum_cleanup_run_(hum_proc *p); /* SIGKILL the run's token carriers */
-void hum_scan_request_(hum_sup *s, uint32_t id, uint32_t run, int sig, bool finish);
+void hum_reap_finish_(hum_proc *p); /* the final state of a stopped run */
+
+/* sweep.c */
+void hum_sweeper_init_(hum_sup *s);
+void hum_sweeper_stop_(hum_sup *s); /* join the worker (hum_sup_free) */
+void hum_sweeper_fini_(hum_sup *s);
+/* Queues a sweep: sig to the carriers of run `run` (0: any) of process `id`
+ * (0: any), except members of skip_pgid (0: none); finish: call
+ * hum_reap_finish_ after it. */
+void hum_scan_request_(hum_sup *s, uint32_t id, uint32_t run, int sig, bool finish,
+		       pid_t skip_pgid);
 void hum_grace_cb_(struct ev_loop *loop, ev_timer *w, int revents);
 void hum_backoff_cb_(struct ev_loop *loop, ev_timer *w, int revents);
 const char *hum_signame_(int sig, char *buf, size_t len);

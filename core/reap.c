@@ -19,10 +19,9 @@
  * took), and the final `stopped` is published only after that sweep, so a
  * hook that sees `stopped` may rely on the run being gone (SIGKILL'd).
  *
- * Sweeps read /proc/<pid>/environ of every process, so they never run on a
- * hot path: they are queued by stop/kill/restart and run once per loop
- * iteration from an ev_prepare, one /proc pass for all queued requests
- * (stopping 1000 processes costs one pass, not 1000).
+ * Sweeps read /proc/<pid>/environ of every process, so they never run on
+ * the loop thread: they are queued by stop/kill/restart and run by the
+ * worker in sweep.c, one /proc pass for all that queued up meanwhile.
  *
  * Restart.  After an exit that the policy restarts (on-failure: not exit 0;
  * always: any), the run's leftovers are killed (a restart must never leave
@@ -107,30 +106,7 @@ static void forget(hum_sup *s, pid_t pgid)
 		hum_sup_log_(s, NULL, "sentinel: forget group %d: %s", (int)pgid, strerror(-rc));
 }
 
-/* ---- token sweeps ------------------------------------------------------------ */
-
-static void finish(hum_proc *p);
-
-void hum_scan_request_(hum_sup *s, uint32_t id, uint32_t run, int sig, bool fin)
-{
-	if (s->nscan == s->scan_cap) {
-		size_t cap = s->scan_cap ? s->scan_cap * 2 : 16;
-		hum_scan_req *v = realloc(s->scan, cap * sizeof *v);
-		if (v == NULL) {
-			hum_sup_log_(s, NULL, "token sweep: out of memory");
-			/* The group kill still happened; do not hang the stop. */
-			hum_proc *p = fin ? hum_sup_get(s, id) : NULL;
-			if (p && p->finish_pending)
-				finish(p);
-			return;
-		}
-		s->scan = v;
-		s->scan_cap = cap;
-	}
-	s->scan[s->nscan++] = (hum_scan_req){ id, run, sig, fin, 0 };
-	if (!ev_is_active(&s->scan_w))
-		ev_prepare_start(s->loop, &s->scan_w);
-}
+/* ---- token sweeps (run by sweep.c) ------------------------------------------- */
 
 void hum_cleanup_run_(hum_proc *p)
 {
@@ -138,63 +114,7 @@ void hum_cleanup_run_(hum_proc *p)
 	if (p->cleaned || p->run == 0)
 		return;
 	p->cleaned = 1;
-	hum_scan_request_(p->sup, p->id, p->run, SIGKILL, false);
-}
-
-typedef struct sweep {
-	hum_sup *s;
-	const hum_scan_req *req;
-	size_t n;
-	int killed;
-} sweep;
-
-static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
-{
-	sweep *w = ud;
-	/* value = prefix "<id>.<run>" */
-	const char *q = value + strlen(w->s->prefix);
-	char *end;
-	unsigned long id = strtoul(q, &end, 10);
-	if (*end != '.')
-		return 0;
-	unsigned long run = strtoul(end + 1, &end, 10);
-	int last = 0;
-	for (size_t i = 0; i < w->n; i++) {
-		const hum_scan_req *r = &w->req[i];
-		if ((r->id && r->id != id) || (r->run && r->run != run) || r->sig == last)
-			continue;
-		/* A stop signal reached the group already: only those who left
-		 * it get it here (twice could mean "force quit" to some). */
-		if (r->skip_pgid && getpgid(pid) == r->skip_pgid)
-			continue;
-		last = r->sig;
-		if (hum_token_kill(pid, value, len, r->sig) == 0)
-			w->killed++;
-	}
-	return 0;
-}
-
-static void scan_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	hum_sup *s = (hum_sup *)((char *)w - offsetof(hum_sup, scan_w));
-	/* Take the batch: finishing may queue new requests (a restart). */
-	hum_scan_req *req = s->scan;
-	size_t n = s->nscan;
-	s->scan = NULL;
-	s->nscan = s->scan_cap = 0;
-	ev_prepare_stop(loop, w);
-	sweep sw = { s, req, n, 0 };
-	int rc = hum_token_scan(s->prefix, sweep_match, &sw);
-	if (rc < 0)
-		hum_sup_log_(s, NULL, "token sweep: /proc: %s", strerror(-rc));
-	for (size_t i = 0; i < n; i++) {
-		if (!req[i].finish)
-			continue;
-		hum_proc *p = hum_sup_get(s, req[i].id);
-		if (p && p->finish_pending && p->run == req[i].run)
-			finish(p);
-	}
-	free(req);
+	hum_scan_request_(p->sup, p->id, p->run, SIGKILL, false, 0);
 }
 
 /* ---- exits ---------------------------------------------------------------------- */
@@ -221,7 +141,7 @@ static void set_exit(hum_snap *n, int status)
 }
 
 /* The final state of a stopped run, after its sweep. */
-static void finish(hum_proc *p)
+void hum_reap_finish_(hum_proc *p)
 {
 	p->finish_pending = 0;
 	if (p->restart_after) {
@@ -265,7 +185,7 @@ static void exited(hum_proc *p, int status)
 		p->cleaned = 1;
 		hum_kill_group_(p, SIGKILL);
 		forget(s, p->pgid);
-		hum_scan_request_(s, p->id, p->run, SIGKILL, true);
+		hum_scan_request_(s, p->id, p->run, SIGKILL, true, 0);
 		return;
 	}
 	p->finish_pending = 0;
@@ -358,7 +278,7 @@ void hum_grace_cb_(struct ev_loop *loop, ev_timer *w, int revents)
 		     hum_signame_(p->stop_signal, b, sizeof b));
 	p->killed = 1;
 	hum_kill_group_(p, SIGKILL);
-	hum_scan_request_(p->sup, p->id, p->run, SIGKILL, false);
+	hum_scan_request_(p->sup, p->id, p->run, SIGKILL, false, 0);
 }
 
 void hum_backoff_cb_(struct ev_loop *loop, ev_timer *w, int revents)
@@ -374,15 +294,12 @@ void hum_reap_init_(hum_sup *s)
 	ev_child_init(&s->child_w, child_cb, 0, 0);
 	ev_child_start(s->loop, &s->child_w);
 	ev_unref(s->loop); /* watching for exits must not keep ev_run going */
-	ev_prepare_init(&s->scan_w, scan_cb);
+	hum_sweeper_init_(s);
 }
 
 void hum_reap_fini_(hum_sup *s)
 {
 	ev_ref(s->loop);
 	ev_child_stop(s->loop, &s->child_w);
-	ev_prepare_stop(s->loop, &s->scan_w);
-	free(s->scan);
-	s->scan = NULL;
-	s->nscan = s->scan_cap = 0;
+	hum_sweeper_fini_(s);
 }

@@ -14,6 +14,8 @@
 
 #include "host.h"
 
+void hum_server_shutdown(void); /* server.c: stops the API thread if open */
+
 static hum_host host;
 
 /* raw.init(): creates the loop, store and supervisor (only `up`/`run` need them). */
@@ -78,6 +80,9 @@ int main(int argc, char **argv)
 			lua_pop(L, 1);
 		}
 	}
+	/* The API thread reads the store: it goes first, whatever path the
+	 * Lua side took out of hum.cli.main (normally it stopped it already). */
+	hum_server_shutdown();
 	if (hum_host_current)
 		hum_host_fini(&host);
 	hum_host_current = NULL;

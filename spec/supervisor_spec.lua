@@ -170,6 +170,39 @@ end)
 		assert.are.same({}, S.pids_with_env(marker))
 	end)
 
+	it("kills what a finished run left behind when a reaction starts it again, while idle", function()
+		-- the start comes from a reaction, inside the loop's prepare phase,
+		-- where a queued sweep once waited for the loop's next wake-up
+		local marker = "HUMSPEC_LEFT_" .. tostring(os.time()) .. math.random(1e6)
+		local dir = S.tmpdir()
+		local file = scenario(([[
+local again = false
+local d = hum.service "d" {
+	cmd = "if [ -e %s/again ]; then touch %s/second; exec sleep 1000 >/dev/null; fi; "
+		.. "touch %s/again; setsid sleep 301 >/dev/null 2>&1 & echo first; exit 0",
+	env = { MARKER = %q },
+	restart = { policy = "no" },
+}
+d:on("exit", function()
+	if not again then again = true; hum.sleep(0.3); d:start() end
+end)
+]]):format(dir, dir, dir, marker), dir)
+		local h = S.start({ "up", "-f", file })
+		finally(function() h:close() end)
+		S.wait(function() return S.read(dir .. "/second") end, 30, "the second run")
+		local function leftovers()
+			local n = 0
+			for _, pid in ipairs(S.pids_with_env(marker)) do
+				if (S.read("/proc/" .. pid .. "/cmdline") or ""):find("301", 1, true) then n = n + 1 end
+			end
+			return n
+		end
+		S.wait(function() return leftovers() == 0 end, 10, "the first run's setsid'd sleep killed")
+		-- the second run is untouched
+		assert.is_nil(h:code())
+		assert.are.equal(1, #S.pids_with_env(marker))
+	end)
+
 	it("restarts on failure with backoff, counting restarts, and stops at max", function()
 		local file, _, results = scenario [[
 local f = hum.service "f" { cmd = "exit 1", restart = { policy = "on-failure", max = 3, backoff = { 0.2, 0.8 } } }

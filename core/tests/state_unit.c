@@ -259,6 +259,11 @@ static void test_logring(void)
 	ok(hum_logring_tail(r, 5, collect_fn, &c) == 5 && c.seq[0] == last - 4 && c.seq[4] == last && c.ok,
 	   "tail of 5 lines, oldest first");
 	memset(&c, 0, sizeof c);
+	c.ok = 1;
+	ok(hum_logring_tail_upto(r, last - 3, 5, collect_fn, &c) == 5 && c.seq[0] == last - 7 &&
+	   c.seq[4] == last - 3 && c.ok,
+	   "tail of 5 lines up to a horizon ignores lines committed after it");
+	memset(&c, 0, sizeof c);
 	ok(hum_logring_tail(r, 0, collect_fn, &c) == 0 && c.n == 0, "tail of 0 lines");
 	memset(&c, 0, sizeof c);
 	c.ok = 1;

@@ -8,11 +8,21 @@ local USAGE = [[
 usage: hum <command> [options]
 
   up [-f FILE] [NAME|GROUP...]   start processes in the foreground (merged logs)
+  up -d                          the same in the background (output: .hum/hum.log)
   run [-f FILE] TASK [-- ARGS]   run a task and its dependencies; exit with its code
   run --list                     list tasks with their descriptions
   check [-f FILE]                validate the config and print the dependency graph
   --version                      print the version
   --help, hum CMD --help         this text, or a command's
+
+Talking to a running `hum up` (over .hum/hum.sock; exit 3 if none runs):
+  ps [--json]                    every process: state, pid, uptime, restarts, exit
+  status NAME...                 one process (or group, glob, replicas) in detail
+  logs [NAME...] [-f] [-n N]     recent output, merged; -f follows new lines
+  start|stop|restart NAME...     control processes, groups or globs
+  signal SIG NAME...             send a signal to processes' groups
+  down                           stop everything and end that hum
+  eval 'lua code'                run Lua inside it and print the result
 
 The config is hum.lua in the current directory or a parent, or -f FILE.]]
 

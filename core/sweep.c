@@ -1,0 +1,257 @@
+/*
+ * sweep.c — token sweeps on a worker thread.
+ *
+ * A sweep reads /proc/<pid>/environ of every process on the machine to find
+ * descendants of a run that left its process group (sentinel.h).  That costs
+ * about 10 us per process (300 processes: 3 ms; a workstation with a browser
+ * and an IDE: 20+ ms), and it is needed on every stop and restart.  On the
+ * loop thread it delayed everything behind it: the exit reaction, the
+ * respawn, output.  So the loop thread only queues requests here; one worker
+ * thread, started at the first request, takes whatever has queued up, makes
+ * one /proc pass for all of it, and hands the batch back through an ev_async;
+ * the loop thread then publishes the final states that waited for the sweep
+ * (a stop is `stopped` only once its leftovers had SIGKILL).
+ *
+ * Ownership and ordering.  The queue and the done list are guarded by `mu`
+ * (this is the supervisor's work queue, not state: readers of state never
+ * see it).  A batch belongs to the worker from the moment it takes it until
+ * it appends it to `done`.  Batches run one at a time, in request order, so
+ * a stop signal is swept before the SIGKILL that follows it.  Each kill is
+ * verified against the process's token through a pidfd, so the worker never
+ * signals a recycled pid; it reads only the immutable prefix and its batch.
+ *
+ * The async watcher is active (and so keeps ev_run going) exactly while a
+ * request is queued, in flight or done but not yet handled: a stop waiting
+ * for its sweep keeps the loop alive.  If the thread cannot be started, the
+ * loop thread sweeps itself and posts the result to the same async, so the
+ * rest of the code sees one path.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proc_priv.h"
+
+typedef struct batch {
+	hum_sup *s;
+	const hum_scan_req *req;
+	size_t n;
+} batch;
+
+static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
+{
+	batch *b = ud;
+	/* value = prefix "<id>.<run>" */
+	const char *q = value + strlen(b->s->prefix);
+	char *end;
+	unsigned long id = strtoul(q, &end, 10);
+	if (*end != '.')
+		return 0;
+	unsigned long run = strtoul(end + 1, &end, 10);
+	int last = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const hum_scan_req *r = &b->req[i];
+		if ((r->id && r->id != id) || (r->run && r->run != run) || r->sig == last)
+			continue;
+		/* A stop signal reached the group already: only those who left
+		 * it get it here (twice could mean "force quit" to some). */
+		if (r->skip_pgid && getpgid(pid) == r->skip_pgid)
+			continue;
+		last = r->sig;
+		hum_token_kill(pid, value, len, r->sig);
+	}
+	return 0;
+}
+
+/* One /proc pass for a batch; returns hum_token_scan's result. */
+static int sweep(hum_sup *s, const hum_scan_req *req, size_t n)
+{
+	batch b = { s, req, n };
+	return hum_token_scan(s->prefix, sweep_match, &b);
+}
+
+/* Appends to a growable request array; false when out of memory. */
+static bool push(hum_scan_req **v, size_t *n, size_t *cap, const hum_scan_req *r, size_t k)
+{
+	if (*n + k > *cap) {
+		size_t c = *cap ? *cap : 16;
+		while (c < *n + k)
+			c *= 2;
+		hum_scan_req *nv = realloc(*v, c * sizeof *nv);
+		if (nv == NULL)
+			return false;
+		*v = nv;
+		*cap = c;
+	}
+	memcpy(*v + *n, r, k * sizeof *r);
+	*n += k;
+	return true;
+}
+
+/* Moves a swept batch to the done list and wakes the loop.  Called with mu
+ * held.  If the done list cannot grow, the batch's finish requests are lost
+ * to it: they are kept by marking the error, and the loop finishes every
+ * finish_pending process (the group had SIGKILL; do not hang the stop). */
+static void post_done(hum_sweeper *w, hum_scan_req *req, size_t n, int rc)
+{
+	if (rc < 0 && w->err == 0)
+		w->err = -rc;
+	if (!push(&w->done, &w->ndone, &w->done_cap, req, n))
+		w->lost = true;
+	free(req);
+}
+
+static void *worker_main(void *arg)
+{
+	hum_sup *s = arg;
+	hum_sweeper *w = &s->sweeper;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->quit && w->nq == 0)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->quit)
+			break;
+		hum_scan_req *req = w->q;
+		size_t n = w->nq;
+		w->q = NULL;
+		w->nq = w->qcap = 0;
+		w->busy = true;
+		pthread_mutex_unlock(&w->mu);
+		int rc = sweep(s, req, n);
+		pthread_mutex_lock(&w->mu);
+		w->busy = false;
+		post_done(w, req, n, rc);
+		ev_async_send(s->loop, &w->done_w);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Loop thread: the sweep of a batch is over. */
+static void done_cb(struct ev_loop *loop, ev_async *aw, int revents)
+{
+	hum_sup *s = (hum_sup *)((char *)aw - offsetof(hum_sup, sweeper.done_w));
+	hum_sweeper *w = &s->sweeper;
+	pthread_mutex_lock(&w->mu);
+	hum_scan_req *done = w->done;
+	size_t n = w->ndone;
+	int err = w->err;
+	bool lost = w->lost;
+	w->done = NULL;
+	w->ndone = w->done_cap = 0;
+	w->err = 0;
+	w->lost = false;
+	pthread_mutex_unlock(&w->mu);
+	if (err)
+		hum_sup_log_(s, NULL, "token sweep: /proc: %s", strerror(err));
+	if (lost)
+		hum_sup_log_(s, NULL, "token sweep: out of memory");
+	/* Finishing may queue new requests (a restart): done is ours now. */
+	for (size_t i = 0; i < n; i++) {
+		if (!done[i].finish)
+			continue;
+		hum_proc *p = hum_sup_get(s, done[i].id);
+		if (p && p->finish_pending && p->run == done[i].run)
+			hum_reap_finish_(p);
+	}
+	free(done);
+	if (lost)
+		for (size_t i = 0; i < s->nprocs; i++)
+			if (s->procs[i]->finish_pending && !s->procs[i]->pid)
+				hum_reap_finish_(s->procs[i]);
+	pthread_mutex_lock(&w->mu);
+	bool idle = w->nq == 0 && !w->busy && w->ndone == 0;
+	pthread_mutex_unlock(&w->mu);
+	if (idle)
+		ev_async_stop(loop, aw);
+}
+
+void hum_scan_request_(hum_sup *s, uint32_t id, uint32_t run, int sig, bool fin, pid_t skip_pgid)
+{
+	hum_sweeper *w = &s->sweeper;
+	hum_scan_req r = { id, run, sig, fin, skip_pgid };
+	if (!ev_is_active(&w->done_w))
+		ev_async_start(s->loop, &w->done_w);
+	if (!w->started && !w->nothread) {
+		/* The worker inherits hum's signal mask: block everything so
+		 * process-directed signals go to the loop thread. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		int rc = pthread_create(&w->thread, NULL, worker_main, s);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc == 0)
+			w->started = true;
+		else {
+			w->nothread = true;
+			hum_sup_log_(s, NULL, "token sweep: no worker thread (%s); sweeping on the loop",
+				     strerror(rc));
+		}
+	}
+	if (w->nothread) {
+		/* Same path as the worker's, on this thread. */
+		int rc = sweep(s, &r, 1);
+		hum_scan_req *one = malloc(sizeof *one);
+		pthread_mutex_lock(&w->mu);
+		if (one) {
+			*one = r;
+			post_done(w, one, 1, rc);
+		} else {
+			w->lost = true;
+		}
+		pthread_mutex_unlock(&w->mu);
+		ev_async_send(s->loop, &w->done_w);
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	bool ok = push(&w->q, &w->nq, &w->qcap, &r, 1);
+	if (ok)
+		pthread_cond_signal(&w->cv);
+	else
+		w->lost = true;
+	pthread_mutex_unlock(&w->mu);
+	if (!ok) {
+		hum_sup_log_(s, NULL, "token sweep: out of memory");
+		/* The group kill still happened; do not hang the stop. */
+		ev_async_send(s->loop, &w->done_w);
+	}
+}
+
+void hum_sweeper_init_(hum_sup *s)
+{
+	hum_sweeper *w = &s->sweeper;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	ev_async_init(&w->done_w, done_cb);
+}
+
+/* Stops the worker (after the batch it is sweeping, if any); what is queued
+ * stays unswept: the caller (hum_sup_free) sweeps everything itself. */
+void hum_sweeper_stop_(hum_sup *s)
+{
+	hum_sweeper *w = &s->sweeper;
+	if (w->started) {
+		pthread_mutex_lock(&w->mu);
+		w->quit = true;
+		pthread_cond_signal(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thread, NULL);
+		w->started = false;
+	}
+	w->nothread = true; /* from now on, requests are swept on this thread */
+}
+
+void hum_sweeper_fini_(hum_sup *s)
+{
+	hum_sweeper *w = &s->sweeper;
+	hum_sweeper_stop_(s);
+	ev_async_stop(s->loop, &w->done_w);
+	free(w->q);
+	free(w->done);
+	w->q = w->done = NULL;
+	w->nq = w->qcap = w->ndone = w->done_cap = 0;
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+}
