@@ -140,6 +140,8 @@ describe("control socket", function()
 	end)
 
 	it("serves 50 concurrent clients", function()
+		-- web ticks every 50 ms: the logs request below asks for 5 lines
+		S.wait(function() return (u:proc("web") or {}).lines >= 5 end, 30, "5 lines of web")
 		local conns = {}
 		for k = 1, 50 do
 			conns[k] = u:connect()
@@ -231,7 +233,7 @@ hum.task "noisy" { cmd = { "$FIX/flood", "1500000" }, autostart = false }
 		local f = u:connect()
 		f:send('{"cmd":"logs","names":["noisy","tick"],"n":0,"follow":true}\n')
 		-- the follower is registered once a tick line is queued for it
-		S.wait(function() return (u:proc("tick") or {}).lines > 3 end)
+		S.wait(function() return ((u:proc("tick") or {}).lines or 0) > 3 end, 30, "tick lines")
 		local r = u:ask({ cmd = "start", targets = { "noisy" } }, 60)
 		assert.is_true(r.ok)
 		local t0 = S.now()
