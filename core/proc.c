@@ -152,6 +152,8 @@ int hum_proc_spawn_(hum_proc *p, int why)
 	snprintf(token, sizeof token, "HUM_TOKEN=%s%u.%u", s->prefix, p->id, p->run);
 	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token, 0 };
 	hum_spawned sp;
+	/* before the fork: forks since then bound the pids the run can have */
+	p->forks0 = s->sweeper.pid_max ? hum_total_forks_() : 0;
 	int rc = hum_spawn(&req, &sp, err, sizeof err);
 	if (rc < 0) {
 		p->cleaned = 1;
@@ -482,7 +484,7 @@ void hum_sup_kill_all(hum_sup *s)
 			hum_cleanup_run_(p);
 		}
 	}
-	hum_scan_request_(s, 0, 0, SIGKILL, false, 0); /* every token of ours */
+	hum_scan_request_(s, NULL, SIGKILL, false, 0); /* every token of ours */
 }
 
 /* ---- control ---------------------------------------------------------------------- */
@@ -514,13 +516,13 @@ int hum_proc_stop(hum_proc *p)
 		if (sig != SIGKILL && sig != SIGCONT)
 			hum_kill_group_(p, SIGCONT); /* a stopped group cannot act on it */
 		/* the group had sig just now: only those who left it get it */
-		hum_scan_request_(s, p->id, p->run, sig, false, sig != SIGKILL ? p->pgid : 0);
+		hum_scan_request_(s, p, sig, false, sig != SIGKILL ? p->pgid : 0);
 		if (sig == SIGKILL) {
 			p->killed = 2;
 		} else if (p->grace <= 0) {
 			p->killed = 2;
 			hum_kill_group_(p, SIGKILL);
-			hum_scan_request_(s, p->id, p->run, SIGKILL, false, 0);
+			hum_scan_request_(s, p, SIGKILL, false, 0);
 		} else {
 			ev_timer_set(&p->grace_timer, p->grace, 0);
 			ev_timer_start(s->loop, &p->grace_timer);

@@ -39,6 +39,9 @@ typedef struct hum_scan_req {
 	int sig;
 	bool finish; /* publish p's final state after the sweep */
 	pid_t skip_pgid; /* members of this group had sig already (0: none) */
+	pid_t floor;     /* the run's first pid: its descendants' pids follow
+			  * it (cyclically); 0: unknown, scan every pid */
+	uint64_t forks;  /* forks on the machine before the run started */
 } hum_scan_req;
 
 /* The token-sweep worker (sweep.c).  q, done, err, lost, busy, quit: guarded
@@ -53,6 +56,7 @@ typedef struct hum_sweeper {
 	bool lost;               /* a request was lost to ENOMEM */
 	bool busy, quit, started, nothread;
 	ev_async done_w;         /* worker -> loop: a batch is swept */
+	pid_t pid_max;           /* /proc/sys/kernel/pid_max; 0: scan every pid */
 } hum_sweeper;
 
 struct hum_proc {
@@ -74,6 +78,7 @@ struct hum_proc {
 	unsigned nstreams;   /* open pipes of any run */
 	ev_timer grace_timer, backoff_timer;
 	double started_mono;
+	uint64_t forks0;     /* hum_total_forks_() before this run's spawn */
 	unsigned attempts;   /* policy restarts since the last reset */
 	uint32_t restarts;   /* every restart ever (policy and manual) */
 	int wstatus;         /* exit status kept for a deferred final state */
@@ -125,11 +130,11 @@ void hum_reap_finish_(hum_proc *p); /* the final state of a stopped run */
 void hum_sweeper_init_(hum_sup *s);
 void hum_sweeper_stop_(hum_sup *s); /* join the worker (hum_sup_free) */
 void hum_sweeper_fini_(hum_sup *s);
-/* Queues a sweep: sig to the carriers of run `run` (0: any) of process `id`
- * (0: any), except members of skip_pgid (0: none); finish: call
- * hum_reap_finish_ after it. */
-void hum_scan_request_(hum_sup *s, uint32_t id, uint32_t run, int sig, bool finish,
-		       pid_t skip_pgid);
+/* Queues a sweep: sig to the carriers of p's current run (p NULL: of every
+ * run of every process), except members of skip_pgid (0: none); finish:
+ * call hum_reap_finish_ after it. */
+void hum_scan_request_(hum_sup *s, hum_proc *p, int sig, bool finish, pid_t skip_pgid);
+uint64_t hum_total_forks_(void); /* /proc/stat "processes"; 0 if unknown */
 void hum_grace_cb_(struct ev_loop *loop, ev_timer *w, int revents);
 void hum_backoff_cb_(struct ev_loop *loop, ev_timer *w, int revents);
 const char *hum_signame_(int sig, char *buf, size_t len);

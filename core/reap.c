@@ -114,7 +114,7 @@ void hum_cleanup_run_(hum_proc *p)
 	if (p->cleaned || p->run == 0)
 		return;
 	p->cleaned = 1;
-	hum_scan_request_(p->sup, p->id, p->run, SIGKILL, false, 0);
+	hum_scan_request_(p->sup, p, SIGKILL, false, 0);
 }
 
 /* ---- exits ---------------------------------------------------------------------- */
@@ -185,7 +185,7 @@ static void exited(hum_proc *p, int status)
 		p->cleaned = 1;
 		hum_kill_group_(p, SIGKILL);
 		forget(s, p->pgid);
-		hum_scan_request_(s, p->id, p->run, SIGKILL, true, 0);
+		hum_scan_request_(s, p, SIGKILL, true, 0);
 		return;
 	}
 	p->finish_pending = 0;
@@ -278,7 +278,7 @@ void hum_grace_cb_(struct ev_loop *loop, ev_timer *w, int revents)
 		     hum_signame_(p->stop_signal, b, sizeof b));
 	p->killed = 1;
 	hum_kill_group_(p, SIGKILL);
-	hum_scan_request_(p->sup, p->id, p->run, SIGKILL, false, 0);
+	hum_scan_request_(p->sup, p, SIGKILL, false, 0);
 }
 
 void hum_backoff_cb_(struct ev_loop *loop, ev_timer *w, int revents)

@@ -115,6 +115,20 @@ static int open_environ(int dirfd, const char *pidname)
 
 int hum_token_scan(const char *prefix, hum_token_fn fn, void *ud)
 {
+	return hum_token_scan_range(prefix, 0, 0, fn, ud);
+}
+
+static int in_range(unsigned pid, pid_t lo, pid_t hi)
+{
+	if (lo <= 0)
+		return 1;
+	if (lo <= hi)
+		return pid >= (unsigned)lo && pid <= (unsigned)hi;
+	return pid >= (unsigned)lo || pid <= (unsigned)hi;
+}
+
+int hum_token_scan_range(const char *prefix, pid_t lo, pid_t hi, hum_token_fn fn, void *ud)
+{
 	size_t plen = strlen(prefix);
 	int dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
@@ -133,7 +147,7 @@ int hum_token_scan(const char *prefix, hum_token_fn fn, void *ud)
 				continue;
 			for (; *s >= '0' && *s <= '9'; s++)
 				pid = pid * 10 + (unsigned)(*s - '0');
-			if (*s != '\0' || (pid_t)pid == self)
+			if (*s != '\0' || (pid_t)pid == self || !in_range(pid, lo, hi))
 				continue;
 			int fd = open_environ(dfd, d->d_name);
 			if (fd < 0)

@@ -55,6 +55,9 @@ void hum_sentinel_stop(hum_sentinel *s);
  * read.  Raw syscalls only (usable in the sentinel). */
 typedef int (*hum_token_fn)(pid_t pid, const char *value, size_t len, void *ud);
 int hum_token_scan(const char *prefix, hum_token_fn fn, void *ud);
+/* The same, looking only at pids in the cyclic range lo..hi (lo > hi: the
+ * range wraps past pid_max; lo == 0: every pid). */
+int hum_token_scan_range(const char *prefix, pid_t lo, pid_t hi, hum_token_fn fn, void *ud);
 /* Sends sig to pid if it still carries HUM_TOKEN=value: the check and the
  * signal go through a pidfd, so a pid recycled in between is never hit.
  * 0 or -errno. */

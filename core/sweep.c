@@ -27,6 +27,7 @@
  * rest of the code sees one path.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,11 +66,95 @@ static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
 	return 0;
 }
 
+/* Reads a small /proc file into buf (NUL terminated); length or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t len)
+{
+	int fd;
+	do
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -1;
+	size_t have = 0;
+	while (have + 1 < len) {
+		ssize_t r = read(fd, buf + have, len - 1 - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+	}
+	close(fd);
+	buf[have] = '\0';
+	return (ssize_t)have;
+}
+
+uint64_t hum_total_forks_(void)
+{
+	char buf[16384]; /* the "intr" line before it can be long */
+	if (read_small("/proc/stat", buf, sizeof buf) <= 0)
+		return 0;
+	const char *p = strstr(buf, "\nprocesses ");
+	return p ? strtoull(p + 11, NULL, 10) : 0;
+}
+
+/* The pid most recently allocated in our pid namespace (/proc/loadavg's
+ * last field), or 0. */
+static pid_t last_pid(void)
+{
+	char buf[128];
+	if (read_small("/proc/loadavg", buf, sizeof buf) <= 0)
+		return 0;
+	const char *p = strrchr(buf, ' ');
+	return p ? (pid_t)strtol(p + 1, NULL, 10) : 0;
+}
+
+/* Which pids a batch must look at.  Linux hands out pids cyclically, so
+ * every descendant of a run has a pid in the cyclic range from the run's
+ * first pid to the last pid allocated — as long as fewer than a lap of pids
+ * (pid_max) was allocated since: the machine's fork count tells.  Half a lap
+ * is the margin (threads count as forks; the count is read just before the
+ * fork).  The range is extended by a few thousand pids past the last one for
+ * processes forked while the sweep runs.  *lo = 0: every pid.  On a machine
+ * with hundreds of processes this turns a restart's sweep from a read of
+ * every environment into a read of the few processes started since. */
+static void batch_range(const hum_sweeper *w, const hum_scan_req *req, size_t n, pid_t *lo, pid_t *hi)
+{
+	*lo = *hi = 0;
+	const int64_t max = w->pid_max;
+	if (max < 4096)
+		return;
+	uint64_t forks = hum_total_forks_();
+	pid_t last = last_pid();
+	if (forks == 0 || last <= 0 || last >= max)
+		return;
+	int64_t span = 0; /* pids from the earliest floor to last */
+	for (size_t i = 0; i < n; i++) {
+		const hum_scan_req *r = &req[i];
+		if (r->floor <= 0 || r->floor >= max || r->forks == 0 || forks < r->forks ||
+		    forks - r->forks >= (uint64_t)max / 2)
+			return;
+		int64_t d = ((int64_t)last - r->floor + max) % max;
+		if (d > span)
+			span = d, *lo = r->floor;
+		else if (*lo == 0)
+			*lo = r->floor;
+	}
+	const int64_t slack = 4096;
+	if (span + slack >= max / 2) {
+		*lo = 0;
+		return;
+	}
+	*hi = (pid_t)((last + slack) % max);
+}
+
 /* One /proc pass for a batch; returns hum_token_scan's result. */
 static int sweep(hum_sup *s, const hum_scan_req *req, size_t n)
 {
 	batch b = { s, req, n };
-	return hum_token_scan(s->prefix, sweep_match, &b);
+	pid_t lo, hi;
+	batch_range(&s->sweeper, req, n, &lo, &hi);
+	return hum_token_scan_range(s->prefix, lo, hi, sweep_match, &b);
 }
 
 /* Appends to a growable request array; false when out of memory. */
@@ -168,10 +253,11 @@ static void done_cb(struct ev_loop *loop, ev_async *aw, int revents)
 		ev_async_stop(loop, aw);
 }
 
-void hum_scan_request_(hum_sup *s, uint32_t id, uint32_t run, int sig, bool fin, pid_t skip_pgid)
+void hum_scan_request_(hum_sup *s, hum_proc *p, int sig, bool fin, pid_t skip_pgid)
 {
 	hum_sweeper *w = &s->sweeper;
-	hum_scan_req r = { id, run, sig, fin, skip_pgid };
+	hum_scan_req r = { p ? p->id : 0, p ? p->run : 0, sig, fin, skip_pgid,
+			   p && p->forks0 ? p->pgid : 0, p ? p->forks0 : 0 };
 	if (!ev_is_active(&w->done_w))
 		ev_async_start(s->loop, &w->done_w);
 	if (!w->started && !w->nothread) {
@@ -225,6 +311,8 @@ void hum_sweeper_init_(hum_sup *s)
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	ev_async_init(&w->done_w, done_cb);
+	char buf[32];
+	w->pid_max = read_small("/proc/sys/kernel/pid_max", buf, sizeof buf) > 0 ? (pid_t)atoi(buf) : 0;
 }
 
 /* Stops the worker (after the batch it is sweeping, if any); what is queued

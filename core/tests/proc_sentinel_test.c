@@ -8,6 +8,7 @@
  * 2 s.  Then, in this process: a sentinel killed by someone is replaced.
  */
 #include <poll.h>
+#include <time.h>
 #include <sys/wait.h>
 
 #include "proc_priv.h"
@@ -94,9 +95,65 @@ static void test_respawn(void)
 	harness_fini();
 }
 
+static int count_fn(pid_t pid, const char *value, size_t len, void *ud)
+{
+	(*(int *)ud)++;
+	return 0;
+}
+
+static int scan_count(const char *prefix, pid_t lo, pid_t hi)
+{
+	int n = 0;
+	int rc = hum_token_scan_range(prefix, lo, hi, count_fn, &n);
+	return rc < 0 ? rc : n;
+}
+
+/* The sweep looks only at the pids a run can have (sweep.c): the range
+ * filter must keep every pid inside a cyclic range and none outside. */
+static void test_scan_range(void)
+{
+	char prefix[64], env[96];
+	snprintf(prefix, sizeof prefix, "rangetest-%d-%ld.", (int)getpid(), (long)time(NULL));
+	snprintf(env, sizeof env, "HUM_TOKEN=%s1.1", prefix);
+	pid_t kids[3];
+	for (int i = 0; i < 3; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			char *argv[] = { "sleep", "100", NULL }, *envp[] = { env, NULL };
+			execve("/bin/sleep", argv, envp);
+			_exit(127);
+		}
+	}
+	pid_t lo = kids[0], hi = kids[0];
+	for (int i = 1; i < 3; i++) {
+		if (kids[i] < lo)
+			lo = kids[i];
+		if (kids[i] > hi)
+			hi = kids[i];
+	}
+	/* exec has happened once the token is readable */
+	int all = 0;
+	for (double dl = now() + 10; (all = scan_count(prefix, 0, 0)) < 3 && now() < dl;)
+		poll(NULL, 0, 5);
+	ok(all == 3, "a full scan finds the 3 carriers (%d)", all);
+	int in = scan_count(prefix, lo, hi);
+	ok(in == 3, "the range %d..%d finds them (%d)", (int)lo, (int)hi, in);
+	ok(scan_count(prefix, hi + 1, lo - 1) == 0, "the wrapped range %d..%d (everything else) finds none",
+	   (int)hi + 1, (int)lo - 1);
+	int ends = scan_count(prefix, hi, lo); /* wraps: >= hi or <= lo */
+	ok(ends == 2, "the wrapped range %d..%d keeps both ends, not the middle pid (%d)", (int)hi,
+	   (int)lo, ends);
+	ok(scan_count(prefix, lo + 0, lo) == 1, "a one-pid range finds that pid");
+	for (int i = 0; i < 3; i++) {
+		kill(kids[i], SIGKILL);
+		waitpid(kids[i], NULL, 0);
+	}
+}
+
 int main(void)
 {
 	test_kill9(); /* first: before this process is a subreaper with a loop */
+	test_scan_range();
 	test_respawn();
 	return done_testing();
 }
