@@ -75,7 +75,7 @@ function M.register_all(base_dir)
 			local id, err = raw.add(name, spec)
 			if not id then error(("%s: cannot register %q: %s"):format(p.where, name, err), 0) end
 			local i = { id = id, name = name, def = p, replica = r, state = "pending",
-				wanted = false, ready = false, started = false }
+				wanted = false, ready = false, started = false, idx = #inst_list + 1 }
 			inst[id], by_name[name] = i, i
 			inst_list[#inst_list + 1] = i
 			p.instances[#p.instances + 1] = i
@@ -146,10 +146,19 @@ local function deps_status(i)
 end
 M.deps_status = deps_status
 
+-- Instances evaluate() must look at: a superset of the wanted ones that are
+-- pending (or stopped and asked to start again) and not yet starting.  Added
+-- to wherever one of those conditions may have become true (want, a state
+-- change to pending/stopped, start_instance); evaluate() drops the rest.  A
+-- state change then costs work in proportion to what waits, not to every
+-- process (a 1000-process burst made evaluate() the main cost).
+local cands = {}
+
 -- Marks i and, transitively, its dependencies as wanted.
 function M.want(i)
 	if i.wanted then return end
 	i.wanted = true
+	cands[i] = true
 	for _, d in ipairs(i.def.after) do
 		for _, di in ipairs(d.proc.instances) do M.want(di) end
 	end
@@ -159,17 +168,29 @@ local jobs_running = 0
 M.jobs = nil -- maximum concurrently running tasks (hum run); nil = no limit
 
 -- Starts every wanted pending instance whose dependencies are satisfied.
+local function by_idx(a, b) return a.idx < b.idx end
+
 function M.evaluate()
-	if shutting then return end
+	if shutting or next(cands) == nil then return end
+	local list = {}
+	for i in pairs(cands) do
+		if i.wanted and (i.state == "pending" or (i.state == "stopped" and i.restart_wanted)) and not i.starting then
+			list[#list + 1] = i
+		else
+			cands[i] = nil
+		end
+	end
+	table.sort(list, by_idx) -- definition order, as the config reads
 	local changed = true
 	while changed do
 		changed = false
-		for _, i in ipairs(inst_list) do
+		for _, i in ipairs(list) do
 			if i.wanted and (i.state == "pending" or (i.state == "stopped" and i.restart_wanted)) and not i.starting then
 				local ok, why = deps_status(i)
 				if ok then
 					if not (M.jobs and i.def.kind == "task" and jobs_running >= M.jobs) then
 						i.starting = true
+						cands[i] = nil
 						i.restart_wanted = nil
 						if i.def.kind == "task" and not i.job then
 							i.job = true
@@ -276,6 +297,7 @@ local function on_state(id, new, old, reason, code, sig)
 	i.state, i.reason = new, reason
 	i.exit_code, i.signal = code, sig
 	if new ~= "pending" then i.starting = false end
+	if new == "pending" or new == "stopped" then cands[i] = true end
 	-- a task holds a job slot from its start until it leaves the active states
 	if i.job and not ACTIVE[new] and new ~= "pending" then
 		i.job = false
@@ -476,6 +498,7 @@ function M.start_instance(i)
 		i.reason = nil
 		i.starting = false
 	end
+	cands[i] = true
 	M.evaluate()
 end
 
