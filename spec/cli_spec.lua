@@ -248,4 +248,26 @@ hum.service "s" { cmd = "echo started; exec sleep 1000", env = { MARK = %q } }
 		S.wait(function() return not S.alive(pid) end, nil, "the background hum to exit")
 		assert.are.equal(0, #S.pids_with_env(mark))
 	end)
+
+	it("stays in the background after its only task finished, until down", function()
+		local file, dir = S.config([[
+local hum = require "hum"
+hum.task "t" { cmd = "echo task ran" }
+]])
+		local code, out = S.run({ "up", "-d" }, { cwd = dir })
+		assert.are.equal(0, code, out)
+		local pid = tonumber(out:match("pid (%d+)"))
+		finally(function() if S.alive(pid) then S.kill(pid, "TERM") end end)
+		S.wait(function()
+			local c, o = S.run({ "ps", "--json" }, { cwd = dir })
+			return c == 0 and o:find('"state":"succeeded"', 1, true)
+		end, 30, "the task to succeed")
+		assert.is_true(S.alive(pid))
+		code, out = S.run({ "logs", "t" }, { cwd = dir })
+		assert.are.equal(0, code, out)
+		assert.matches("task ran", out)
+		code, out = S.run({ "down" }, { cwd = dir })
+		assert.are.equal(0, code, out)
+		S.wait(function() return not S.alive(pid) end, 30, "the background hum to exit")
+	end)
 end)

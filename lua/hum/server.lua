@@ -319,7 +319,12 @@ function M.detach(file)
 	end
 	local logfile = state .. "/hum.log"
 	local who, ok, info = raw.detach(logfile)
-	if who == "child" then return nil end
+	if who == "child" then
+		-- in the background nobody watches for the end: stay until
+		-- `hum down` (or a signal), even once every task has finished
+		M.controlled = true
+		return nil
+	end
 	if ok then
 		io.stdout:write(("hum: running in the background (pid %s); output in %s\n"):format(info, logfile))
 		return 0
