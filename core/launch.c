@@ -20,7 +20,7 @@
  *     program that exits 127.
  * posix_spawn cannot say *which* step failed, so on failure with a cwd we
  * check the directory from the parent: if it is not a searchable directory
- * the error is reported as "chdir <dir>: ...", otherwise as "exec: ...".
+ * the error is reported as "chdir <dir>: ...", otherwise as "exec <argv[0]>: ...".
  *
  * PATH: glibc's posix_spawnp searches hum's own PATH; a child given its own
  * environment (PATH=node_modules/.bin:...) must be searched in *that* PATH,
@@ -175,7 +175,7 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	if (rc < 0) {
 		if (req->cwd && (e = bad_dir(req->cwd)) != 0)
 			return fail(err, errlen, "chdir", req->cwd, e);
-		return fail(err, errlen, "exec", NULL, -rc);
+		return fail(err, errlen, "exec", argv[0], -rc);
 	}
 	char **envp = build_env(req->env, req->token);
 	if (envp == NULL)
@@ -240,7 +240,7 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 			return fail(err, errlen, "chdir", req->cwd, e);
 		if (rc == EAGAIN || rc == ENOMEM || rc == EMFILE || rc == ENFILE)
 			return fail(err, errlen, "posix_spawn", NULL, rc);
-		return fail(err, errlen, "exec", NULL, rc);
+		return fail(err, errlen, "exec", argv[0], rc);
 	}
 	out->pid = pid;
 	out->out_fd = po[0];

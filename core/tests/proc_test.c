@@ -52,9 +52,9 @@ static void test_spawn_errors(void)
 	int rc1 = hum_proc_start(p1), rc2 = hum_proc_start(p2), rc3 = hum_proc_start(p3);
 	const hum_snap *n1 = hum_proc_snap(p1), *n2 = hum_proc_snap(p2), *n3 = hum_proc_snap(p3);
 	ok(rc1 == -ENOENT && n1->state == HUM_FAILED && n1->spawn_error &&
-	   !strcmp(n1->reason, "exec: No such file or directory"),
+	   !strcmp(n1->reason, "exec /nonexistent/hum-nope: No such file or directory"),
 	   "missing binary: -ENOENT, failed, spawn_error, \"%s\"", n1->reason);
-	ok(rc2 == -ENOENT && n2->spawn_error && !strcmp(n2->reason, "exec: No such file or directory"),
+	ok(rc2 == -ENOENT && n2->spawn_error && !strcmp(n2->reason, "exec hum-no-such-program-xyz: No such file or directory"),
 	   "not on PATH: \"%s\"", n2->reason);
 	ok(rc3 == -ENOENT && n3->spawn_error &&
 	   !strcmp(n3->reason, "chdir /nonexistent-hum-dir: No such file or directory"),

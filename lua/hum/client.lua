@@ -266,15 +266,15 @@ end
 
 -- logs ---------------------------------------------------------------------------------------
 local LOGS_HELP = [[
-usage: hum logs [-f FILE] [NAME...] [--follow] [-n N] [--grep RE] [--since T]
-                [--stream out|err] [--json]
+usage: hum logs [--file FILE] [NAME...] [-f|--follow] [-n N] [--grep RE]
+                [--since T] [--stream out|err] [--json]
 
 Prints the processes' recent output from hum's in-memory log rings, merged
 in the order it was produced, as "HH:MM:SS name | line" (stderr lines are
 marked with "!").  NAME may be a process, a group, a glob or the base name
 of replicas; default: every process.
 
-      --follow      (also -F) keep printing new lines until the processes are
+  -f, --follow      (also -F) keep printing new lines until the processes are
                     removed or hum stops
   -n, --lines N     the last N lines (default 100; 0 with --follow: only new)
   -g, --grep RE     only lines matching the POSIX extended regular expression
@@ -287,8 +287,9 @@ of replicas; default: every process.
                     "line"} ("cont":true when a long line continues in the
                     next); seq orders lines across processes, time is seconds
                     since the epoch
-  --file FILE       config whose hum to ask (-f is --follow's short form
-                    only for `hum logs`: use --file here)
+      --file FILE   config whose hum to ask (default: hum.lua here or in a
+                    parent); there is no short form: in `hum logs`, -f means
+                    --follow (as in tail -f), not --file as in other commands
 
 Exit status: 0, 1 on error (nothing matches NAME, bad RE), 3 when no hum
 is running.]]

@@ -196,8 +196,9 @@ function M.evaluate()
 							i.job = true
 							jobs_running = jobs_running + 1
 						end
-						local _, err = raw.start(i.id)
-						if err then log("%s: start failed: %s", i.name, err) end
+						-- a spawn error is published as `failed` (and logged
+						-- by the supervisor with its reason): nothing to add
+						raw.start(i.id)
 						changed = true
 					elseif i.reason ~= "waiting for a job slot" then
 						i.reason = "waiting for a job slot"
@@ -321,14 +322,18 @@ local function on_state(id, new, old, reason, code, sig)
 		reactions.wake("ready:" .. id, true)
 	end
 	if not ACTIVE[new] and new ~= "pending" then i.ready = false end
-	if (FINAL[new] or new == "backoff") and (old == "running" or old == "ready" or old == "stopping" or old == "starting") then
+	-- "exit" also reports a spawn error (from pending, or from backoff when
+	-- a restart could not spawn): the process failed without running
+	local spawn_error = new == "failed" and raw.status(id).spawn_error
+	if (FINAL[new] or new == "backoff") and (spawn_error or old == "running" or old == "ready" or old == "stopping" or old == "starting") then
 		if probes then probes.stop(i) end
 		local ev = { name = i.name, code = code, signal = sig, reason = reason, state = new,
 			restarts = raw.status(id).restarts }
 		fire(i, "exit", ev)
 		reactions.wake("exit:" .. id, ev)
 	end
-	if (new == "failed" or new == "succeeded" or new == "backoff") and old ~= new then
+	-- (the supervisor has logged a spawn error already, when it happened)
+	if (new == "failed" or new == "succeeded" or new == "backoff") and old ~= new and not spawn_error then
 		log("%s: %s", i.name, reason ~= "" and reason or new)
 	end
 	if M.on_state_hook then M.on_state_hook(i, new, old) end
