@@ -70,6 +70,11 @@ static int l_api_start(lua_State *L)
 		.on_command = on_command,
 		.ud = hum_host_current,
 	};
+	/* Every process is registered by now, but the world snapshot is
+	 * published by the loop's prepare watcher: without this, a client that
+	 * connects before the first loop iteration would see no process at all
+	 * (`hum ps` answering [] right after the socket appears). */
+	hum_store_flush(hum_host_current->st);
 	char err[512];
 	bool stale = false;
 	int rc = hum_api_start(&api, dir, &o, &stale, err, sizeof err);

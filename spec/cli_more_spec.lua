@@ -107,7 +107,12 @@ describe("hum logs options", function()
 local hum = require "hum"
 hum.service "s" { cmd = "echo first; while [ ! -e go ]; do sleep 0.05; done; echo second; exec sleep 1000" }
 ]])
-		finally(function() u:close() end)
+		local f
+		-- (busted keeps one finally per test: the last one given)
+		finally(function()
+			if f then f:close() end
+			u:close()
+		end)
 		S.wait(function() return (u:proc("s") or {}).lines == 1 end, nil, "the first line")
 		-- from elsewhere, the project given with --file (and --file=)
 		local code, out = S.run({ "logs", "--file", u.file, "s" }, { cwd = "/" })
@@ -120,8 +125,7 @@ hum.service "s" { cmd = "echo first; while [ ! -e go ]; do sleep 0.05; done; ech
 		code, out = S.run({ "logs", "-f", u.file }, { cwd = "/" })
 		assert.are.equal(3, code, out)
 		assert.matches("no hum%.lua", out)
-		local f = S.start({ "logs", "--file", u.file, "-f", "s" }, { cwd = "/" })
-		finally(function() f:close() end)
+		f = S.start({ "logs", "--file", u.file, "-f", "s" }, { cwd = "/" })
 		-- the backlog comes first: once it is printed the follower is attached
 		f:wait_output("s%s+│ first\n")
 		S.write(u.dir .. "/go", "")

@@ -259,7 +259,12 @@ local hum = require "hum"
 hum.service "s" { cmd = "echo up; exec sleep 1000", env = { MARK = %q } }
 hum.service "late" { cmd = "echo late; exec sleep 1000", env = { MARK = %q }, autostart = false }
 ]]):format(mark, mark))
-		finally(function() u:close() end)
+		local c
+		-- (busted keeps one finally per test: the last one given)
+		finally(function()
+			if c then c:close() end
+			u:close()
+		end)
 		local function check(name)
 			local p = u:wait_state(name, { ready = true })
 			-- exec'd sleep: the pid and its fds stay put while we look
@@ -275,8 +280,7 @@ hum.service "late" { cmd = "echo late; exec sleep 1000", env = { MARK = %q }, au
 		end
 		check("s")
 		-- a connection of the API thread is open while `late` is spawned
-		local c = u:connect()
-		finally(function() c:close() end)
+		c = u:connect()
 		assert.is_true(c:request({ cmd = "ping" }).ok)
 		local code, out = u:hum({ "start", "late" })
 		assert.are.equal(0, code, out)
@@ -299,6 +303,9 @@ hum.group "g" { a }
 		finally(function() h:close() end)
 		local procs = S.wait(function()
 			local by = ps(dir)
+			-- every process is listed as soon as the socket answers
+			-- (the world is published before it listens)
+			assert(not by or (by.a and by.other), "hum ps answered without every process")
 			return by and by.a.state == "ready" and by
 		end, nil, "a ready")
 		assert.are.equal("ready", procs.dep.state)
