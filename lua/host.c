@@ -171,6 +171,8 @@ static void dispatch(hum_host *h)
 			int nargs = push_event(L, ev);
 			hum_lua_pcall(L, nargs, 0);
 		}
+		if (ev->kind == HEV_TIMER)
+			hum_raw_timer_delivered(ev->id); /* only now may its id be reused */
 		hum_event_free(ev);
 	}
 	if (!h->head && ev_is_active(&h->idle))

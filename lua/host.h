@@ -80,5 +80,8 @@ int hum_lua_pcall(lua_State *L, int nargs, int nresults);
 void hum_host_report(hum_host *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int luaopen_hum_raw(lua_State *L);
+/* raw.c: a timer's event was delivered; its id may be reused once the timer
+ * is dead and has no event left in the queue. */
+void hum_raw_timer_delivered(uint32_t id);
 
 #endif

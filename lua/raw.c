@@ -308,22 +308,47 @@ static int l_watch_lines(lua_State *L)
 }
 
 /* Timers ------------------------------------------------------------------ */
+/* An id names one timer until Lua can no longer hear from it: a slot is
+ * reused only once the timer is dead (fired once, or stopped) and none of
+ * its events waits in the queue.  Freeing it when it fires would let a
+ * reaction that runs before the queued event make a timer with the same id,
+ * and the stale event would then run the new timer's function (a sleep
+ * would end early, a probe deadline would be lost). */
 typedef struct htimer {
 	ev_timer w;
 	int id;
+	int queued; /* HEV_TIMER events not yet delivered */
+	bool dead;  /* fired (one-shot) or stopped: no more events */
 } htimer;
 static htimer **timers;
 static int ntimers;
+
+static void timer_release(htimer *t)
+{
+	timers[t->id] = NULL;
+	free(t);
+}
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	htimer *t = (htimer *)w;
 	hum_event *ev = hum_event_new(HEV_TIMER, (uint32_t)t->id);
 	hum_host_push(H, ev);
-	if (w->repeat == 0.) { /* one-shot: the slot is free again */
-		timers[t->id] = NULL;
-		free(t);
-	}
+	t->queued++;
+	if (w->repeat == 0.) /* one-shot: libev stopped it */
+		t->dead = true;
+}
+
+/* Called by the host once a HEV_TIMER event was delivered (or dropped). */
+void hum_raw_timer_delivered(uint32_t id)
+{
+	if (id == 0 || id >= (uint32_t)ntimers || !timers[id])
+		return;
+	htimer *t = timers[id];
+	if (t->queued > 0)
+		t->queued--;
+	if (t->dead && t->queued == 0)
+		timer_release(t);
 }
 
 /* raw.timer(after, repeat) -> id [-2, +1, raises] */
@@ -351,6 +376,9 @@ static int l_timer(lua_State *L)
 	if (!t)
 		return luaL_error(L, "out of memory");
 	t->id = id;
+	/* libev counts from the time of the loop iteration; a reaction that
+	 * computed for a while would otherwise get a sleep cut short. */
+	ev_now_update(H->loop);
 	ev_timer_init(&t->w, timer_cb, after, rep);
 	ev_timer_start(H->loop, &t->w);
 	timers[id] = t;
@@ -358,14 +386,17 @@ static int l_timer(lua_State *L)
 	return 1;
 }
 
-/* raw.timer_stop(id) [-1, +0] — unknown or fired ids are ignored. */
+/* raw.timer_stop(id) [-1, +0] — unknown or fired ids are ignored; the id
+ * stays taken while an event of the timer is queued (see htimer). */
 static int l_timer_stop(lua_State *L)
 {
 	lua_Integer id = luaL_checkinteger(L, 1);
-	if (id > 0 && id < ntimers && timers[id]) {
-		ev_timer_stop(H->loop, &timers[id]->w);
-		free(timers[id]);
-		timers[id] = NULL;
+	if (id > 0 && id < ntimers && timers[id] && !timers[id]->dead) {
+		htimer *t = timers[id];
+		ev_timer_stop(H->loop, &t->w);
+		t->dead = true;
+		if (t->queued == 0)
+			timer_release(t);
 	}
 	return 0;
 }

@@ -39,10 +39,15 @@ local HUM_EVENTS = { ready = true, exit = true, shutdown = true, start = true, s
 
 local Reaction = {}
 Reaction.__index = Reaction
+-- Takes effect at once, even for an event whose reactions are being run.
 function Reaction:off()
 	local list = self.list
 	for k, r in ipairs(list) do
-		if r == self then table.remove(list, k) return true end
+		if r == self then
+			table.remove(list, k)
+			self.removed = true
+			return true
+		end
 	end
 	return false
 end
@@ -201,37 +206,62 @@ function hum.shutdown(code)
 end
 
 -- Helpers that suspend the calling reaction ----------------------------------------
-local WAIT = { ready = true, exit = true, started = true, state = true }
+local DURABLE = { ready = true, started = true }
 
+-- hum.wait(p, what, timeout): for a process with several instances (scale >
+-- 1), until every instance meets the condition.  "ready" and "started" are
+-- judged on each instance's current state, so an instance that stops being
+-- ready while the others catch up is waited for again; a state name counts
+-- for an instance once it has been in that state during the wait (or was at
+-- the call), so passing states such as "running" are not missed; "exit"
+-- waits for the next exit of every instance.
 function hum.wait(p, what, timeout)
 	if type(p) == "string" then p = hum.get(p) or error(("hum.wait: no process %q"):format(p), 2) end
 	if getmetatable(p) ~= Proc then error("hum.wait: expected a process", 2) end
 	what = what or "ready"
+	if not (DURABLE[what] or what == "exit" or runtime.FINAL[what] or runtime.ACTIVE[what] or what == "pending") then
+		error(("hum.wait: unknown condition %q"):format(tostring(what)), 2)
+	end
 	if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then error("hum.wait: timeout must be seconds", 2) end
 	reactions.current("hum.wait")
-	local i = p.instances[1]
-	if what == "ready" then
-		if i.ready then return true end
-		return reactions.wait_for("ready:" .. i.id, timeout, "hum.wait")
-	elseif what == "exit" then
-		return reactions.wait_for("exit:" .. i.id, timeout, "hum.wait")
-	elseif what == "started" then
-		if i.state == "running" or i.state == "ready" then return true end
-		while true do
-			local s, err = reactions.wait_for("state:" .. i.id, timeout, "hum.wait")
-			if not s then return nil, err end
-			if s == "running" or s == "ready" then return true end
-		end
-	elseif runtime.FINAL[what] or runtime.ACTIVE[what] or what == "pending" then
-		if i.state == what then return true end
-		local deadline = timeout and raw.now() + timeout
-		while true do
-			local s, err = reactions.wait_for("state:" .. i.id, deadline and math.max(0, deadline - raw.now()), "hum.wait")
-			if not s then return nil, err end
-			if s == what then return true end
+	local list = p.instances
+	local deadline = timeout and raw.now() + timeout
+	local function left() return deadline and math.max(0, deadline - raw.now()) end
+	local keys, by_key = {}, {}
+	local prefix = what == "exit" and "exit:" or "state:"
+	for k, i in ipairs(list) do
+		keys[k] = prefix .. i.id
+		by_key[keys[k]] = k
+	end
+	local function holds(i, s)
+		if what == "ready" then return i.ready end
+		if what == "started" then return s == "running" or s == "ready" end
+		return s == what
+	end
+	local met, n = {}, 0 -- met[k]: true, or the exit event of instance k
+	if what ~= "exit" then
+		for k, i in ipairs(list) do
+			if holds(i, i.state) then met[k] = true n = n + 1 end
 		end
 	end
-	error(("hum.wait: unknown condition %q"):format(tostring(what)), 2)
+	while n < #list do
+		local waiting = {}
+		for k = 1, #list do
+			if not met[k] or DURABLE[what] then waiting[#waiting + 1] = keys[k] end
+		end
+		local key, v = reactions.wait_any(waiting, left(), "hum.wait")
+		if not key then return nil, v end
+		local k = by_key[key]
+		local now
+		if what == "exit" then now = v
+		elseif DURABLE[what] then now = holds(list[k], list[k].state) or nil
+		else now = met[k] or (v == what) or nil
+		end
+		if now and not met[k] then n = n + 1 elseif met[k] and not now then n = n - 1 end
+		met[k] = now
+	end
+	if what == "exit" then return #list == 1 and met[1] or met end
+	return true
 end
 
 -- hum.exec(cmd [, { cwd, env, input, timeout }]) -> { code, signal, stdout, stderr }

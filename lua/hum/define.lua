@@ -269,7 +269,8 @@ local function probe(kind, t)
 	t.__probe = kind
 	t.interval = t.interval or 0.5
 	t.timeout = t.timeout or 60
-	t.retries = t.retries or 3
+	-- retries stays nil unless given: readiness then retries until the
+	-- timeout, liveness allows 3 consecutive failures (hum.probes)
 	return t
 end
 

@@ -2,11 +2,17 @@
 --
 -- A probe is a table made by hum.ready.* (kind, interval, timeout, retries).
 -- Readiness: checked every `interval` from the moment the process runs until
--- it passes (raw.set_ready) or `timeout` passes (the process stays running,
--- its reason says why, and dependents waiting for `ready` are blocked).
--- Liveness: checked every `interval` once ready; `retries` consecutive
--- failures restart the process.  Checks run on the loop (non-blocking
--- connects, exec'd children); nothing here waits.
+-- it passes (raw.set_ready), or gives up: when `timeout` passes, or, if
+-- `retries` was given, after that many consecutive failed checks.  A probe
+-- that gives up leaves the process running, its reason says why, and
+-- dependents waiting for `ready` are blocked.  Readiness is not checked
+-- again once it passed (that is liveness's job), so "consecutive" means
+-- every check so far; without `retries` failures are retried until the
+-- timeout, as a process that is still booting is the normal case.
+-- Liveness: checked every `interval` once ready; `retries` (default 3)
+-- consecutive failures restart the process.  Checks run on the loop
+-- (non-blocking connects, exec'd children); nothing here waits.  Exec
+-- probes run in the process's working directory.
 local raw = require "hum.raw"
 local reactions = require "hum.reactions"
 
@@ -49,7 +55,7 @@ local function check(i, pr, done)
 			done(false, status > 0 and ("HTTP %d"):format(status) or err)
 		end
 	elseif pr.__probe == "exec" then
-		local ok, err = M.exec(pr.cmd, { timeout = t }, function(code, sig, _, _, e)
+		local ok, err = M.exec(pr.cmd, { timeout = t, cwd = i.cwd }, function(code, sig, _, _, e)
 			if code == 0 then return done(true) end
 			done(false, e or (sig ~= 0 and ("killed by SIG" .. raw.signame(sig))) or ("exit code " .. tostring(code)))
 		end)
@@ -92,6 +98,7 @@ function M.start_ready(i)
 		if not i.def.line_watch then require("hum.runtime").watch_lines(i.def) end
 		return
 	end
+	local failures = 0
 	local function attempt()
 		i.probe_timer = nil
 		check(i, pr, function(ok, why)
@@ -99,10 +106,20 @@ function M.start_ready(i)
 			if ok then
 				stop_timers(i)
 				raw.set_ready(i.id)
-			else
-				i.probe_why = why
-				i.probe_timer = reactions.new_timer(pr.interval, 0, attempt)
+				return
 			end
+			i.probe_why = why
+			failures = failures + 1
+			if pr.retries and pr.retries > 0 and failures >= pr.retries then
+				M.stop(i)
+				i.probe_failed = true
+				raw.set_reason(i.id, ("not ready: %s probe failed %d times in a row (%s)"):format(pr.__probe,
+					failures, why or "?"))
+				raw.log(("%s: readiness probe failed %d times in a row (%s)"):format(i.name, failures, why or "?"))
+				require("hum.runtime").evaluate()
+				return
+			end
+			i.probe_timer = reactions.new_timer(pr.interval, 0, attempt)
 		end)
 	end
 	attempt()
@@ -120,7 +137,7 @@ function M.start_liveness(i)
 				failures = 0
 			else
 				failures = failures + 1
-				if failures >= math.max(1, pr.retries) then
+				if failures >= math.max(1, pr.retries or 3) then
 					raw.log(("%s: liveness probe failed %d times (%s); restarting"):format(i.name, failures, why or "?"))
 					M.stop(i)
 					raw.restart(i.id)

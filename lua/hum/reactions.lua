@@ -207,13 +207,55 @@ function M.wait_for(key, timeout, helper)
 	return coroutine.yield()
 end
 
+-- Suspends the current reaction until one of keys is woken or the timeout.
+-- Returns the key woken and what wake passed, or nil, "timeout".
+function M.wait_any(keys, timeout, helper)
+	local co = current(helper)
+	local w = { co = co, keys = keys }
+	for _, key in ipairs(keys) do
+		local list = waiters[key]
+		if not list then
+			list = {}
+			waiters[key] = list
+		end
+		list[#list + 1] = w
+	end
+	if timeout then
+		w.timer = new_timer(timeout, 0, function()
+			w.timer = nil
+			M.unwait(w)
+			resume(co, nil, "timeout")
+		end)
+	end
+	return coroutine.yield()
+end
+
+-- Removes waiter w from the lists of all its keys.
+function M.unwait(w)
+	for _, key in ipairs(w.keys) do
+		local list = waiters[key]
+		if list then
+			for i, x in ipairs(list) do
+				if x == w then table.remove(list, i) break end
+			end
+			if not list[1] then waiters[key] = nil end
+		end
+	end
+end
+
 function M.wake(key, ...)
 	local list = waiters[key]
 	if not list then return end
 	waiters[key] = nil
 	for _, w in ipairs(list) do
 		if w.timer then cancel_timer(w.timer) end
-		resume(w.co, ...)
+		if w.keys then
+			-- woken once: its other keys forget it
+			M.unwait(w)
+			resume(w.co, key, ...)
+		else
+			resume(w.co, ...)
+		end
 	end
 end
 

@@ -56,9 +56,10 @@ function M.register_all(base_dir)
 		p.instances = {}
 		for r = 1, p.scale do
 			local name = p.scale > 1 and (p.name .. "." .. r) or p.name
+			local cwd = util.resolve(base_dir, p.cwd or ".")
 			local spec = {
 				kind = p.kind == "task" and raw.TASK or raw.SERVICE,
-				cwd = util.resolve(base_dir, p.cwd or "."),
+				cwd = cwd,
 				env = build_env(p, r, name),
 				stop_signal = raw.signum(p.stop_spec.signal), grace = p.stop_spec.grace,
 				restart_policy = RESTART[p.restart_spec.policy], restart_max = p.restart_spec.max,
@@ -74,7 +75,7 @@ function M.register_all(base_dir)
 			end
 			local id, err = raw.add(name, spec)
 			if not id then error(("%s: cannot register %q: %s"):format(p.where, name, err), 0) end
-			local i = { id = id, name = name, def = p, replica = r, state = "pending",
+			local i = { id = id, name = name, def = p, replica = r, state = "pending", cwd = cwd,
 				wanted = false, ready = false, started = false, idx = #inst_list + 1 }
 			inst[id], by_name[name] = i, i
 			inst_list[#inst_list + 1] = i
@@ -215,16 +216,22 @@ function M.evaluate()
 end
 
 -- Events ------------------------------------------------------------------------
+-- Runs every reaction of a list.  A reaction may :off() itself or another
+-- one while the list is walked (removing from it): walk a copy, and skip
+-- reactions switched off since the walk began.
+local function run_list(list, ...)
+	if not list or not list[1] then return end
+	local copy = { unpack(list) }
+	for _, r in ipairs(copy) do
+		if not r.removed then reactions.run(r, ...) end
+	end
+end
+M.run_list = run_list
+
 local function fire(i, event, ev, ...)
-	local list = i.def.reactions[event]
-	if list then
-		for _, r in ipairs(list) do reactions.run(r, ev, ...) end
-	end
+	run_list(i.def.reactions[event], ev, ...)
 	-- hum.on("ready") means "everything is ready" (see on_state), not one process
-	local hooks = event ~= "ready" and defs.hooks[event]
-	if hooks then
-		for _, r in ipairs(hooks) do reactions.run(r, ev, ...) end
-	end
+	if event ~= "ready" then run_list(defs.hooks[event], ev, ...) end
 end
 M.fire = fire
 
@@ -290,7 +297,13 @@ local function check_done()
 	end
 end
 
-reactions.on_settled = function() check_done() end
+-- The last live reaction may finish in the middle of a dispatch (the first
+-- of several reactions to one event): judging "done" then would quit before
+-- the others run.  Inside a dispatch, judge once it returns.
+local dispatching, settled = false, false
+reactions.on_settled = function()
+	if dispatching then settled = true else check_done() end
+end
 
 local function on_state(id, new, old, reason, code, sig)
 	local i = inst[id]
@@ -337,13 +350,13 @@ local function on_state(id, new, old, reason, code, sig)
 		log("%s: %s", i.name, reason ~= "" and reason or new)
 	end
 	if M.on_state_hook then M.on_state_hook(i, new, old) end
-	fire(i, "state", { name = i.name, state = new, old = old, reason = reason })
+	-- registration publishes a first "pending" that changes nothing
+	if new ~= old then fire(i, "state", { name = i.name, state = new, old = old, reason = reason }) end
 	reactions.wake("state:" .. id, new)
 	M.evaluate()
 	if not shutting and not all_ready_fired and all_ready() then
 		all_ready_fired = true
-		local hooks = defs.hooks.ready
-		if hooks then for _, r in ipairs(hooks) do reactions.run(r, {}) end end
+		run_list(defs.hooks.ready, {})
 	end
 	check_done()
 end
@@ -360,9 +373,9 @@ local function on_line(id, line, stream, t, continued)
 		end
 	end
 	local list = i.def.reactions.line
-	if list then
-		for _, r in ipairs(list) do
-			if not r.stream or r.stream == stream then
+	if list and list[1] then
+		for _, r in ipairs { unpack(list) } do -- a copy: see run_list
+			if not r.removed and (not r.stream or r.stream == stream) then
 				local caps = { line:match(r.pattern) }
 				if caps[1] ~= nil then
 					reactions.run(r, { name = i.name, line = line, stream = stream, time = t,
@@ -375,7 +388,7 @@ end
 
 M.command_handler = nil -- set by hum.server for control-socket requests
 
-function M.dispatch(kind, ...)
+local function dispatch(kind, ...)
 	if kind == "state" then return on_state(...)
 	elseif kind == "line" then return on_line(...)
 	elseif kind == "timer" then return reactions.on_timer(...)
@@ -392,6 +405,19 @@ function M.dispatch(kind, ...)
 	elseif kind == "command" and M.command_handler then
 		return M.command_handler(...)
 	end
+end
+
+-- C calls this for every event; it is never re-entered (raw calls queue
+-- events, they do not dispatch them).
+function M.dispatch(kind, ...)
+	dispatching = true
+	local a, b = dispatch(kind, ...)
+	dispatching = false
+	if settled then
+		settled = false
+		check_done()
+	end
+	return a, b
 end
 
 -- Shutdown in reverse dependency order ---------------------------------------
@@ -426,8 +452,7 @@ function M.shutdown(code)
 	if shutting then return end
 	shutting = true
 	exit_code = code or 0
-	local hooks = defs.hooks.shutdown
-	if hooks then for _, r in ipairs(hooks) do reactions.run(r, { code = exit_code }) end end
+	run_list(defs.hooks.shutdown, { code = exit_code })
 	for _, i in ipairs(inst_list) do i.wanted = false end
 	M.shutdown_step()
 	-- safety net: the supervisor's own grace timers end every process; this
