@@ -144,12 +144,9 @@ static void set_exit(hum_snap *n, int status)
 void hum_reap_finish_(hum_proc *p)
 {
 	p->finish_pending = 0;
-	if (p->restart_after) {
-		int why = p->restart_after;
-		p->restart_after = WHY_NONE;
-		hum_proc_spawn_(p, why);
-		return;
-	}
+	/* Published even when a restart follows at once: every run that ends
+	 * shows as ended (exit code, signal), so an `exit` reaction and
+	 * hum.wait(p, "exit") see a restart's old run too. */
 	char what[96], reason[192];
 	describe(p->wstatus, what, sizeof what);
 	if (p->killed == 1)
@@ -157,11 +154,16 @@ void hum_reap_finish_(hum_proc *p)
 	else
 		snprintf(reason, sizeof reason, "stopped (%s)", what);
 	hum_snap *n = hum_proc_next_(p, reason);
-	if (n == NULL)
-		return;
-	n->state = HUM_STOPPED;
-	set_exit(n, p->wstatus);
-	hum_proc_publish_(p, n);
+	if (n) {
+		n->state = HUM_STOPPED;
+		set_exit(n, p->wstatus);
+		hum_proc_publish_(p, n);
+	}
+	if (p->restart_after) {
+		int why = p->restart_after;
+		p->restart_after = WHY_NONE;
+		hum_proc_spawn_(p, why);
+	}
 }
 
 static double backoff_delay(const hum_proc *p)

@@ -494,6 +494,45 @@ end)
 		assert.matches("c true\n", r)
 	end)
 
+	it("starts a stopped dependency again when a dependent is started", function()
+		local code, out, r = run [[
+local a = hum.service "a" { cmd = "exec sleep 100" }
+local b = hum.service "b" { cmd = "exec sleep 100", after = { a = "started" }, autostart = false }
+local t = hum.task "t" { cmd = "true", after = { a = "started" } }
+t:on("exit", function()
+	a:stop()
+	rec("a", hum.wait(a, "stopped", 20))
+	b:start()
+	rec("b", hum.wait(b, "started", 20), a:status().pid > 0, a:status().state)
+	hum.shutdown(0)
+end)
+]]
+		assert.are.equal(0, code, out)
+		assert.matches("a true\n", r)
+		assert.matches("b true true [rn][ue][na][dn]", r) -- running or ready
+	end)
+
+	it("reports the old run's exit when a running process is restarted", function()
+		local code, out, r = run [[
+local s = hum.service "s" { cmd = "exec sleep 100" }
+local n = 0
+s:on("exit", function(ev) rec("exit", ev.state, ev.signal) end)
+s:on("start", function(ev)
+	n = n + 1
+	if n == 1 then
+		s:restart()
+	else
+		rec("restarted", ev.restarts)
+		hum.shutdown(0)
+	end
+end)
+]]
+		assert.are.equal(0, code, out)
+		local l = lines(r)
+		assert.are.equal("exit stopped TERM", l[1])
+		assert.are.equal("restarted 1", l[2])
+	end)
+
 	it("fails the started condition when the dependency cannot be spawned", function()
 		local code, out, r = run [[
 local a = hum.service "a" { cmd = { "/nonexistent/binary" } }

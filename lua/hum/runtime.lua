@@ -520,14 +520,36 @@ function M.select_defs(pattern)
 	return out
 end
 
+-- Makes a finished instance startable again (pending, asked to start).
+local function revive(i)
+	i.restart_wanted = true
+	i.state = "pending"
+	i.reason = nil
+	i.starting = false
+	cands[i] = true
+end
+
+-- An explicit start: i runs again whatever its last run did, and whatever
+-- it depends on that was stopped or failed starts again too (a dependency
+-- that succeeded stays done: it satisfies `succeeded` and `completed`).
 function M.start_instance(i)
 	M.want(i)
-	if FINAL[i.state] then
-		i.restart_wanted = true
-		i.state = "pending"
-		i.reason = nil
-		i.starting = false
+	if FINAL[i.state] then revive(i) end
+	local seen = { [i] = true }
+	local function deps(x)
+		for _, d in ipairs(x.def.after) do
+			for _, di in ipairs(d.proc.instances) do
+				if not seen[di] then
+					seen[di] = true
+					di.wanted = true
+					cands[di] = true
+					if di.state == "stopped" or di.state == "failed" then revive(di) end
+					deps(di)
+				end
+			end
+		end
 	end
+	deps(i)
 	cands[i] = true
 	M.evaluate()
 end
