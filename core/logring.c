@@ -58,6 +58,8 @@ struct hum_logchunk {
 	uint32_t nrec;      /* writer only: records written (committed + pending) */
 	uint32_t used;      /* writer only: bytes used at the front of buf */
 	uint32_t size;      /* bytes in buf, a multiple of 8 */
+	struct hum_chunkpool *pool; /* where it goes when reclaimed (NULL: free) */
+	struct hum_logchunk *next_free; /* in the pool */
 	char buf[] __attribute__((aligned(8)));
 };
 
@@ -86,9 +88,48 @@ static inline size_t chunk_alloc_size(const struct hum_logchunk *c)
 	return sizeof *c + c->size;
 }
 
+/* Chunks kept for reuse per store (4 MiB at 128 KiB).  Only big ones: the
+ * small first chunks of a ring would clog the pool, and below malloc's mmap
+ * threshold they are recycled by the heap anyway. */
+enum { POOL_MAX = 32, POOL_MIN_SIZE = 64 * 1024 };
+
 static void chunk_free_cb(ck_epoch_entry_t *e)
 {
-	free(e); /* epoch_entry is the first member */
+	struct hum_logchunk *c = (struct hum_logchunk *)e; /* first member */
+	struct hum_chunkpool *p = c->pool;
+	if (p == NULL || p->n >= POOL_MAX || c->size < POOL_MIN_SIZE) {
+		free(c);
+		return;
+	}
+	c->next_free = p->head;
+	p->head = c;
+	p->n++;
+}
+
+void hum_logring_pool_drain_(struct hum_chunkpool *p)
+{
+	while (p->head != NULL) {
+		struct hum_logchunk *c = p->head;
+		p->head = c->next_free;
+		free(c);
+	}
+	p->n = 0;
+}
+
+/* A pooled chunk of exactly `size` bytes of buffer, or NULL.  Sizes differ
+ * only while a ring grows its first chunks and for rings with their own
+ * budget, so looking at a few entries finds one when there is one. */
+static struct hum_logchunk *pool_take(struct hum_chunkpool *p, size_t size)
+{
+	struct hum_logchunk **pp = &p->head;
+	for (int k = 0; *pp != NULL && k < 4; k++, pp = &(*pp)->next_free)
+		if ((*pp)->size == size) {
+			struct hum_logchunk *c = *pp;
+			*pp = c->next_free;
+			p->n--;
+			return c;
+		}
+	return NULL;
 }
 
 static void table_free_cb(ck_epoch_entry_t *e)
@@ -116,7 +157,7 @@ static uint32_t chunk_cap(const hum_logring *r)
 /* A chunk for a line of len bytes: the allocation doubles with every chunk
  * the ring makes, from CHUNK_MIN up to chunk_cap(), and is never smaller
  * than the line needs. */
-static struct hum_logchunk *chunk_new(hum_logring *r, size_t len)
+static struct hum_logchunk *chunk_new(hum_store *st, hum_logring *r, size_t len)
 {
 	size_t total = (size_t)CHUNK_MIN << (r->nchunk < 16 ? r->nchunk : 16);
 	if (total > chunk_cap(r))
@@ -125,11 +166,15 @@ static struct hum_logchunk *chunk_new(hum_logring *r, size_t len)
 	size_t need = ((len + 7) & ~(size_t)7) + REC;
 	if (size < need)
 		size = need;
-	struct hum_logchunk *c = malloc(sizeof *c + size);
+	struct hum_chunkpool *pool = st ? hum_store_chunkpool_(st) : NULL;
+	struct hum_logchunk *c = pool ? pool_take(pool, size) : NULL;
+	if (c == NULL)
+		c = malloc(sizeof *c + size);
 	if (c == NULL)
 		return NULL;
 	memset(c, 0, sizeof *c);
 	c->size = (uint32_t)size;
+	c->pool = pool;
 	return c;
 }
 
@@ -174,7 +219,7 @@ uint64_t hum_logring_append(hum_store *st, hum_logring *r, int stream,
 	if (c == NULL || !chunk_fits(c, len)) {
 		struct hum_logtable *old = r->table;
 		uint32_t n = old ? old->n : 0;
-		struct hum_logchunk *nc = chunk_new(r, len);
+		struct hum_logchunk *nc = chunk_new(st, r, len);
 		if (nc == NULL) {
 			errno = ENOMEM;
 			return 0;

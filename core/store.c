@@ -81,6 +81,7 @@ struct hum_store {
 	size_t reg_cap;         /* capacity of the current ck_hs map (tracked) */
 	size_t reg_removed;     /* removals since that map was built */
 	uint64_t retired, reclaimed;
+	struct hum_chunkpool chunkpool;
 };
 
 /* TSan sync address for the epoch edge (see the top); one for all stores is
@@ -286,6 +287,11 @@ static void entry_free_cb(ck_epoch_entry_t *e)
 	free(e); /* its ring's chunks and its snapshot were retired separately */
 }
 
+struct hum_chunkpool *hum_store_chunkpool_(hum_store *st)
+{
+	return &st->chunkpool;
+}
+
 /* Store ----------------------------------------------------------------------- */
 
 hum_store *hum_store_new(size_t log_bytes_per_process)
@@ -324,6 +330,7 @@ void hum_store_free(hum_store *st)
 	HUM_TSAN_ACQUIRE(&tsan_epoch_sync);
 	ck_epoch_reclaim(&st->wrec);
 	st->reclaimed = st->retired;
+	hum_logring_pool_drain_(&st->chunkpool); /* after the last chunk callback */
 	for (size_t i = 0; i < st->nlive; i++) {
 		hum_entry *e = st->live[i];
 		hum_logring_destroy(&e->log);

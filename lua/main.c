@@ -5,6 +5,7 @@
  * finds in the executable because it is linked with -Wl,-E.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,14 @@ static int open_raw(lua_State *L)
 
 int main(int argc, char **argv)
 {
+	/* Log chunks of 128 KiB come and go at the rate processes write.  With
+	 * glibc's defaults each is an mmap that faults every page in again and
+	 * an munmap on free (and trimming returns freed heap to the kernel);
+	 * on a VM a page fault costs microseconds.  Serving them from the heap
+	 * and keeping freed heap (up to 64 MiB) makes a log flood ~20% cheaper
+	 * (bench/RESULTS.md, log-cpu).  The store also pools big chunks. */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	lua_State *L = luaL_newstate();
 	if (!L) {
 		fprintf(stderr, "hum: cannot create a Lua state\n");
