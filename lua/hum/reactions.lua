@@ -184,29 +184,6 @@ function M.every(s, fn) return timer_handle(s, s, fn, "hum.every") end
 -- Waiting for a condition: waiters[key] = { {co=, timer=}, ... } -------------
 local waiters = {}
 
--- Suspends the current reaction until M.wake(key, ...) or the timeout.
--- Returns what wake passed, or nil, "timeout".
-function M.wait_for(key, timeout, helper)
-	local co = current(helper)
-	local w = { co = co }
-	local list = waiters[key]
-	if not list then
-		list = {}
-		waiters[key] = list
-	end
-	list[#list + 1] = w
-	if timeout then
-		w.timer = new_timer(timeout, 0, function()
-			w.timer = nil
-			for i, x in ipairs(list) do
-				if x == w then table.remove(list, i) break end
-			end
-			resume(co, nil, "timeout")
-		end)
-	end
-	return coroutine.yield()
-end
-
 -- Suspends the current reaction until one of keys is woken or the timeout.
 -- Returns the key woken and what wake passed, or nil, "timeout".
 function M.wait_any(keys, timeout, helper)
@@ -249,14 +226,20 @@ function M.wake(key, ...)
 	waiters[key] = nil
 	for _, w in ipairs(list) do
 		if w.timer then cancel_timer(w.timer) end
-		if w.keys then
-			-- woken once: its other keys forget it
-			M.unwait(w)
-			resume(w.co, key, ...)
-		else
-			resume(w.co, ...)
-		end
+		-- woken once: its other keys forget it
+		M.unwait(w)
+		resume(w.co, key, ...)
 	end
+end
+
+-- Suspends the current reaction until M.wake(key, ...) or the timeout.
+-- Returns what wake passed, or nil, "timeout".
+local function drop_key(k, ...)
+	if k == nil then return nil, ... end
+	return ...
+end
+function M.wait_for(key, timeout, helper)
+	return drop_key(M.wait_any({ key }, timeout, helper))
 end
 
 function M.has_waiters(key) return waiters[key] ~= nil end
