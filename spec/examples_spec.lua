@@ -18,7 +18,9 @@ describe("scripts", function()
 	end
 
 	it("builds the monorepo example with hum run all", function()
-		local code, out = S.run({ "run", "-f", S.ROOT .. "/scripts/examples/monorepo-build.lua", "all" })
+		local dir = S.tmpdir()
+		S.write(dir .. "/hum.lua", S.read(S.ROOT .. "/scripts/examples/monorepo-build.lua"))
+		local code, out = S.run({ "run", "-f", dir .. "/hum.lua", "all" })
 		assert.are.equal(0, code, out)
 		assert.matches("all green", out)
 		-- lib-core and lib-ui are independent: both start before either ends
@@ -29,8 +31,13 @@ describe("scripts", function()
 	end)
 
 	it("runs the web stack example: db on TCP, migrate, api, worker restarted on FATAL", function()
+		-- a copy: its control socket and lock live next to the config, and
+		-- another run (a sanitizer build, a second checkout) must not meet it
 		local dir = S.tmpdir()
-		local h = S.start({ "up", "-f", S.ROOT .. "/scripts/examples/web-stack.lua" }, { cwd = dir })
+		S.write(dir .. "/hum.lua", S.read(S.ROOT .. "/scripts/examples/web-stack.lua"))
+		local port = tostring(20000 + math.random(0, 20000))
+		local h = S.start({ "up", "-f", dir .. "/hum.lua" }, { cwd = dir, env = { WEB_STACK_DB_PORT = port } })
+		finally(function() h:close() end)
 		h:wait_output("api ready at http://127.0.0.1:8080")
 		h:wait_output("worker reported: worker: FATAL")
 		h:wait_output("worker: job 1 done.*worker: job 1 done")

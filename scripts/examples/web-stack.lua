@@ -4,7 +4,7 @@
 -- example runs anywhere: `hum up -f scripts/examples/web-stack.lua`.
 local hum = require "hum"
 
-local PORT = 15432
+local PORT = tonumber(os.getenv("WEB_STACK_DB_PORT")) or 15432
 
 -- a stand-in database: listens on PORT (LuaJIT FFI), echoes a banner
 local db = hum.service "db" {
