@@ -19,9 +19,10 @@
  * took), and the final `stopped` is published only after that sweep, so a
  * hook that sees `stopped` may rely on the run being gone (SIGKILL'd).
  *
- * Sweeps read /proc/<pid>/environ of every process, so they never run on
- * the loop thread: they are queued by stop/kill/restart and run by the
- * worker in sweep.c, one /proc pass for all that queued up meanwhile.
+ * Sweeps read /proc/<pid>/environ (of every process, or of the pids the run
+ * can have: sweep.c), so they never run on the loop thread: they are queued
+ * by stop/kill/restart and run by the worker in sweep.c, one /proc pass for
+ * all that queued up meanwhile.
  *
  * Restart.  After an exit that the policy restarts (on-failure: not exit 0;
  * always: any), the run's leftovers are killed (a restart must never leave
