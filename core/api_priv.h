@@ -1,0 +1,168 @@
+/*
+ * api_priv.h — what the files of the control socket share; not a public API.
+ *
+ *   api.c       the API thread: clients, request parsing and dispatch, the
+ *               command and reply queues, start and stop
+ *   api_read.c  the read requests answered from the store: ps, status,
+ *               logs, follow
+ *   api_path.c  where the socket lives, the per-project lock, a stale
+ *               socket, binding
+ *
+ * Everything declared here runs on the API thread except the path
+ * functions, which hum_api_start calls on the loop thread before the API
+ * thread exists.
+ */
+#ifndef HUM_API_PRIV_H
+#define HUM_API_PRIV_H
+
+#include <pthread.h>
+#include <regex.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "api.h"
+#include "json.h"
+
+#define PAUSE_OUT (256u * 1024)   /* stop taking requests above this unsent */
+#define READ_CHUNK 65536
+#define READ_BUDGET (256u * 1024) /* bytes read per callback: fairness */
+#define ID_MAX 128                /* bytes of a request's "id" token */
+
+typedef struct msg {
+	struct msg *next;
+	uint32_t id;
+	size_t len;
+	char data[];
+} msg;
+
+typedef struct cursor {
+	uint32_t id;
+	bool gone;
+	uint64_t last; /* highest seq of this process already handled */
+	uint64_t ord;  /* about how many of its lines were handled (ordinal of
+			* `last` among all lines it ever logged): lines the ring
+			* dropped beyond it were never seen, and are reported */
+	char *name;
+} cursor;
+
+typedef struct filter {
+	int stream;       /* 0: any */
+	int64_t since_ms; /* 0: none */
+	bool has_re, has_needle;
+	regex_t re;
+	char *needle;     /* plain-text --grep: memmem */
+	size_t needlen;
+} filter;
+
+typedef struct client {
+	ev_io rio, wio;
+	struct hum_api *api;
+	struct client *prev, *next;
+	int fd;
+	char *in;
+	size_t in_off, in_len, in_cap, scan;
+	hum_buf out;
+	size_t out_off;
+	bool eof, closing, broken, busy, following, follow_all, reading, writing;
+	uint32_t cmd_id;
+	char idraw[ID_MAX];
+	size_t idlen;
+	cursor *cur;
+	size_t ncur, capcur;
+	filter flt;
+	uint64_t dropped;
+} client;
+
+typedef struct lref { uint64_t seq; size_t cost; } lref;
+typedef struct rec {
+	uint64_t seq;
+	int64_t time_ms;
+	const char *name; /* valid inside the read section */
+	size_t off, len;
+	uint8_t stream, flags;
+} rec;
+
+struct hum_api {
+	/* set before the thread starts, then read-only */
+	hum_store *st;
+	hum_reader *rd;
+	struct ev_loop *main_loop, *loop;
+	hum_api_command_fn on_command;
+	void *ud;
+	size_t max_request, max_output, max_clients;
+	double follow_interval;
+	uid_t uid;
+	int listen_fd, lock_fd;
+	dev_t sock_dev;
+	ino_t sock_ino;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pthread_t thread;
+	bool thread_started;
+
+	ev_async cmd_async;   /* on main_loop */
+	ev_async reply_async; /* on loop */
+	ev_async stop_async;  /* on loop */
+	msg *cmds;            /* MPSC stack: API thread -> loop thread */
+	msg *replies;         /* MPSC stack: any -> API thread */
+
+	/* API thread only */
+	ev_io accept_w;
+	ev_timer accept_retry;
+	ev_timer follow_timer;
+	client *clients;
+	size_t nclients, nfollow;
+	uint32_t next_cmd;
+	hum_jarena *arena;
+	hum_buf bytes;      /* scratch: copied log lines */
+	lref *refs;
+	size_t nref, capref;
+	rec *recs;
+	size_t nrec, caprec;
+	const hum_snap **sels;
+	size_t nsel, capsel;
+	hum_entry **ents;
+	size_t capents;
+	uint64_t *hz;
+	size_t caphz;
+	uint8_t *mark;
+	size_t capmark;
+
+	hum_api_stats stats; /* API thread writes (relaxed atomics) */
+};
+
+#define STAT_INC(a, f) __atomic_fetch_add(&(a)->stats.f, 1, __ATOMIC_RELAXED)
+
+/* api.c: helpers */
+int64_t hum_api_now_ms_(void);
+bool hum_api_grow_(void **p, size_t *cap, size_t need, size_t elem);
+void hum_api_seterr_(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* api.c: client output */
+static inline size_t hum_api_unsent_(const client *c) { return c->out.len - c->out_off; }
+void hum_api_put_id_(hum_buf *b, const char *id, size_t idlen);
+void hum_api_send_error_(client *c, const char *id, size_t idlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void hum_api_cursors_free_(client *c);
+void hum_api_filter_free_(filter *f);
+bool hum_api_settle_(client *c); /* flush, then close or resume reading */
+
+/* api_read.c */
+void hum_api_do_ps_(client *c, const char *id, size_t idlen);
+void hum_api_do_status_(client *c, const hum_jval *req, const char *id, size_t idlen);
+void hum_api_do_logs_(client *c, const hum_jval *req, const char *id, size_t idlen);
+void hum_api_end_follow_(client *c, const char *reason);
+void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* api_path.c */
+void hum_api_fallback_dir_(char *out, size_t n);
+int hum_api_socket_path_(const char *real, char *out, size_t outlen, bool *fallback);
+int hum_api_secure_dir_(const char *dir, bool strict, char *err, size_t errlen);
+int hum_api_probe_existing_(const char *path, bool *stale, char *err, size_t errlen);
+int hum_api_take_lock_(const char *humdir, int *lock_fd, char *err, size_t errlen);
+int hum_api_open_listener_(hum_api *a, char *err, size_t errlen);
+void hum_api_unlink_ours_(hum_api *a);
+
+#endif
