@@ -6,13 +6,8 @@
 local hum = require "hum"
 local first = hum.clock()
 local N = tonumber(os.getenv("SUP_N")) or 100
-local OUT = assert(os.getenv("SUP_OUT"), "SUP_OUT not set")
 
-local function out(s)
-	local f = assert(io.open(OUT, "a"))
-	f:write(s)
-	f:close()
-end
+local out = require "sup_out"
 
 for i = 1, N do
 	hum.service("s" .. i) { cmd = { "sleep", "1000" } }

@@ -13,13 +13,8 @@ local hum = require "hum"
 local first, cpu0 = hum.clock(), os.clock()
 local RUNS = tonumber(os.getenv("SUP_RUNS")) or 200
 local MODE = os.getenv("SUP_MODE") or "restart"
-local OUT = assert(os.getenv("SUP_OUT"), "SUP_OUT not set")
 
-local function out(s)
-	local f = assert(io.open(OUT, "a"))
-	f:write(s)
-	f:close()
-end
+local out = require "sup_out"
 
 local p = hum.service "c" {
 	cmd = { assert(os.getenv("SUP_CHILD"), "SUP_CHILD not set"), "--child-stamp", os.getenv("SUP_SLEEP") or "0" },

@@ -7,13 +7,8 @@ local hum = require "hum"
 local first = hum.clock()
 local K = tonumber(os.getenv("SUP_K")) or 4
 local LINES = os.getenv("SUP_LINES") or "1000000"
-local OUT = assert(os.getenv("SUP_OUT"), "SUP_OUT not set")
 
-local function out(s)
-	local f = assert(io.open(OUT, "a"))
-	f:write(s)
-	f:close()
-end
+local out = require "sup_out"
 
 for i = 1, K do
 	hum.task("seq" .. i) { cmd = { "seq", "1", LINES } }

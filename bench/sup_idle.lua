@@ -4,14 +4,12 @@
 -- SIGTERM.
 local hum = require "hum"
 local N = tonumber(os.getenv("SUP_N")) or 10
-local OUT = assert(os.getenv("SUP_OUT"), "SUP_OUT not set")
+local out = require "sup_out"
 
 for i = 1, N do
 	hum.service("idle" .. i) { cmd = { "sleep", "1000" } }
 end
 
 hum.on("ready", function()
-	local f = assert(io.open(OUT, "a"))
-	f:write(("ready %.9f\n"):format(hum.clock()))
-	f:close()
+	out(("ready %.9f\n"):format(hum.clock()))
 end)

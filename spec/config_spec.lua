@@ -21,6 +21,26 @@ hum.group "all" { db, "migrate" }
 		assert.matches("group%s+all: db, migrate", out)
 	end)
 
+	it("requires modules that sit next to the config, and names their file:line on error", function()
+		local dir = S.tmpdir()
+		os.execute("mkdir -p " .. dir .. "/lib")
+		S.write(dir .. "/lib/services.lua", [[
+local hum = require "hum"
+return function(n)
+	for i = 1, n do hum.service("s" .. i) { cmd = "sleep 100" } end
+end
+]])
+		S.write(dir .. "/broken.lua", "local x = {}\nreturn x.y.z\n")
+		local file = S.config('require "lib.services"(3)\n', dir)
+		local code, out = S.run({ "check", "-f", file }, { cwd = "/" })
+		assert.are.equal(0, code, out)
+		assert.matches("3 processes", out)
+		file = S.config('require "broken"\n', dir)
+		code, out = S.run({ "check", "-f", file }, { cwd = "/" })
+		assert.are.equal(1, code, out)
+		assert.matches("broken%.lua:2: attempt to index", out)
+	end)
+
 	local cases = {
 		{ "a syntax error", "local x = = 1\n", ":1:" },
 		{ "an unknown field", 'local hum = require "hum"\n\nhum.service "a" { cmd = "x", comand = 1 }\n', ':3: hum.service "a": unknown field "comand"' },

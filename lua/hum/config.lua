@@ -36,6 +36,10 @@ end
 function M.load(file)
 	local hum = require "hum"
 	define.base_dir = util.dirname(file)
+	-- modules next to the config: require "lib.services" finds
+	-- <dir>/lib/services.lua (searched before the system's paths)
+	local dir = define.base_dir
+	package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
 	local chunk, err = loadfile(file)
 	if not chunk then return nil, err end
 	setfenv(chunk, M.strict_env(hum))
