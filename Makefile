@@ -1,9 +1,13 @@
 # hum — build, test, bench.  `make test` and `make run` are all a new user needs.
 #
 # Layout of outputs: build/ (normal), build/asan/ (ASan+UBSan), build/tsan/.
-# Every C file in core/ goes into libhumcore.a; every core/tests/*.c is a test
-# program; every bench/*.c a benchmark; lua/*.c plus the embedded Lua modules
-# (lua/hum/*.lua, compiled to LuaJIT bytecode with line info) make `hum`.
+# Each folder of core/ is one static library (state, sup, api), linked in the
+# order api -> sup -> state, so a call against the data path's direction
+# (state/ into sup/ or api/, sup/ into api/) does not link.  Every
+# core/tests/*.c is a test program; every bench/*.c a benchmark (a benchmark
+# with a folder of its own, bench/NAME/, also links the C files there);
+# lua/main.c, lua/bind/*.c and the embedded Lua modules (lua/hum/**/*.lua,
+# compiled to LuaJIT bytecode with line info) make `hum`.
 
 DEPS      := libluajit2-5.1-dev luajit2 libev-dev libck-dev lua-busted lua-cjson
 B         ?= build
@@ -16,11 +20,11 @@ CFLAGS    += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -D_GNU_SOUR
 LDLIBS    := -lluajit-5.1 -lev -lck -lpthread -lm -ldl
 LUAJIT    ?= luajit
 
-CORE_SRC  := $(wildcard core/*.c)
-CORE_OBJ  := $(CORE_SRC:%.c=$(B)/%.o)
-LUA_CSRC  := $(wildcard lua/*.c)
+CORE_DIRS := api sup state
+CORE_LIBS := $(CORE_DIRS:%=$(B)/libhum%.a)
+LUA_CSRC  := lua/main.c $(wildcard lua/bind/*.c)
 LUA_COBJ  := $(LUA_CSRC:%.c=$(B)/%.o)
-LUA_MODS  := $(wildcard lua/hum/*.lua)
+LUA_MODS  := $(wildcard lua/hum/*.lua lua/hum/*/*.lua)
 LUA_MOBJ  := $(LUA_MODS:%.lua=$(B)/%.luao)
 TEST_SRC  := $(wildcard core/tests/*.c)
 TEST_BIN  := $(TEST_SRC:core/tests/%.c=$(B)/tests/%)
@@ -28,12 +32,16 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 FIX_SRC   := $(wildcard spec/fixtures/*.c)
 FIX_BIN   := $(FIX_SRC:spec/fixtures/%.c=$(B)/fixtures/%)
-HDRS      := $(wildcard core/*.h lua/*.h)
+HDRS      := $(wildcard core/*/*.h lua/bind/*.h)
 
 .PHONY: all test deps run bench check-asan check-tsan clean spec ctest
 all: $(B)/hum $(TEST_BIN) $(BENCH_BIN) $(FIX_BIN)
 
-$(B)/libhumcore.a: $(CORE_OBJ)
+# One library per core folder: $(B)/libhumstate.a from core/state/*.c, ...
+# (objs_of is a variable so that its % is not the pattern rule's stem.)
+objs_of = $(patsubst %.c,$(B)/%.o,$(wildcard core/$(1)/*.c))
+.SECONDEXPANSION:
+$(B)/libhum%.a: $$(call objs_of,$$*)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
@@ -41,23 +49,23 @@ $(B)/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# Lua modules become objects exporting luaJIT_BC_<name>; lua/embed.c lists them
-# in package.preload.  -g keeps line numbers for tracebacks.  The module name
-# "hum.foo" gives the symbol luaJIT_BC_hum_foo.
+# Lua modules become objects exporting luaJIT_BC_<name>: lua/hum/cli/ps.lua is
+# the module "hum.cli.ps" and the symbol luaJIT_BC_hum_cli_ps.  -g keeps line
+# numbers for tracebacks.
 $(B)/lua/hum/%.luao: lua/hum/%.lua
 	@mkdir -p $(@D)
-	$(LUAJIT) -b -g -n hum.$* $< $@.o && mv $@.o $@
+	$(LUAJIT) -b -g -n hum.$(subst /,.,$*) $< $@.o && mv $@.o $@
 
-$(B)/hum: $(LUA_COBJ) $(LUA_MOBJ) $(B)/libhumcore.a
-	$(CC) $(CFLAGS) -Wl,-E -o $@ $(LUA_COBJ) $(LUA_MOBJ) $(B)/libhumcore.a $(LDLIBS)
+$(B)/hum: $(LUA_COBJ) $(LUA_MOBJ) $(CORE_LIBS)
+	$(CC) $(CFLAGS) -Wl,-E -o $@ $(LUA_COBJ) $(LUA_MOBJ) $(CORE_LIBS) $(LDLIBS)
 
-$(B)/tests/%: core/tests/%.c $(B)/libhumcore.a $(HDRS)
+$(B)/tests/%: core/tests/%.c $(CORE_LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libhumcore.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(CORE_LIBS) $(LDLIBS)
 
-$(B)/bench/%: bench/%.c $(B)/libhumcore.a $(HDRS)
+$(B)/bench/%: bench/%.c $$(wildcard bench/$$*/*.c bench/$$*/*.h) $(CORE_LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libhumcore.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(wildcard bench/$*/*.c) $(CORE_LIBS) $(LDLIBS)
 
 $(B)/fixtures/%: spec/fixtures/%.c
 	@mkdir -p $(@D)

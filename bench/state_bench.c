@@ -31,9 +31,9 @@
 #include <unistd.h>
 
 
-#include "atomic.h"
-#include "snap.h"
-#include "store.h"
+#include "state/atomic.h"
+#include "state/snap.h"
+#include "state/store.h"
 
 /* Allocation counting ------------------------------------------------------------ */
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)

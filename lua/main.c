@@ -13,7 +13,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "host.h"
+#include "bind/host.h"
 
 void hum_server_shutdown(void); /* server.c: stops the API thread if open */
 

@@ -18,9 +18,9 @@
 #include <unistd.h>
 #include <ev.h>
 
-#include "api.h"
-#include "json.h"
-#include "store.h"
+#include "api/api.h"
+#include "api/json.h"
+#include "state/store.h"
 #include "tap.h"
 
 /* JSON ----------------------------------------------------------------------- */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lines.h"
+#include "sup/lines.h"
 #include "tap.h"
 
 static char scratch[HUM_LBUF_SCRATCH];

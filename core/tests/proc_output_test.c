@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "output.h"
+#include "sup/output.h"
 #include "tap.h"
 
 static struct ev_loop *L;

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <sys/wait.h>
 
-#include "proc_priv.h"
+#include "sup/sup_priv.h"
 #include "proc_util.h"
 
 static __attribute__((noreturn)) void play_hum(int wfd)

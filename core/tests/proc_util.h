@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proc.h"
-#include "store.h"
+#include "sup/proc.h"
+#include "state/store.h"
 #include "tap.h"
 
 #define UTIL static __attribute__((unused)) /* not every test uses all */

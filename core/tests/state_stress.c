@@ -33,9 +33,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "logring.h"
-#include "snap.h"
-#include "store.h"
+#include "state/logring.h"
+#include "state/snap.h"
+#include "state/store.h"
 #include "tap.h"
 
 #define HOT 8

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "logring.h"
-#include "snap.h"
-#include "store.h"
+#include "state/logring.h"
+#include "state/snap.h"
+#include "state/store.h"
 #include "tap.h"
 
 struct collect {

@@ -31,7 +31,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "host.h"
 
 void hum_raw_client_register(lua_State *L);

@@ -27,7 +27,7 @@
 #include <sys/types.h>
 #include <ev.h>
 
-#include "store.h"
+#include "state/store.h"
 
 typedef struct hum_sup hum_sup;
 typedef struct hum_proc hum_proc;

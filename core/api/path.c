@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "api_priv.h"
-#include "atomic.h"
+#include "state/atomic.h"
 
 /* Paths ---------------------------------------------------------------------- */
 

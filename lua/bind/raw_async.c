@@ -12,8 +12,8 @@
 #include <lauxlib.h>
 
 #include "host.h"
-#include "exec.h"
-#include "probe.h"
+#include "sup/exec.h"
+#include "sup/probe.h"
 
 static uint32_t next_probe_id;
 

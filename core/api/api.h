@@ -29,7 +29,7 @@
 #include <stdint.h>
 #include <ev.h>
 
-#include "store.h"
+#include "state/store.h"
 
 typedef struct hum_api hum_api;
 

@@ -81,7 +81,7 @@
 #include <unistd.h>
 
 #include "api_priv.h"
-#include "atomic.h"
+#include "state/atomic.h"
 
 /* Small helpers ------------------------------------------------------------- */
 

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "logring.h"
+#include "state/logring.h"
 
 #define HUM_READ_SIZE (64 * 1024)              /* bytes per read(2) */
 #define HUM_LBUF_READ_AT HUM_LINE_MAX           /* read offset in scratch */

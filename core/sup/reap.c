@@ -55,7 +55,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "proc_priv.h"
+#include "sup_priv.h"
 
 const char *hum_signame_(int sig, char *buf, size_t len)
 {

@@ -17,9 +17,9 @@
 #include <ev.h>
 #include <lua.h>
 
-#include "output.h"
-#include "proc.h"
-#include "store.h"
+#include "sup/output.h"
+#include "sup/proc.h"
+#include "state/store.h"
 
 enum hum_event_kind {
 	HEV_STATE = 1, /* a process snapshot changed state */

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proc_priv.h"
+#include "sup_priv.h"
 
 #define READS_PER_EVENT 4
 #define READS_PER_DRAIN 64 /* 4 MiB: more than any pipe buffer holds */

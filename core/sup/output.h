@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <ev.h>
 
-#include "logring.h"
+#include "state/logring.h"
 
 typedef struct hum_output hum_output;
 

@@ -33,7 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proc_priv.h"
+#include "sup_priv.h"
 
 typedef struct batch {
 	hum_sup *s;

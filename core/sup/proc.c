@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proc_priv.h"
+#include "sup_priv.h"
 #include "launch.h"
 
 /* ---- helpers ------------------------------------------------------------------ */

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "api_priv.h"
-#include "atomic.h"
+#include "state/atomic.h"
 
 /* Reads: procs ------------------------------------------------------------------- */
 
