@@ -102,16 +102,18 @@ static void put_proc(hum_buf *b, const hum_snap *s)
 	hum_buf_puts(b, s->ready ? "],\"ready\":true" : "],\"ready\":false");
 	hum_buf_puts(b, ",\"reason\":");
 	hum_json_cstr(b, s->reason ? s->reason : "");
+	/* Log counters from the ring, not the snapshot (logring.h). */
+	hum_logcounts k = hum_logring_counts(s->log);
 	hum_buf_puts(b, ",\"lines\":");
-	hum_json_u64(b, s->lines);
+	hum_json_u64(b, k.lines);
 	hum_buf_puts(b, ",\"bytes\":");
-	hum_json_u64(b, s->bytes);
+	hum_json_u64(b, k.bytes);
 	hum_buf_puts(b, ",\"dropped\":");
-	hum_json_u64(b, s->dropped);
+	hum_json_u64(b, k.dropped);
 	hum_buf_puts(b, ",\"first_seq\":");
-	hum_json_u64(b, s->log_first_seq);
+	hum_json_u64(b, k.first_seq);
 	hum_buf_puts(b, ",\"last_seq\":");
-	hum_json_u64(b, s->log_last_seq);
+	hum_json_u64(b, k.last_seq);
 	hum_buf_puts(b, ",\"generation\":");
 	hum_json_u64(b, s->generation);
 	hum_buf_putc(b, '}');

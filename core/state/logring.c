@@ -8,9 +8,10 @@
  * Layout.  A chunk is one allocation: a header and a byte area whose front
  * holds line bytes (growing up) and whose back holds 32-byte line records
  * (growing down), so short and long lines share the space without a second
- * allocation.  A chunk is never reused: the writer only appends past its
- * published count, and once the chunk is dropped it is retired through the
- * store's epoch and freed by a later hum_store_flush.  Chunks grow
+ * allocation.  The writer only appends past a chunk's published count, and
+ * once the chunk is dropped it is retired through the base's epoch record;
+ * only after its grace period (the writer's next poll) may it be freed or
+ * pooled for reuse by another ring.  Chunks grow
  * geometrically from 4 KiB to a cap (max_bytes/8 clamped to 16..256 KiB) so
  * a quiet process costs a few KiB; any chunk is big enough for its first
  * line, so a HUM_LINE_MAX line always fits.
@@ -41,8 +42,6 @@
 
 #include "atomic.h"
 #include "logring.h"
-#include "state_priv.h"
-#include "store.h"
 
 struct logrec {
 	uint64_t seq;
@@ -88,7 +87,7 @@ static inline size_t chunk_alloc_size(const struct hum_logchunk *c)
 	return sizeof *c + c->size;
 }
 
-/* Chunks kept for reuse per store (4 MiB at 128 KiB).  Only big ones: the
+/* Chunks kept for reuse per base (4 MiB at 128 KiB).  Only big ones: the
  * small first chunks of a ring would clog the pool, and below malloc's mmap
  * threshold they are recycled by the heap anyway. */
 enum { POOL_MAX = 32, POOL_MIN_SIZE = 64 * 1024 };
@@ -106,8 +105,15 @@ static void chunk_free_cb(ck_epoch_entry_t *e)
 	p->n++;
 }
 
-void hum_logring_pool_drain_(struct hum_chunkpool *p)
+void hum_logbase_init(hum_logbase *base, ck_epoch_record_t *rec)
 {
+	memset(base, 0, sizeof *base);
+	base->rec = rec;
+}
+
+void hum_logbase_fini(hum_logbase *base)
+{
+	struct hum_chunkpool *p = &base->pool;
 	while (p->head != NULL) {
 		struct hum_logchunk *c = p->head;
 		p->head = c->next_free;
@@ -137,11 +143,18 @@ static void table_free_cb(ck_epoch_entry_t *e)
 	free(e);
 }
 
-int hum_logring_init(hum_logring *r, size_t max_bytes)
+void hum_logring_init(hum_logring *r, hum_logbase *base, size_t max_bytes)
 {
 	memset(r, 0, sizeof *r);
+	r->base = base;
 	r->max_bytes = max_bytes ? max_bytes : HUM_LOG_DEFAULT_BYTES;
-	return 0; /* chunks are allocated on the first append */
+	/* chunks are allocated on the first append */
+}
+
+static void retire(hum_logring *r, ck_epoch_entry_t *e, ck_epoch_cb_t *cb)
+{
+	r->base->retired++;
+	ck_epoch_call(r->base->rec, e, cb);
 }
 
 /* The largest chunk this ring builds: an eighth of the budget, so dropping
@@ -157,7 +170,7 @@ static uint32_t chunk_cap(const hum_logring *r)
 /* A chunk for a line of len bytes: the allocation doubles with every chunk
  * the ring makes, from CHUNK_MIN up to chunk_cap(), and is never smaller
  * than the line needs. */
-static struct hum_logchunk *chunk_new(hum_store *st, hum_logring *r, size_t len)
+static struct hum_logchunk *chunk_new(hum_logring *r, size_t len)
 {
 	size_t total = (size_t)CHUNK_MIN << (r->nchunk < 16 ? r->nchunk : 16);
 	if (total > chunk_cap(r))
@@ -166,8 +179,8 @@ static struct hum_logchunk *chunk_new(hum_store *st, hum_logring *r, size_t len)
 	size_t need = ((len + 7) & ~(size_t)7) + REC;
 	if (size < need)
 		size = need;
-	struct hum_chunkpool *pool = st ? hum_store_chunkpool_(st) : NULL;
-	struct hum_logchunk *c = pool ? pool_take(pool, size) : NULL;
+	struct hum_chunkpool *pool = &r->base->pool;
+	struct hum_logchunk *c = pool_take(pool, size);
 	if (c == NULL)
 		c = malloc(sizeof *c + size);
 	if (c == NULL)
@@ -207,8 +220,8 @@ void hum_logring_commit(hum_logring *r)
 	r->pending_bytes = 0;
 }
 
-uint64_t hum_logring_append(hum_store *st, hum_logring *r, int stream,
-			    int flags, int64_t time_ms, const char *buf, size_t len)
+uint64_t hum_logring_append(hum_logring *r, int stream, int flags, int64_t time_ms,
+			    const char *buf, size_t len)
 {
 	if (len > HUM_LINE_MAX) {
 		errno = EINVAL;
@@ -219,7 +232,7 @@ uint64_t hum_logring_append(hum_store *st, hum_logring *r, int stream,
 	if (c == NULL || !chunk_fits(c, len)) {
 		struct hum_logtable *old = r->table;
 		uint32_t n = old ? old->n : 0;
-		struct hum_logchunk *nc = chunk_new(st, r, len);
+		struct hum_logchunk *nc = chunk_new(r, len);
 		if (nc == NULL) {
 			errno = ENOMEM;
 			return 0;
@@ -255,20 +268,20 @@ uint64_t hum_logring_append(hum_store *st, hum_logring *r, int stream,
 		for (uint32_t i = drop; i < n; i++)
 			t->chunks[i - drop] = old->chunks[i];
 		t->chunks[t->n - 1] = nc;
-		seq = hum_store_next_seq(st);
+		seq = ++r->base->seq;
 		nc->first_seq = seq; /* immutable from here on */
 		/* Release: the chunk header (first_seq, size) and the table are
 		 * complete before a reader can reach them. */
 		hum_store_ptr_rel(&r->table, t);
 		if (old != NULL)
-			hum_store_retire(st, &old->epoch_entry, table_free_cb);
+			retire(r, &old->epoch_entry, table_free_cb);
 		for (uint32_t i = 0; i < drop; i++)
-			hum_store_retire(st, &old->chunks[i]->epoch_entry, chunk_free_cb);
+			retire(r, &old->chunks[i]->epoch_entry, chunk_free_cb);
 		r->live_bytes = live + add;
 		r->cur = c = nc;
 		r->nchunk++;
 	} else {
-		seq = hum_store_next_seq(st);
+		seq = ++r->base->seq;
 	}
 	/* Past the published count: no reader looks here until commit. */
 	struct logrec *rec = (struct logrec *)(c->buf + c->size) - (c->nrec + 1);
@@ -284,12 +297,10 @@ uint64_t hum_logring_append(hum_store *st, hum_logring *r, int stream,
 	r->pending++;
 	r->pending_bytes += len;
 	r->pending_seq = seq;
-	if (r->in_store && !r->dirty)
-		hum_store_ring_changed_(st, r);
 	return seq;
 }
 
-void hum_logring_retire(hum_store *st, hum_logring *r)
+void hum_logring_retire(hum_logring *r)
 {
 	struct hum_logtable *t = r->table;
 	/* The table pointer stays published: a reader that reached this ring
@@ -297,8 +308,8 @@ void hum_logring_retire(hum_store *st, hum_logring *r)
 	if (t == NULL)
 		return;
 	for (uint32_t i = 0; i < t->n; i++)
-		hum_store_retire(st, &t->chunks[i]->epoch_entry, chunk_free_cb);
-	hum_store_retire(st, &t->epoch_entry, table_free_cb);
+		retire(r, &t->chunks[i]->epoch_entry, chunk_free_cb);
+	retire(r, &t->epoch_entry, table_free_cb);
 	r->cur = NULL;
 }
 
@@ -442,4 +453,15 @@ uint64_t hum_logring_last_seq(const hum_logring *r)
 	 * instant while a commit that dropped them is being followed by the
 	 * next one). */
 	return hum_logring_first_seq(r) ? hum_load_u64_acq(&r->last_seq) : 0;
+}
+
+hum_logcounts hum_logring_counts(const hum_logring *r)
+{
+	hum_logcounts k;
+	k.lines = hum_load_u64_relaxed(&r->lines);
+	k.bytes = hum_load_u64_relaxed(&r->bytes);
+	k.dropped = hum_load_u64_relaxed(&r->dropped);
+	k.first_seq = hum_logring_first_seq(r);
+	k.last_seq = hum_logring_last_seq(r);
+	return k;
 }

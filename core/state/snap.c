@@ -124,11 +124,7 @@ uint64_t hum_snap_checksum(const hum_snap *s)
 	h = mix(h, (uint64_t)s->started_at_ms);
 	h = mix(h, (uint64_t)s->ended_at_ms);
 	h = mix(h, (uint64_t)s->changed_at_ms);
-	h = mix(h, s->log_first_seq);
-	h = mix(h, s->log_last_seq);
-	h = mix(h, s->lines);
-	h = mix(h, s->bytes);
-	h = mix(h, s->dropped);
+	h = mix(h, (uint64_t)(uintptr_t)s->log);
 	/* The string pointers must point into this allocation: hash their
 	 * offsets too, so a stale pointer is caught, not just stale text. */
 	const char *strs[3] = { s->name, s->groups, s->reason };

@@ -48,9 +48,11 @@ typedef struct hum_snap {
 	int64_t started_at_ms; /* wall clock, ms since epoch; 0 = never */
 	int64_t ended_at_ms;
 	int64_t changed_at_ms;
-	/* log counters: refreshed at most once per loop iteration */
-	uint64_t log_first_seq, log_last_seq;
-	uint64_t lines, bytes, dropped;
+	/* The process's log ring (set by the store, the same for every snapshot
+	 * of the process): line counters and lines are read there
+	 * (hum_logring_counts), never copied in here, so a snapshot changes
+	 * only when the process's state does. */
+	const struct hum_logring *log;
 	const char *name;     /* point into strings[] */
 	const char *groups;   /* comma separated, "" if none */
 	const char *reason;   /* human text for the state, "" if none */

@@ -15,10 +15,12 @@
  * start later, and freed only from hum_store_flush (ck_epoch_poll) or
  * hum_store_free.  One subtlety: a replaced process snapshot stays reachable
  * through the current world until the next world publish.  That is safe
- * because the global epoch only moves inside ck_epoch_poll, and
- * hum_store_flush always publishes the world before it polls: everything
- * retired since the last poll becomes unreachable before the epoch can move,
- * so it is as if it had been retired at the world publish.  Keep that order.
+ * because the global epoch only moves inside ck_epoch_poll, and reclaim()
+ * refuses to poll while the world is dirty: everything retired since the
+ * last poll becomes unreachable (the world is republished) before the epoch
+ * can move, so it is as if it had been retired at the world publish.  When
+ * the world cannot be allocated, nothing is reclaimed until it can be, so
+ * the rule holds by construction, not by call order.
  *
  * Registry.  ck_hs in SPMC mode stores pointers to entry names (the key is
  * the object, so lookups by plain string need no fake entry and no
@@ -47,7 +49,6 @@
 #include <ck_stack.h>
 
 #include "atomic.h"
-#include "state_priv.h"
 #include "store.h"
 
 #define REG_MODE (CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT)
@@ -71,17 +72,15 @@ struct hum_store {
 	unsigned long seed;     /* hash seed; constant after hum_store_new */
 	size_t log_bytes;
 	/* writer only from here */
-	uint64_t seq;
+	hum_logbase logbase;    /* what the rings share: seq, chunk pool, epoch record */
 	uint64_t world_gen;
 	uint32_t next_id;
 	bool world_dirty;
 	hum_entry **live;       /* sorted by id (ids only grow, so append) */
 	size_t nlive, live_cap;
-	hum_logring *changed;   /* rings changed since the last flush */
 	size_t reg_cap;         /* capacity of the current ck_hs map (tracked) */
 	size_t reg_removed;     /* removals since that map was built */
 	uint64_t retired, reclaimed;
-	struct hum_chunkpool chunkpool;
 };
 
 /* TSan sync address for the epoch edge (see the top); one for all stores is
@@ -262,6 +261,8 @@ static void run_deferred(hum_store *st, ck_stack_t *deferred)
 
 static void reclaim(hum_store *st)
 {
+	if (st->world_dirty)
+		return; /* a retired snapshot may still be in the world (see the top) */
 	ck_stack_t deferred = CK_STACK_INITIALIZER;
 	/* Non-blocking: decides which retired objects no section can hold and
 	 * hands them back instead of calling their callbacks ... */
@@ -287,9 +288,9 @@ static void entry_free_cb(ck_epoch_entry_t *e)
 	free(e); /* its ring's chunks and its snapshot were retired separately */
 }
 
-struct hum_chunkpool *hum_store_chunkpool_(hum_store *st)
+hum_logbase *hum_store_logbase(hum_store *st)
 {
-	return &st->chunkpool;
+	return &st->logbase;
 }
 
 /* Store ----------------------------------------------------------------------- */
@@ -308,6 +309,7 @@ hum_store *hum_store_new(size_t log_bytes_per_process)
 		st->seed = (unsigned long)(uintptr_t)st ^ (unsigned long)time(NULL) * 0x9e3779b97f4a7c15ULL;
 	ck_epoch_init(&st->epoch);
 	ck_epoch_register(&st->epoch, &st->wrec, NULL);
+	hum_logbase_init(&st->logbase, &st->wrec);
 	st->world = calloc(1, sizeof(hum_world)); /* empty, generation 0: never NULL */
 	if (st->world == NULL || reg_rebuild(st, REG_MIN_CAP) < 0) {
 		free(st->world);
@@ -329,8 +331,8 @@ void hum_store_free(hum_store *st)
 	ck_epoch_synchronize(&st->wrec);
 	HUM_TSAN_ACQUIRE(&tsan_epoch_sync);
 	ck_epoch_reclaim(&st->wrec);
-	st->reclaimed = st->retired;
-	hum_logring_pool_drain_(&st->chunkpool); /* after the last chunk callback */
+	st->reclaimed = st->retired + st->logbase.retired;
+	hum_logbase_fini(&st->logbase); /* after the last chunk callback */
 	for (size_t i = 0; i < st->nlive; i++) {
 		hum_entry *e = st->live[i];
 		hum_logring_destroy(&e->log);
@@ -389,12 +391,10 @@ hum_entry *hum_store_add(hum_store *st, hum_snap *first)
 	memcpy(e->name, name, ln + 1);
 	e->id = st->next_id + 1;
 	e->hash = h;
-	hum_logring_init(&e->log, st->log_bytes);
-	e->log.in_store = 1;
+	hum_logring_init(&e->log, &st->logbase, st->log_bytes);
 	first->id = e->id;
 	first->generation = 1;
-	first->log_first_seq = first->log_last_seq = 0;
-	first->lines = first->bytes = first->dropped = 0;
+	first->log = &e->log;
 	first->checksum = hum_snap_checksum(first);
 	e->snap = first; /* not yet reachable: plain store */
 	/* The entry is complete before ck_hs_put makes its name reachable.
@@ -417,23 +417,12 @@ hum_entry *hum_store_add(hum_store *st, hum_snap *first)
 	return e;
 }
 
-/* The log fields of a snapshot, from the ring as committed (writer view). */
-static void log_fields(const hum_entry *e, hum_snap *s)
-{
-	const hum_logring *r = &e->log;
-	s->log_first_seq = hum_logring_first_seq(r);
-	s->log_last_seq = hum_logring_last_seq(r);
-	s->lines = r->lines;
-	s->bytes = r->bytes;
-	s->dropped = r->dropped;
-}
-
 void hum_store_publish(hum_store *st, hum_entry *e, hum_snap *next)
 {
 	hum_snap *old = e->snap;
 	next->id = e->id;
 	next->generation = old->generation + 1;
-	log_fields(e, next);
+	next->log = &e->log;
 	next->checksum = hum_snap_checksum(next);
 	/* Release: every field and the checksum are visible before the
 	 * pointer; readers load it with acquire (hum_entry_snap). */
@@ -465,23 +454,12 @@ void hum_store_remove(hum_store *st, hum_entry *e)
 		memmove(&st->live[i], &st->live[i + 1], (st->nlive - i - 1) * sizeof st->live[0]);
 		st->nlive--;
 	}
-	/* Still on the changed list: hum_store_flush skips it (the entry is
-	 * only freed by the poll at the end of that flush, after the walk). */
-	if (e->log.dirty)
-		e->log.dirty = 2;
-	hum_logring_retire(st, &e->log);
+	hum_logring_retire(&e->log);
 	hum_store_retire(st, &e->snap->epoch_entry, snap_free_cb);
 	hum_store_retire(st, &e->epoch_entry, entry_free_cb);
 	st->world_dirty = true;
 	st->reg_removed++;
 	reg_maybe_rebuild(st);
-}
-
-void hum_store_ring_changed_(hum_store *st, hum_logring *r)
-{
-	r->dirty = 1;
-	r->dirty_next = st->changed;
-	st->changed = r;
 }
 
 void hum_store_publish_world(hum_store *st)
@@ -506,45 +484,9 @@ void hum_store_publish_world(hum_store *st)
 
 void hum_store_flush(hum_store *st)
 {
-	/* 1. Log counters, only for rings that changed since the last flush. */
-	hum_logring *r = st->changed, *keep = NULL;
-	st->changed = NULL;
-	while (r != NULL) {
-		hum_logring *next = r->dirty_next;
-		if (r->dirty == 2) { /* entry removed: retired, not freed yet */
-			r = next;
-			continue;
-		}
-		hum_entry *e = (hum_entry *)((char *)r - offsetof(hum_entry, log));
-		const hum_snap *s = e->snap;
-		bool retry = r->pending != 0; /* uncommitted lines: look again */
-		if (s->lines != r->lines || s->bytes != r->bytes || s->dropped != r->dropped ||
-		    s->log_last_seq != hum_logring_last_seq(r) ||
-		    s->log_first_seq != hum_logring_first_seq(r)) {
-			hum_snap *n = hum_snap_clone(s, NULL);
-			if (n != NULL)
-				hum_store_publish(st, e, n);
-			else
-				retry = true;
-		}
-		if (retry) {
-			r->dirty_next = keep;
-			keep = r;
-		} else {
-			r->dirty = 0;
-		}
-		r = next;
-	}
-	st->changed = keep;
-	/* 2. The world, before the poll (see the reclamation invariant). */
+	/* The world first: reclaim() does nothing while it is dirty. */
 	hum_store_publish_world(st);
-	/* 3. Free what no reader can hold any more. */
 	reclaim(st);
-}
-
-uint64_t hum_store_next_seq(hum_store *st)
-{
-	return ++st->seq;
 }
 
 void hum_store_foreach(hum_store *st, int (*fn)(hum_entry *e, void *ud), void *ud)
@@ -557,7 +499,7 @@ void hum_store_foreach(hum_store *st, int (*fn)(hum_entry *e, void *ud), void *u
 
 size_t hum_store_pending_frees(hum_store *st)
 {
-	return (size_t)(st->retired - st->reclaimed);
+	return (size_t)(st->retired + st->logbase.retired - st->reclaimed);
 }
 
 size_t hum_store_count(hum_store *st)

@@ -56,24 +56,25 @@ void hum_store_free(hum_store *st);
  * (hum_snap_free it).  Sets first->id (a new id, never reused), generation 1
  * and the checksum. */
 hum_entry *hum_store_add(hum_store *st, hum_snap *first);
-/* Publishes `next` as e's snapshot: sets generation = old + 1 and checksum,
- * swaps with release ordering, retires the old one, marks the world dirty.
- * Also sets next->id and the log fields (log_first_seq .. dropped) from e's
- * ring as committed so far, so a published snapshot never shows stale log
- * counters; the caller need not fill them. */
+/* Publishes `next` as e's snapshot: sets id, generation = old + 1, log (e's
+ * ring) and checksum, swaps with release ordering, retires the old one and
+ * marks the world dirty.  Called on state changes only: log lines go to the
+ * ring and never republish a snapshot or the world. */
 void hum_store_publish(hum_store *st, hum_entry *e, hum_snap *next);
 /* Removes e from the registry and the world; e, its snapshot and its log are
  * retired, so e must not be used by the writer afterwards. */
 void hum_store_remove(hum_store *st, hum_entry *e);
-/* Refreshes log counters into snapshots where they changed, publishes the
- * world if dirty, and reclaims retired objects whose grace period is over.
- * Call once per loop iteration (ev_prepare).  Never blocks on readers: cost
- * is O(rings changed + processes if the world is dirty + reader records). */
+/* Publishes the world if dirty, and reclaims retired objects whose grace
+ * period is over (not while the world is dirty: a world that could not be
+ * allocated defers reclamation to a later flush).  Call once per loop
+ * iteration (ev_prepare).  Never blocks on readers: cost is O(processes if
+ * the world is dirty + reader records); log lines cost nothing here. */
 void hum_store_flush(hum_store *st);
 /* Publishes the world now if dirty (the stress test and hum_store_flush). */
 void hum_store_publish_world(hum_store *st);
-/* Next global log sequence number (writer only; starts at 1). */
-uint64_t hum_store_next_seq(hum_store *st);
+/* What the store's rings share (sequence counter, chunk pool, epoch record):
+ * for a ring outside any entry (tests) that takes its sequence from here. */
+hum_logbase *hum_store_logbase(hum_store *st);
 /* Writer-side iteration in id order; fn returns non-zero to stop. */
 void hum_store_foreach(hum_store *st, int (*fn)(hum_entry *e, void *ud), void *ud);
 size_t hum_store_pending_frees(hum_store *st); /* retired, not yet freed */

@@ -25,12 +25,12 @@ static void deliver(hum_stream *st, size_t n)
 	hum_proc *p = st->p;
 	hum_sup *s = p->sup;
 	hum_logring *ring = &p->entry->log;
-	int64_t t = hum_now_ms_();
+	int64_t t = sup_now_ms();
 	for (size_t i = 0; i < n; i++) {
 		hum_line *l = &s->lines[i];
 		l->stream = st->kind;
 		l->time_ms = t;
-		l->seq = hum_logring_append(s->st, ring, st->kind, l->flags, t, l->data, l->len);
+		l->seq = hum_logring_append(ring, st->kind, l->flags, t, l->data, l->len);
 	}
 	hum_logring_commit(ring);
 	if (s->hooks.lines)
@@ -70,7 +70,7 @@ static ssize_t read_once(hum_stream *st)
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (r < 0)
-		hum_sup_log_(s, st->p, "read %s pipe: %s",
+		sup_log(s, st->p, "read %s pipe: %s",
 			     st->kind == HUM_STREAM_ERR ? "stderr" : "stdout", strerror(errno));
 	bool eof = r <= 0;
 	size_t n = hum_lbuf_split(&st->lb, s->scratch, eof ? 0 : (size_t)r, eof, s->lines);
@@ -91,7 +91,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 			break; /* empty, closed, or drained by a short read */
 }
 
-int hum_stream_open_(hum_proc *p, int fd, int kind)
+int sup_stream_open(hum_proc *p, int fd, int kind)
 {
 	hum_sup *s = p->sup;
 	hum_stream *st = calloc(1, sizeof *st);
@@ -124,7 +124,7 @@ static void drain(hum_stream *st)
 			break;
 }
 
-void hum_proc_drain_(hum_proc *p)
+void sup_proc_drain(hum_proc *p)
 {
 	/* A hook may restart p while we drain: take the pointers first. */
 	hum_stream *out = p->out, *err = p->err;
@@ -134,7 +134,7 @@ void hum_proc_drain_(hum_proc *p)
 		drain(err);
 }
 
-void hum_stream_close_all_(hum_sup *s)
+void sup_stream_close_all(hum_sup *s)
 {
 	while (s->streams) {
 		hum_stream *st = s->streams;

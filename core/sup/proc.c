@@ -39,21 +39,21 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-int64_t hum_now_ms_(void)
+int64_t sup_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-double hum_mono_(void)
+double sup_mono(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-void hum_sup_log_(hum_sup *s, hum_proc *p, const char *fmt, ...)
+void sup_log(hum_sup *s, hum_proc *p, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -66,18 +66,18 @@ void hum_sup_log_(hum_sup *s, hum_proc *p, const char *fmt, ...)
 		fprintf(stderr, "hum: %s%s%s\n", p ? p->entry->name : "", p ? ": " : "", msg);
 }
 
-hum_snap *hum_proc_next_(hum_proc *p, const char *reason)
+hum_snap *sup_proc_next(hum_proc *p, const char *reason)
 {
 	hum_snap *n = hum_snap_clone(p->entry->snap, reason);
 	if (n == NULL) {
-		hum_sup_log_(p->sup, p, "state change lost: out of memory");
+		sup_log(p->sup, p, "state change lost: out of memory");
 		return NULL;
 	}
-	n->changed_at_ms = hum_now_ms_();
+	n->changed_at_ms = sup_now_ms();
 	return n;
 }
 
-void hum_proc_publish_(hum_proc *p, hum_snap *n)
+void sup_proc_publish(hum_proc *p, hum_snap *n)
 {
 	hum_sup *s = p->sup;
 	/* old stays valid until the next hum_store_flush: fine for the hook. */
@@ -89,11 +89,11 @@ void hum_proc_publish_(hum_proc *p, hum_snap *n)
 
 static void set_state(hum_proc *p, int state, const char *reason)
 {
-	hum_snap *n = hum_proc_next_(p, reason);
+	hum_snap *n = sup_proc_next(p, reason);
 	if (n == NULL)
 		return;
 	n->state = (uint8_t)state;
-	hum_proc_publish_(p, n);
+	sup_proc_publish(p, n);
 }
 
 static char **strv_dup(char *const *v)
@@ -135,12 +135,12 @@ static void proc_free(hum_proc *p)
 
 /* ---- spawn --------------------------------------------------------------------- */
 
-int hum_proc_spawn_(hum_proc *p, int why)
+int sup_proc_spawn(hum_proc *p, int why)
 {
 	hum_sup *s = p->sup;
 	/* Never two copies: whatever is left of the previous run goes first.
 	 * Its pipes, if still open, stay watched until EOF. */
-	hum_cleanup_run_(p);
+	sup_cleanup_run(p);
 	p->out = p->err = NULL;
 	p->run++;
 	p->stopping = p->killed = 0;
@@ -153,12 +153,12 @@ int hum_proc_spawn_(hum_proc *p, int why)
 	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token, 0 };
 	hum_spawned sp;
 	/* before the fork: forks since then bound the pids the run can have */
-	p->forks0 = s->sweeper.pid_max ? hum_total_forks_() : 0;
+	p->forks0 = s->sweeper.pid_max ? sup_total_forks() : 0;
 	int rc = hum_spawn(&req, &sp, err, sizeof err);
 	if (rc < 0) {
 		p->cleaned = 1;
-		hum_sup_log_(s, p, "%s", err);
-		hum_snap *n = hum_proc_next_(p, err);
+		sup_log(s, p, "%s", err);
+		hum_snap *n = sup_proc_next(p, err);
 		if (n) {
 			n->state = HUM_FAILED;
 			n->spawn_error = 1;
@@ -168,24 +168,24 @@ int hum_proc_spawn_(hum_proc *p, int why)
 			n->term_signal = 0;
 			n->restarts = p->restarts;
 			n->ended_at_ms = n->changed_at_ms;
-			hum_proc_publish_(p, n);
+			sup_proc_publish(p, n);
 		}
 		return rc;
 	}
 	p->pid = p->pgid = sp.pid;
 	p->cleaned = 0;
-	p->started_mono = hum_mono_();
-	hum_pidmap_add_(s, p);
+	p->started_mono = sup_mono();
+	sup_pidmap_add(s, p);
 	rc = hum_sentinel_add(&s->sentinel, sp.pid);
 	if (rc < 0)
-		hum_sup_log_(s, p, "sentinel: add group %d: %s", (int)sp.pid, strerror(-rc));
+		sup_log(s, p, "sentinel: add group %d: %s", (int)sp.pid, strerror(-rc));
 	/* Each call takes its fd (closed on failure: the child then gets
 	 * EPIPE on that stream, it is not blocked). */
-	if ((rc = hum_stream_open_(p, sp.out_fd, HUM_STREAM_OUT)) < 0)
-		hum_sup_log_(s, p, "capture stdout: %s", strerror(-rc));
-	if ((rc = hum_stream_open_(p, sp.err_fd, HUM_STREAM_ERR)) < 0)
-		hum_sup_log_(s, p, "capture stderr: %s", strerror(-rc));
-	hum_snap *n = hum_proc_next_(p, "");
+	if ((rc = sup_stream_open(p, sp.out_fd, HUM_STREAM_OUT)) < 0)
+		sup_log(s, p, "capture stdout: %s", strerror(-rc));
+	if ((rc = sup_stream_open(p, sp.err_fd, HUM_STREAM_ERR)) < 0)
+		sup_log(s, p, "capture stderr: %s", strerror(-rc));
+	hum_snap *n = sup_proc_next(p, "");
 	if (n) {
 		n->state = HUM_RUNNING;
 		n->pid = sp.pid;
@@ -196,7 +196,7 @@ int hum_proc_spawn_(hum_proc *p, int why)
 		n->restarts = p->restarts;
 		n->started_at_ms = n->changed_at_ms;
 		n->ended_at_ms = 0;
-		hum_proc_publish_(p, n);
+		sup_proc_publish(p, n);
 	}
 	return 0;
 }
@@ -240,16 +240,16 @@ hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st, const hum_sup_hooks *h
 		return NULL;
 	}
 	snprintf(s->prefix, sizeof s->prefix, "%d-%llx-%u.", (int)getpid(),
-		 (unsigned long long)hum_now_ms_(), ++instances);
+		 (unsigned long long)sup_now_ms(), ++instances);
 	snprintf(s->token, sizeof s->token, "HUM_TOKEN=%s0.0", s->prefix);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
-		hum_sup_log_(s, NULL, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+		sup_log(s, NULL, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
 	/* Early, while hum is small; before any child exists. */
 	int rc = hum_sentinel_start(&s->sentinel, s->prefix);
 	if (rc < 0)
-		hum_sup_log_(s, NULL, "sentinel: fork: %s (children may outlive a killed hum)",
+		sup_log(s, NULL, "sentinel: fork: %s (children may outlive a killed hum)",
 			     strerror(-rc));
-	hum_reap_init_(s);
+	sup_reap_init(s);
 	return s;
 }
 
@@ -264,7 +264,7 @@ void hum_sup_free(hum_sup *s)
 	if (s == NULL)
 		return;
 	s->freeing = true;
-	hum_sweeper_stop_(s);
+	sup_sweeper_stop(s);
 	/* 1. Kill: live groups, then every token carrier (what is left of
 	 * finished runs, and other spawners' children with hum_sup_token). */
 	for (size_t i = 0; i < s->nprocs; i++) {
@@ -272,7 +272,7 @@ void hum_sup_free(hum_sup *s)
 		ev_timer_stop(s->loop, &p->grace_timer);
 		ev_timer_stop(s->loop, &p->backoff_timer);
 		if (p->pid)
-			hum_kill_group_(p, SIGKILL);
+			sup_kill_group(p, SIGKILL);
 	}
 	for (int pass = 0; pass < 10; pass++) {
 		if (hum_token_scan(s->prefix, kill_sweep, NULL) <= 0)
@@ -304,7 +304,7 @@ void hum_sup_free(hum_sup *s)
 		n->state = HUM_STOPPED;
 		n->pid = 0;
 		n->ready = 0;
-		n->changed_at_ms = hum_now_ms_();
+		n->changed_at_ms = sup_now_ms();
 		if (reaped) {
 			n->ended_at_ms = n->changed_at_ms;
 			n->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -317,8 +317,8 @@ void hum_sup_free(hum_sup *s)
 	hum_sentinel_disarm(&s->sentinel);
 	hum_sentinel_stop(&s->sentinel);
 	/* 4. Watchers and memory. */
-	hum_stream_close_all_(s);
-	hum_reap_fini_(s);
+	sup_stream_close_all(s);
+	sup_reap_fini(s);
 	for (size_t i = 0; i < s->nprocs; i++) {
 		s->procs[i]->entry->owner = NULL;
 		proc_free(s->procs[i]);
@@ -404,7 +404,7 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 	n->kind = (uint8_t)spec->kind;
 	n->state = HUM_PENDING;
 	n->exit_code = -1;
-	n->changed_at_ms = hum_now_ms_();
+	n->changed_at_ms = sup_now_ms();
 	hum_entry *entry = hum_store_add(s->st, n);
 	if (entry == NULL) {
 		*err = errno == EEXIST ? -EEXIST : -ENOMEM;
@@ -415,8 +415,8 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 	entry->owner = p;
 	p->entry = entry;
 	p->id = entry->id;
-	ev_timer_init(&p->grace_timer, hum_grace_cb_, 0, 0);
-	ev_timer_init(&p->backoff_timer, hum_backoff_cb_, 0, 0);
+	ev_timer_init(&p->grace_timer, sup_grace_cb, 0, 0);
+	ev_timer_init(&p->backoff_timer, sup_backoff_cb, 0, 0);
 	s->procs[s->nprocs++] = p;
 	if (s->hooks.state)
 		s->hooks.state(p, NULL, entry->snap, s->ud);
@@ -476,15 +476,15 @@ void hum_sup_kill_all(hum_sup *s)
 			p->restart_after = WHY_NONE;
 			p->killed = 2;
 			ev_timer_stop(s->loop, &p->grace_timer);
-			hum_kill_group_(p, SIGKILL);
+			sup_kill_group(p, SIGKILL);
 		} else if (ev_is_active(&p->backoff_timer)) {
 			hum_proc_stop(p);
 		} else {
 			p->restart_after = WHY_NONE;
-			hum_cleanup_run_(p);
+			sup_cleanup_run(p);
 		}
 	}
-	hum_scan_request_(s, NULL, SIGKILL, false, 0); /* every token of ours */
+	sup_scan_request(s, NULL, SIGKILL, false, 0); /* every token of ours */
 }
 
 /* ---- control ---------------------------------------------------------------------- */
@@ -499,7 +499,7 @@ int hum_proc_start(hum_proc *p)
 	}
 	ev_timer_stop(p->sup->loop, &p->backoff_timer);
 	p->attempts = 0; /* an explicit start is a fresh start */
-	return hum_proc_spawn_(p, WHY_START);
+	return sup_proc_spawn(p, WHY_START);
 }
 
 int hum_proc_stop(hum_proc *p)
@@ -512,22 +512,22 @@ int hum_proc_stop(hum_proc *p)
 		p->stopping = 1;
 		int sig = p->stop_signal;
 		char b[32], reason[64];
-		hum_kill_group_(p, sig);
+		sup_kill_group(p, sig);
 		if (sig != SIGKILL && sig != SIGCONT)
-			hum_kill_group_(p, SIGCONT); /* a stopped group cannot act on it */
+			sup_kill_group(p, SIGCONT); /* a stopped group cannot act on it */
 		/* the group had sig just now: only those who left it get it */
-		hum_scan_request_(s, p, sig, false, sig != SIGKILL ? p->pgid : 0);
+		sup_scan_request(s, p, sig, false, sig != SIGKILL ? p->pgid : 0);
 		if (sig == SIGKILL) {
 			p->killed = 2;
 		} else if (p->grace <= 0) {
 			p->killed = 2;
-			hum_kill_group_(p, SIGKILL);
-			hum_scan_request_(s, p, SIGKILL, false, 0);
+			sup_kill_group(p, SIGKILL);
+			sup_scan_request(s, p, SIGKILL, false, 0);
 		} else {
 			ev_timer_set(&p->grace_timer, p->grace, 0);
 			ev_timer_start(s->loop, &p->grace_timer);
 		}
-		snprintf(reason, sizeof reason, "stopping (%s)", hum_signame_(sig, b, sizeof b));
+		snprintf(reason, sizeof reason, "stopping (%s)", sup_signame(sig, b, sizeof b));
 		set_state(p, HUM_STOPPING, reason);
 		return 0;
 	}
@@ -545,7 +545,7 @@ int hum_proc_stop(hum_proc *p)
 	}
 	/* succeeded / failed / stopped keep their outcome; a descendant that
 	 * outlived the run (and may hold its pipe) goes now. */
-	hum_cleanup_run_(p);
+	sup_cleanup_run(p);
 	return 0;
 }
 
@@ -561,7 +561,7 @@ int hum_proc_restart(hum_proc *p)
 		return 0;
 	}
 	ev_timer_stop(p->sup->loop, &p->backoff_timer);
-	return hum_proc_spawn_(p, p->run ? WHY_RESTART : WHY_START);
+	return sup_proc_spawn(p, p->run ? WHY_RESTART : WHY_START);
 }
 
 int hum_proc_signal(hum_proc *p, int sig)
@@ -590,21 +590,21 @@ int hum_proc_set_ready(hum_proc *p)
 		return 0;
 	if (cur->state != HUM_RUNNING)
 		return -EINVAL;
-	hum_snap *n = hum_proc_next_(p, NULL);
+	hum_snap *n = sup_proc_next(p, NULL);
 	if (n == NULL)
 		return -ENOMEM;
 	n->state = HUM_READY;
 	n->ready = 1;
-	hum_proc_publish_(p, n);
+	sup_proc_publish(p, n);
 	return 0;
 }
 
 int hum_proc_set_reason(hum_proc *p, const char *reason)
 {
-	hum_snap *n = hum_proc_next_(p, reason ? reason : "");
+	hum_snap *n = sup_proc_next(p, reason ? reason : "");
 	if (n == NULL)
 		return -ENOMEM;
-	hum_proc_publish_(p, n);
+	sup_proc_publish(p, n);
 	return 0;
 }
 

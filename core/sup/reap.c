@@ -57,7 +57,7 @@
 
 #include "sup_priv.h"
 
-const char *hum_signame_(int sig, char *buf, size_t len)
+const char *sup_signame(int sig, char *buf, size_t len)
 {
 	const char *abbrev = sigabbrev_np(sig);
 	if (abbrev)
@@ -69,7 +69,7 @@ const char *hum_signame_(int sig, char *buf, size_t len)
 
 /* ---- pid map and groups ---------------------------------------------------- */
 
-void hum_pidmap_add_(hum_sup *s, hum_proc *p)
+void sup_pidmap_add(hum_sup *s, hum_proc *p)
 {
 	hum_proc **b = &s->pidmap[(unsigned)p->pid & (PIDMAP_SIZE - 1)];
 	p->pid_next = *b;
@@ -88,15 +88,15 @@ static hum_proc *pidmap_take(hum_sup *s, pid_t pid)
 	return NULL;
 }
 
-void hum_kill_group_(hum_proc *p, int sig)
+void sup_kill_group(hum_proc *p, int sig)
 {
 	/* Only while the leader lives or was reaped just now (see above). */
 	if (p->pgid <= 0)
 		return;
 	if (kill(-p->pgid, sig) != 0 && errno != ESRCH) {
 		char b[32];
-		hum_sup_log_(p->sup, p, "kill(-%d, %s): %s", (int)p->pgid,
-			     hum_signame_(sig, b, sizeof b), strerror(errno));
+		sup_log(p->sup, p, "kill(-%d, %s): %s", (int)p->pgid,
+			     sup_signame(sig, b, sizeof b), strerror(errno));
 	}
 }
 
@@ -104,18 +104,18 @@ static void forget(hum_sup *s, pid_t pgid)
 {
 	int rc = hum_sentinel_forget(&s->sentinel, pgid);
 	if (rc < 0 && rc != -EBADF)
-		hum_sup_log_(s, NULL, "sentinel: forget group %d: %s", (int)pgid, strerror(-rc));
+		sup_log(s, NULL, "sentinel: forget group %d: %s", (int)pgid, strerror(-rc));
 }
 
 /* ---- token sweeps (run by sweep.c) ------------------------------------------- */
 
-void hum_cleanup_run_(hum_proc *p)
+void sup_cleanup_run(hum_proc *p)
 {
 	/* The leader is gone: its group id may be recycled, tokens only. */
 	if (p->cleaned || p->run == 0)
 		return;
 	p->cleaned = 1;
-	hum_scan_request_(p->sup, p, SIGKILL, false, 0);
+	sup_scan_request(p->sup, p, SIGKILL, false, 0);
 }
 
 /* ---- exits ---------------------------------------------------------------------- */
@@ -126,7 +126,7 @@ static void describe(int status, char *buf, size_t len)
 	if (WIFEXITED(status))
 		snprintf(buf, len, "exited with code %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by %s%s", hum_signame_(WTERMSIG(status), b, sizeof b),
+		snprintf(buf, len, "killed by %s%s", sup_signame(WTERMSIG(status), b, sizeof b),
 			 WCOREDUMP(status) ? " (core dumped)" : "");
 	else
 		snprintf(buf, len, "status 0x%x", status);
@@ -142,7 +142,7 @@ static void set_exit(hum_snap *n, int status)
 }
 
 /* The final state of a stopped run, after its sweep. */
-void hum_reap_finish_(hum_proc *p)
+void sup_reap_finish(hum_proc *p)
 {
 	p->finish_pending = 0;
 	/* Published even when a restart follows at once: every run that ends
@@ -154,16 +154,16 @@ void hum_reap_finish_(hum_proc *p)
 		snprintf(reason, sizeof reason, "stopped (%s after %gs grace)", what, p->grace);
 	else
 		snprintf(reason, sizeof reason, "stopped (%s)", what);
-	hum_snap *n = hum_proc_next_(p, reason);
+	hum_snap *n = sup_proc_next(p, reason);
 	if (n) {
 		n->state = HUM_STOPPED;
 		set_exit(n, p->wstatus);
-		hum_proc_publish_(p, n);
+		sup_proc_publish(p, n);
 	}
 	if (p->restart_after) {
 		int why = p->restart_after;
 		p->restart_after = WHY_NONE;
-		hum_proc_spawn_(p, why);
+		sup_proc_spawn(p, why);
 	}
 }
 
@@ -180,15 +180,15 @@ static void exited(hum_proc *p, int status)
 	/* While the pipes drain (hooks run), control calls must not see an
 	 * idle process: finish_pending makes start/restart/stop defer. */
 	p->finish_pending = 1;
-	hum_proc_drain_(p);
+	sup_proc_drain(p);
 	p->wstatus = status;
 	if (p->stopping) {
 		/* Stopped: kill what is left at once, publish after the sweep.
 		 * The group id is still ours (see "Groups" above). */
 		p->cleaned = 1;
-		hum_kill_group_(p, SIGKILL);
+		sup_kill_group(p, SIGKILL);
 		forget(s, p->pgid);
-		hum_scan_request_(s, p, SIGKILL, true, 0);
+		sup_scan_request(s, p, SIGKILL, true, 0);
 		return;
 	}
 	p->finish_pending = 0;
@@ -197,7 +197,7 @@ static void exited(hum_proc *p, int status)
 
 	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	const hum_restart *r = &p->restart;
-	if (r->reset_after > 0 && hum_mono_() - p->started_mono >= r->reset_after)
+	if (r->reset_after > 0 && sup_mono() - p->started_mono >= r->reset_after)
 		p->attempts = 0;
 	bool want = r->policy == HUM_RESTART_ALWAYS || (r->policy == HUM_RESTART_ON_FAILURE && !ok);
 	bool can = r->max < 0 || p->attempts < (unsigned)r->max;
@@ -206,8 +206,8 @@ static void exited(hum_proc *p, int status)
 	if (want && can) {
 		/* A restart must not meet the old run: kill its group while the
 		 * id is surely ours, and its token carriers. */
-		hum_kill_group_(p, SIGKILL);
-		hum_cleanup_run_(p);
+		sup_kill_group(p, SIGKILL);
+		sup_cleanup_run(p);
 		p->attempts++;
 		double d = backoff_delay(p);
 		snprintf(reason, sizeof reason, "restarting in %gs (attempt %u)", d, p->attempts);
@@ -219,7 +219,7 @@ static void exited(hum_proc *p, int status)
 		snprintf(reason, sizeof reason, "%s", what);
 	}
 	forget(s, p->pgid);
-	hum_snap *n = hum_proc_next_(p, reason);
+	hum_snap *n = sup_proc_next(p, reason);
 	if (n) {
 		set_exit(n, status);
 		if (want && can)
@@ -228,11 +228,11 @@ static void exited(hum_proc *p, int status)
 			n->state = HUM_SUCCEEDED;
 		else
 			n->state = HUM_FAILED; /* an `always` service that gave up failed */
-		hum_proc_publish_(p, n);
+		sup_proc_publish(p, n);
 	}
 	if (asked && !p->pid) {
 		ev_timer_stop(s->loop, &p->backoff_timer);
-		hum_proc_spawn_(p, asked);
+		sup_proc_spawn(p, asked);
 	}
 }
 
@@ -241,7 +241,7 @@ static void respawn_sentinel(hum_sup *s)
 	hum_sentinel_stop(&s->sentinel);
 	int rc = hum_sentinel_start(&s->sentinel, s->prefix);
 	if (rc < 0) {
-		hum_sup_log_(s, NULL, "sentinel: fork: %s", strerror(-rc));
+		sup_log(s, NULL, "sentinel: fork: %s", strerror(-rc));
 		return;
 	}
 	for (size_t i = 0; i < s->nprocs; i++)
@@ -257,7 +257,7 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	if (pid == s->sentinel.pid && pid > 0) {
 		char what[96];
 		describe(status, what, sizeof what);
-		hum_sup_log_(s, NULL, "sentinel %s; starting a new one", what);
+		sup_log(s, NULL, "sentinel %s; starting a new one", what);
 		s->sentinel.pid = 0; /* reaped already */
 		respawn_sentinel(s);
 		return;
@@ -271,38 +271,38 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 /* ---- timers ------------------------------------------------------------------------- */
 
-void hum_grace_cb_(struct ev_loop *loop, ev_timer *w, int revents)
+void sup_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	hum_proc *p = (hum_proc *)((char *)w - offsetof(hum_proc, grace_timer));
 	if (!p->pid)
 		return;
 	char b[32];
-	hum_sup_log_(p->sup, p, "still running %gs after %s: sending SIGKILL", p->grace,
-		     hum_signame_(p->stop_signal, b, sizeof b));
+	sup_log(p->sup, p, "still running %gs after %s: sending SIGKILL", p->grace,
+		     sup_signame(p->stop_signal, b, sizeof b));
 	p->killed = 1;
-	hum_kill_group_(p, SIGKILL);
-	hum_scan_request_(p->sup, p, SIGKILL, false, 0);
+	sup_kill_group(p, SIGKILL);
+	sup_scan_request(p->sup, p, SIGKILL, false, 0);
 }
 
-void hum_backoff_cb_(struct ev_loop *loop, ev_timer *w, int revents)
+void sup_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	hum_proc *p = (hum_proc *)((char *)w - offsetof(hum_proc, backoff_timer));
-	hum_proc_spawn_(p, WHY_POLICY);
+	sup_proc_spawn(p, WHY_POLICY);
 }
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
-void hum_reap_init_(hum_sup *s)
+void sup_reap_init(hum_sup *s)
 {
 	ev_child_init(&s->child_w, child_cb, 0, 0);
 	ev_child_start(s->loop, &s->child_w);
 	ev_unref(s->loop); /* watching for exits must not keep ev_run going */
-	hum_sweeper_init_(s);
+	sup_sweeper_init(s);
 }
 
-void hum_reap_fini_(hum_sup *s)
+void sup_reap_fini(hum_sup *s)
 {
 	ev_ref(s->loop);
 	ev_child_stop(s->loop, &s->child_w);
-	hum_sweeper_fini_(s);
+	sup_sweeper_fini(s);
 }

@@ -1,10 +1,18 @@
 /*
- * proc_priv.h — the supervisor's records, shared by proc.c (records and the
- * control API), reap.c (exits, restarts, stop escalation, kill sweeps) and
- * capture.c (pipes to lines).  Not a public API; loop thread only.
+ * sup_priv.h — what the supervisor's files share; not a public API.
+ *
+ *   proc.c     process records, the state machine's publishing, the control
+ *              API of proc.h, spawning a run
+ *   capture.c  a run's pipes: reading, splitting into lines, the log ring
+ *   reap.c     child exits, the pid map, stop escalation (grace, SIGKILL),
+ *              restart back-off, killing a run's group
+ *   sweep.c    the token-sweep worker thread (descendants that left the group)
+ *
+ * Functions here are named sup_<verb> (no hum_ prefix: they are not API).
+ * Everything is loop thread only, except what sweep.c says of its worker.
  */
-#ifndef HUM_PROC_PRIV_H
-#define HUM_PROC_PRIV_H
+#ifndef HUM_SUP_PRIV_H
+#define HUM_SUP_PRIV_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -78,7 +86,7 @@ struct hum_proc {
 	unsigned nstreams;   /* open pipes of any run */
 	ev_timer grace_timer, backoff_timer;
 	double started_mono;
-	uint64_t forks0;     /* hum_total_forks_() before this run's spawn */
+	uint64_t forks0;     /* sup_total_forks() before this run's spawn */
 	unsigned attempts;   /* policy restarts since the last reset */
 	uint32_t restarts;   /* every restart ever (policy and manual) */
 	int wstatus;         /* exit status kept for a deferred final state */
@@ -110,38 +118,38 @@ struct hum_sup {
 };
 
 /* proc.c */
-int64_t hum_now_ms_(void);
-double hum_mono_(void);
-void hum_sup_log_(hum_sup *s, hum_proc *p, const char *fmt, ...)
+int64_t sup_now_ms(void);
+double sup_mono(void);
+void sup_log(hum_sup *s, hum_proc *p, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-hum_snap *hum_proc_next_(hum_proc *p, const char *reason); /* NULL: ENOMEM, logged */
-void hum_proc_publish_(hum_proc *p, hum_snap *n);
-int hum_proc_spawn_(hum_proc *p, int why);
+hum_snap *sup_proc_next(hum_proc *p, const char *reason); /* NULL: ENOMEM, logged */
+void sup_proc_publish(hum_proc *p, hum_snap *n);
+int sup_proc_spawn(hum_proc *p, int why);
 
 /* reap.c */
-void hum_reap_init_(hum_sup *s);
-void hum_reap_fini_(hum_sup *s);
-void hum_pidmap_add_(hum_sup *s, hum_proc *p);
-void hum_kill_group_(hum_proc *p, int sig);
-void hum_cleanup_run_(hum_proc *p); /* SIGKILL the run's token carriers */
-void hum_reap_finish_(hum_proc *p); /* the final state of a stopped run */
+void sup_reap_init(hum_sup *s);
+void sup_reap_fini(hum_sup *s);
+void sup_pidmap_add(hum_sup *s, hum_proc *p);
+void sup_kill_group(hum_proc *p, int sig);
+void sup_cleanup_run(hum_proc *p); /* SIGKILL the run's token carriers */
+void sup_reap_finish(hum_proc *p); /* the final state of a stopped run */
+void sup_grace_cb(struct ev_loop *loop, ev_timer *w, int revents);
+void sup_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents);
+const char *sup_signame(int sig, char *buf, size_t len);
 
 /* sweep.c */
-void hum_sweeper_init_(hum_sup *s);
-void hum_sweeper_stop_(hum_sup *s); /* join the worker (hum_sup_free) */
-void hum_sweeper_fini_(hum_sup *s);
+void sup_sweeper_init(hum_sup *s);
+void sup_sweeper_stop(hum_sup *s); /* join the worker (hum_sup_free) */
+void sup_sweeper_fini(hum_sup *s);
 /* Queues a sweep: sig to the carriers of p's current run (p NULL: of every
  * run of every process), except members of skip_pgid (0: none); finish:
- * call hum_reap_finish_ after it. */
-void hum_scan_request_(hum_sup *s, hum_proc *p, int sig, bool finish, pid_t skip_pgid);
-uint64_t hum_total_forks_(void); /* /proc/stat "processes"; 0 if unknown */
-void hum_grace_cb_(struct ev_loop *loop, ev_timer *w, int revents);
-void hum_backoff_cb_(struct ev_loop *loop, ev_timer *w, int revents);
-const char *hum_signame_(int sig, char *buf, size_t len);
+ * call sup_reap_finish after it. */
+void sup_scan_request(hum_sup *s, hum_proc *p, int sig, bool finish, pid_t skip_pgid);
+uint64_t sup_total_forks(void); /* /proc/stat "processes"; 0 if unknown */
 
 /* capture.c */
-int hum_stream_open_(hum_proc *p, int fd, int kind); /* takes fd */
-void hum_proc_drain_(hum_proc *p); /* read this run's pipes until EAGAIN/EOF */
-void hum_stream_close_all_(hum_sup *s);
+int sup_stream_open(hum_proc *p, int fd, int kind); /* takes fd */
+void sup_proc_drain(hum_proc *p); /* read this run's pipes until EAGAIN/EOF */
+void sup_stream_close_all(hum_sup *s);
 
 #endif

@@ -89,7 +89,7 @@ static ssize_t read_small(const char *path, char *buf, size_t len)
 	return (ssize_t)have;
 }
 
-uint64_t hum_total_forks_(void)
+uint64_t sup_total_forks(void)
 {
 	char buf[16384]; /* the "intr" line before it can be long */
 	if (read_small("/proc/stat", buf, sizeof buf) <= 0)
@@ -124,7 +124,7 @@ static void batch_range(const hum_sweeper *w, const hum_scan_req *req, size_t n,
 	const int64_t max = w->pid_max;
 	if (max < 4096)
 		return;
-	uint64_t forks = hum_total_forks_();
+	uint64_t forks = sup_total_forks();
 	pid_t last = last_pid();
 	if (forks == 0 || last <= 0 || last >= max)
 		return;
@@ -230,22 +230,22 @@ static void done_cb(struct ev_loop *loop, ev_async *aw, int revents)
 	w->lost = false;
 	pthread_mutex_unlock(&w->mu);
 	if (err)
-		hum_sup_log_(s, NULL, "token sweep: /proc: %s", strerror(err));
+		sup_log(s, NULL, "token sweep: /proc: %s", strerror(err));
 	if (lost)
-		hum_sup_log_(s, NULL, "token sweep: out of memory");
+		sup_log(s, NULL, "token sweep: out of memory");
 	/* Finishing may queue new requests (a restart): done is ours now. */
 	for (size_t i = 0; i < n; i++) {
 		if (!done[i].finish)
 			continue;
 		hum_proc *p = hum_sup_get(s, done[i].id);
 		if (p && p->finish_pending && p->run == done[i].run)
-			hum_reap_finish_(p);
+			sup_reap_finish(p);
 	}
 	free(done);
 	if (lost)
 		for (size_t i = 0; i < s->nprocs; i++)
 			if (s->procs[i]->finish_pending && !s->procs[i]->pid)
-				hum_reap_finish_(s->procs[i]);
+				sup_reap_finish(s->procs[i]);
 	pthread_mutex_lock(&w->mu);
 	bool idle = w->nq == 0 && !w->busy && w->ndone == 0;
 	pthread_mutex_unlock(&w->mu);
@@ -253,7 +253,7 @@ static void done_cb(struct ev_loop *loop, ev_async *aw, int revents)
 		ev_async_stop(loop, aw);
 }
 
-void hum_scan_request_(hum_sup *s, hum_proc *p, int sig, bool fin, pid_t skip_pgid)
+void sup_scan_request(hum_sup *s, hum_proc *p, int sig, bool fin, pid_t skip_pgid)
 {
 	hum_sweeper *w = &s->sweeper;
 	hum_scan_req r = { p ? p->id : 0, p ? p->run : 0, sig, fin, skip_pgid,
@@ -272,7 +272,7 @@ void hum_scan_request_(hum_sup *s, hum_proc *p, int sig, bool fin, pid_t skip_pg
 			w->started = true;
 		else {
 			w->nothread = true;
-			hum_sup_log_(s, NULL, "token sweep: no worker thread (%s); sweeping on the loop",
+			sup_log(s, NULL, "token sweep: no worker thread (%s); sweeping on the loop",
 				     strerror(rc));
 		}
 	}
@@ -299,13 +299,13 @@ void hum_scan_request_(hum_sup *s, hum_proc *p, int sig, bool fin, pid_t skip_pg
 		w->lost = true;
 	pthread_mutex_unlock(&w->mu);
 	if (!ok) {
-		hum_sup_log_(s, NULL, "token sweep: out of memory");
+		sup_log(s, NULL, "token sweep: out of memory");
 		/* The group kill still happened; do not hang the stop. */
 		ev_async_send(s->loop, &w->done_w);
 	}
 }
 
-void hum_sweeper_init_(hum_sup *s)
+void sup_sweeper_init(hum_sup *s)
 {
 	hum_sweeper *w = &s->sweeper;
 	pthread_mutex_init(&w->mu, NULL);
@@ -317,7 +317,7 @@ void hum_sweeper_init_(hum_sup *s)
 
 /* Stops the worker (after the batch it is sweeping, if any); what is queued
  * stays unswept: the caller (hum_sup_free) sweeps everything itself. */
-void hum_sweeper_stop_(hum_sup *s)
+void sup_sweeper_stop(hum_sup *s)
 {
 	hum_sweeper *w = &s->sweeper;
 	if (w->started) {
@@ -331,10 +331,10 @@ void hum_sweeper_stop_(hum_sup *s)
 	w->nothread = true; /* from now on, requests are swept on this thread */
 }
 
-void hum_sweeper_fini_(hum_sup *s)
+void sup_sweeper_fini(hum_sup *s)
 {
 	hum_sweeper *w = &s->sweeper;
-	hum_sweeper_stop_(s);
+	sup_sweeper_stop(s);
 	ev_async_stop(s->loop, &w->done_w);
 	free(w->q);
 	free(w->done);

@@ -273,7 +273,7 @@ static hum_entry *add_proc(const char *name, const char *groups, int state, int 
 
 static void log_line(hum_entry *e, int stream, const char *text)
 {
-	hum_logring_append(st, &e->log, stream, 0, 1700000000500LL, text, strlen(text));
+	hum_logring_append(&e->log, stream, 0, 1700000000500LL, text, strlen(text));
 	hum_logring_commit(&e->log);
 }
 
@@ -569,7 +569,7 @@ static void test_slow_follower(void)
 	int total = 30000;
 	for (int i = 1; i <= total; i++) {
 		snprintf(text, sizeof text, "line %06d %s", i, "................................................");
-		hum_logring_append(st, &e->log, HUM_STREAM_OUT, 0, 1700000000000LL, text, strlen(text));
+		hum_logring_append(&e->log, HUM_STREAM_OUT, 0, 1700000000000LL, text, strlen(text));
 		if (i % 100 == 0) {
 			hum_logring_commit(&e->log);
 			hum_store_flush(st);

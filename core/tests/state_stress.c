@@ -142,7 +142,7 @@ static void append_lines(struct wstats *ws, hum_entry *e, uint64_t *idx, int n, 
 			len = 40 + (size_t)(xs(rng) % 160);
 		uint64_t seq = seq_expect;
 		len = make_line(linebuf, e->id, *idx, seq, len);
-		uint64_t got = hum_logring_append(st, &e->log, line_stream(seq), line_flags(seq), 1000 + (int64_t)seq,
+		uint64_t got = hum_logring_append(&e->log, line_stream(seq), line_flags(seq), 1000 + (int64_t)seq,
 						  linebuf, len);
 		if (got != seq) {
 			ws->seq_bad++;

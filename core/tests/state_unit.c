@@ -52,7 +52,7 @@ static uint64_t put_line(hum_store *st, hum_logring *r, size_t len)
 	static uint64_t next = 1;
 	int hn = snprintf(bigbuf, sizeof bigbuf, "L%llu", (unsigned long long)next);
 	memset(bigbuf + hn, 'x', len > (size_t)hn ? len - (size_t)hn : 0);
-	uint64_t s = hum_logring_append(st, r, HUM_STREAM_OUT, 0, 1234, bigbuf, len < (size_t)hn ? (size_t)hn : len);
+	uint64_t s = hum_logring_append(r, HUM_STREAM_OUT, 0, 1234, bigbuf, len < (size_t)hn ? (size_t)hn : len);
 	if (s)
 		next = s + 1;
 	return s;
@@ -226,7 +226,7 @@ static void test_logring(void)
 	ok(s2 == s1 + 1 && s3 == s2 + 1, "global sequence across rings");
 
 	errno = 0;
-	ok(hum_logring_append(st, r, HUM_STREAM_OUT, 0, 0, bigbuf, HUM_LINE_MAX + 1) == 0 && errno == EINVAL,
+	ok(hum_logring_append(r, HUM_STREAM_OUT, 0, 0, bigbuf, HUM_LINE_MAX + 1) == 0 && errno == EINVAL,
 	   "line over HUM_LINE_MAX refused");
 	uint64_t smax = put_line(st, r, HUM_LINE_MAX);
 	hum_logring_commit(r);
@@ -291,24 +291,29 @@ static void test_logring(void)
 	c.ok = 1;
 	ok(hum_logring_read(r, last + 1, 0, collect_fn, &c) == 150 && c.ok, "all visible after one commit");
 
-	/* Flush refreshes the snapshot's log fields only for changed rings. */
+	/* Logging never republishes: snapshots change with state only, and the
+	 * counters a reader wants are read from the ring the snapshot names. */
+	hum_store_flush(st); /* the world of the two adds */
 	uint64_t g = e->snap->generation, g2 = e2->snap->generation;
+	uint64_t wg = hum_store_world(st)->generation;
+	put_line(st, r, 30);
+	put_line(st, &e2->log, 30);
+	hum_logring_commit(r);
+	hum_logring_commit(&e2->log);
 	hum_store_flush(st);
 	const hum_snap *s = e->snap;
-	ok(s->generation == g + 1 && s->lines == r->lines && s->bytes == r->bytes && s->dropped == r->dropped &&
-	   s->log_last_seq == hum_logring_last_seq(r) && s->log_first_seq == hum_logring_first_seq(r) &&
-	   hum_snap_valid(s), "flush publishes log counters");
-	ok(e2->snap->lines == 1 && e2->snap->generation == g2 + 1, "other ring refreshed too");
+	hum_logcounts k = hum_logring_counts(s->log);
+	ok(s->generation == g && e2->snap->generation == g2 && hum_store_world(st)->generation == wg &&
+	   s->log == r && k.lines == r->lines && k.bytes == r->bytes && k.dropped == r->dropped &&
+	   k.last_seq == hum_logring_last_seq(r) && k.first_seq == hum_logring_first_seq(r),
+	   "log lines publish no snapshot and no world; counters come from the ring");
+	hum_store_publish(st, e, hum_snap_clone(e->snap, "changed"));
+	ok(e->snap->generation == g + 1 && e->snap->log == r && hum_snap_valid(e->snap),
+	   "a state change publishes a snapshot that names the same ring");
 	hum_store_flush(st);
-	ok(e->snap->generation == g + 1 && e2->snap->generation == g2 + 1, "no change, no new snapshot");
-	put_line(st, r, 30);
-	hum_store_flush(st);
-	ok(e->snap->generation == g + 1, "uncommitted lines do not refresh");
-	hum_logring_commit(r);
-	hum_store_flush(st);
-	ok(e->snap->generation == g + 2 && e->snap->lines == r->lines, "committed later: refreshed on the next flush");
+	ok(hum_store_world(st)->generation == wg + 1, "and one world");
 
-	/* Removal with a changed ring pending. */
+	/* Removal right after lines were committed. */
 	put_line(st, &e2->log, 30);
 	hum_logring_commit(&e2->log);
 	hum_store_remove(st, e2);
@@ -317,7 +322,7 @@ static void test_logring(void)
 
 	/* A standalone ring (not in an entry) also works with the store. */
 	hum_logring solo;
-	hum_logring_init(&solo, 0);
+	hum_logring_init(&solo, hum_store_logbase(st), 0);
 	ok(solo.max_bytes == HUM_LOG_DEFAULT_BYTES, "0 -> default retention");
 	put_line(st, &solo, 40);
 	hum_logring_commit(&solo);

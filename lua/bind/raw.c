@@ -202,23 +202,13 @@ static void push_snap(lua_State *L, const hum_snap *s)
 	lua_pushnumber(L, (double)s->ended_at_ms / 1000.0);   lua_setfield(L, -2, "ended_at");
 	lua_pushnumber(L, (double)s->changed_at_ms / 1000.0); lua_setfield(L, -2, "changed_at");
 	lua_pushnumber(L, (double)s->generation);  lua_setfield(L, -2, "generation");
-	lua_pushnumber(L, (double)s->lines);       lua_setfield(L, -2, "lines");
-	lua_pushnumber(L, (double)s->bytes);       lua_setfield(L, -2, "bytes");
-	lua_pushnumber(L, (double)s->dropped);     lua_setfield(L, -2, "dropped");
-	lua_pushnumber(L, (double)s->log_first_seq); lua_setfield(L, -2, "first_seq");
-	lua_pushnumber(L, (double)s->log_last_seq);  lua_setfield(L, -2, "last_seq");
-}
-
-/* The loop thread writes the log rings, so it reads their counters live
- * instead of the copy that snapshots get once per loop iteration. */
-static void push_live_counters(lua_State *L, hum_proc *p)
-{
-	const hum_logring *r = &hum_proc_entry(p)->log;
-	lua_pushnumber(L, (double)r->lines);   lua_setfield(L, -2, "lines");
-	lua_pushnumber(L, (double)r->bytes);   lua_setfield(L, -2, "bytes");
-	lua_pushnumber(L, (double)r->dropped); lua_setfield(L, -2, "dropped");
-	lua_pushnumber(L, (double)hum_logring_first_seq(r)); lua_setfield(L, -2, "first_seq");
-	lua_pushnumber(L, (double)hum_logring_last_seq(r));  lua_setfield(L, -2, "last_seq");
+	/* Log counters live in the ring (the snapshot only points at it). */
+	hum_logcounts k = hum_logring_counts(s->log);
+	lua_pushnumber(L, (double)k.lines);     lua_setfield(L, -2, "lines");
+	lua_pushnumber(L, (double)k.bytes);     lua_setfield(L, -2, "bytes");
+	lua_pushnumber(L, (double)k.dropped);   lua_setfield(L, -2, "dropped");
+	lua_pushnumber(L, (double)k.first_seq); lua_setfield(L, -2, "first_seq");
+	lua_pushnumber(L, (double)k.last_seq);  lua_setfield(L, -2, "last_seq");
 }
 
 /* raw.status(id) -> table [-1, +1, raises] */
@@ -226,7 +216,6 @@ static int l_status(lua_State *L)
 {
 	hum_proc *p = checkproc(L, 1);
 	push_snap(L, hum_proc_snap(p));
-	push_live_counters(L, p);
 	return 1;
 }
 
@@ -246,7 +235,6 @@ static int ps_one(hum_proc *p, void *ud)
 {
 	lua_State *L = ud;
 	push_snap(L, hum_proc_snap(p));
-	push_live_counters(L, p);
 	lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
 	return 0;
 }
