@@ -45,6 +45,7 @@ typedef struct hum_snap {
 	int32_t exit_code;    /* -1 when none */
 	int32_t term_signal;  /* 0 when none */
 	uint32_t restarts;
+	uint32_t run;         /* start attempts so far: a new value is a new attempt */
 	int64_t started_at_ms; /* wall clock, ms since epoch; 0 = never */
 	int64_t ended_at_ms;
 	int64_t changed_at_ms;

@@ -102,7 +102,8 @@ int sup_stream_open(hum_proc *p, int fd, int kind)
 	st->p = p;
 	st->kind = (uint8_t)kind;
 	ev_io_init(&st->io, io_cb, fd, EV_READ);
-	ev_io_start(s->loop, &st->io);
+	if (!p->output_paused)
+		ev_io_start(s->loop, &st->io);
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
@@ -132,6 +133,24 @@ void sup_proc_drain(hum_proc *p)
 		drain(out);
 	if (err && err == p->err)
 		drain(err);
+}
+
+void hum_proc_pause_output(hum_proc *p, bool pause)
+{
+	hum_sup *s = p->sup;
+	if (p->output_paused == pause)
+		return;
+	p->output_paused = pause;
+	/* Every open pipe of p, also those of earlier runs that a descendant
+	 * still holds.  A paused pipe at EOF is closed when it is read again. */
+	for (hum_stream *st = s->streams; st; st = st->next) {
+		if (st->p != p)
+			continue;
+		if (pause)
+			ev_io_stop(s->loop, &st->io);
+		else
+			ev_io_start(s->loop, &st->io);
+	}
 }
 
 void sup_stream_close_all(hum_sup *s)

@@ -167,6 +167,7 @@ int sup_proc_spawn(hum_proc *p, int why)
 			n->exit_code = -1;
 			n->term_signal = 0;
 			n->restarts = p->restarts;
+			n->run = p->run;
 			n->ended_at_ms = n->changed_at_ms;
 			sup_proc_publish(p, n);
 		}
@@ -194,6 +195,7 @@ int sup_proc_spawn(hum_proc *p, int why)
 		n->exit_code = -1;
 		n->term_signal = 0;
 		n->restarts = p->restarts;
+			n->run = p->run;
 		n->started_at_ms = n->changed_at_ms;
 		n->ended_at_ms = 0;
 		sup_proc_publish(p, n);
@@ -579,6 +581,9 @@ int hum_proc_set_pending(hum_proc *p, const char *reason)
 	if (p->pid || p->finish_pending)
 		return -EBUSY;
 	ev_timer_stop(p->sup->loop, &p->backoff_timer);
+	const hum_snap *cur = p->entry->snap;
+	if (cur->state == HUM_PENDING && strcmp(cur->reason, reason ? reason : "") == 0)
+		return 0; /* nothing changes: no snapshot, no event */
 	set_state(p, HUM_PENDING, reason ? reason : "");
 	return 0;
 }
@@ -601,6 +606,8 @@ int hum_proc_set_ready(hum_proc *p)
 
 int hum_proc_set_reason(hum_proc *p, const char *reason)
 {
+	if (strcmp(p->entry->snap->reason, reason ? reason : "") == 0)
+		return 0; /* nothing changes: no snapshot, no event */
 	hum_snap *n = sup_proc_next(p, reason ? reason : "");
 	if (n == NULL)
 		return -ENOMEM;

@@ -105,6 +105,12 @@ int hum_proc_signal(hum_proc *p, int sig);
 int hum_proc_set_pending(hum_proc *p, const char *reason);
 int hum_proc_set_ready(hum_proc *p); /* running -> ready */
 int hum_proc_set_reason(hum_proc *p, const char *reason);
+/* Stops reading p's pipes (of every run, including pipes a new run opens)
+ * or reads them again.  While paused the child blocks once its pipe is full,
+ * as behind a slow terminal; nothing is lost.  For a consumer of the lines
+ * hook that is bounded (the Lua event queue).  Pipes are still drained when
+ * the main process exits, so a final state never waits for the consumer. */
+void hum_proc_pause_output(hum_proc *p, bool pause);
 
 uint32_t hum_proc_id(const hum_proc *p);
 const char *hum_proc_name(const hum_proc *p);

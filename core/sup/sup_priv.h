@@ -95,6 +95,7 @@ struct hum_proc {
 	uint8_t restart_after; /* WHY_*: start again once this run is over */
 	uint8_t finish_pending; /* exited; final state waits for a sweep */
 	uint8_t cleaned;     /* this run's leftovers were killed (or none) */
+	uint8_t output_paused; /* hum_proc_pause_output: pipes not watched */
 	void *udata;
 };
 

@@ -13,7 +13,7 @@
  *   raw.detach_notify([message])                         [-1, +0]
  *
  * Owns the process's one hum_api.  Commands arrive on the loop thread (the
- * api's ev_async on the default loop) and become HEV_COMMAND events, so Lua
+ * api's ev_async on the default loop) and become "command" events, so Lua
  * sees them through the dispatcher like every other event; Lua answers with
  * raw.api_reply.  After raw.api_stop the api is gone and late replies are
  * dropped.  Also registers the client primitives (client.c).
@@ -43,17 +43,8 @@ static int detach_fd = -1; /* the detached child's pipe to its waiting parent */
 static void on_command(void *ud, uint32_t id, const char *req, size_t len)
 {
 	hum_host *h = ud;
-	hum_event *ev = hum_event_new(HEV_COMMAND, id);
-	ev->s = malloc(len + 1);
-	if (!ev->s) {
-		hum_event_free(ev);
-		if (api)
-			hum_api_reply(api, id, "{\"ok\":false,\"error\":\"out of memory\"}", 36);
-		return;
-	}
-	memcpy(ev->s, req, len);
-	ev->s[len] = 0;
-	ev->slen = len;
+	hum_event *ev = hum_event_new("command", id);
+	hum_event_str(ev, "request", req, len);
 	hum_host_push(h, ev);
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <lauxlib.h>
 
@@ -16,38 +17,179 @@
 
 hum_host *hum_host_current;
 
-hum_event *hum_event_new(int kind, uint32_t id)
+static int64_t now_ms(void)
 {
-	hum_event *ev = calloc(1, sizeof *ev);
-	if (!ev) {
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p) {
 		fprintf(stderr, "hum: out of memory\n");
 		abort();
 	}
+	return p;
+}
+
+hum_event *hum_event_new(const char *kind, uint32_t id)
+{
+	hum_event *ev = xmalloc(sizeof *ev);
+	memset(ev, 0, sizeof *ev);
 	ev->kind = kind;
 	ev->id = id;
+	ev->time_ms = now_ms();
 	return ev;
+}
+
+static hum_evfield *field(hum_event *ev, const char *key, int type)
+{
+	if (ev->nf == HUM_EV_FIELDS) {
+		/* A programming error, caught by any spec that emits the kind. */
+		fprintf(stderr, "hum: event %s: more than %d fields\n", ev->kind, HUM_EV_FIELDS);
+		abort();
+	}
+	hum_evfield *f = &ev->f[ev->nf++];
+	f->key = key;
+	f->type = (uint8_t)type;
+	return f;
+}
+
+void hum_event_int(hum_event *ev, const char *key, int64_t v) { field(ev, key, HUM_EVF_INT)->v.i = v; }
+void hum_event_num(hum_event *ev, const char *key, double v) { field(ev, key, HUM_EVF_NUM)->v.d = v; }
+void hum_event_bool(hum_event *ev, const char *key, bool v) { field(ev, key, HUM_EVF_BOOL)->v.b = v; }
+
+void hum_event_str(hum_event *ev, const char *key, const char *s, size_t n)
+{
+	if (s == NULL)
+		return;
+	hum_evfield *f = field(ev, key, HUM_EVF_STR);
+	f->v.s.p = xmalloc(n + 1);
+	memcpy(f->v.s.p, s, n);
+	f->v.s.p[n] = 0;
+	f->v.s.n = n;
+}
+
+void hum_event_cstr(hum_event *ev, const char *key, const char *s)
+{
+	if (s)
+		hum_event_str(ev, key, s, strlen(s));
 }
 
 void hum_event_free(hum_event *ev)
 {
-	free(ev->s);
-	free(ev->s2);
-	free(ev->p);
+	for (int i = 0; i < ev->nf; i++)
+		if (ev->f[i].type == HUM_EVF_STR)
+			free(ev->f[i].v.s.p);
 	free(ev);
+}
+
+hum_lineq *hum_host_lineq(hum_host *h, uint32_t id)
+{
+	if (id >= h->lineq_cap) {
+		size_t cap = (id + 1) * 2;
+		hum_lineq *v = realloc(h->lineq, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		memset(v + h->lineq_cap, 0, (cap - h->lineq_cap) * sizeof *v);
+		h->lineq = v;
+		h->lineq_cap = cap;
+	}
+	return &h->lineq[id];
+}
+
+static void wake(hum_host *h)
+{
+	/* The prepare watcher delivers events before the loop next blocks;
+	 * the idle watcher keeps the loop from blocking while any remain. */
+	if (!ev_is_active(&h->idle))
+		ev_idle_start(h->loop, &h->idle);
 }
 
 void hum_host_push(hum_host *h, hum_event *ev)
 {
+	ev->next = NULL;
 	if (h->tail)
 		h->tail->next = ev;
 	else
 		h->head = ev;
 	h->tail = ev;
 	h->queued++;
-	/* The prepare watcher delivers it before the loop next blocks. */
-	if (!ev_is_active(&h->idle))
-		ev_idle_start(h->loop, &h->idle);
+	wake(h);
 }
+
+/* Appends process id to the ready list (it has queued lines). */
+static void push_ready(hum_host *h, uint32_t id)
+{
+	hum_lineq *q = &h->lineq[id];
+	q->ready = true;
+	q->next_ready = 0;
+	if (h->ready_tail)
+		h->lineq[h->ready_tail - 1].next_ready = id + 1;
+	else
+		h->ready_head = id + 1;
+	h->ready_tail = id + 1;
+}
+
+/* Queues a line event on its process's queue (which exists: the caller
+ * checked interest); pauses the process's pipes at the bound. */
+static void push_line(hum_host *h, hum_proc *p, hum_event *ev)
+{
+	hum_lineq *q = &h->lineq[ev->id];
+	ev->line = true;
+	ev->next = NULL;
+	if (q->tail)
+		q->tail->next = ev;
+	else
+		q->head = ev;
+	q->tail = ev;
+	q->n++;
+	h->queued++;
+	if (!q->ready)
+		push_ready(h, ev->id);
+	if (q->n >= HUM_LINE_EVENTS_MAX && !q->paused) {
+		q->paused = true;
+		hum_proc_pause_output(p, true);
+	}
+	wake(h);
+}
+
+/* Takes the oldest queued line of process id (which has one). */
+static hum_event *take_line(hum_host *h, uint32_t id)
+{
+	hum_lineq *q = &h->lineq[id];
+	hum_event *ev = q->head;
+	q->head = ev->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->n--;
+	h->queued--;
+	if (q->paused && q->n <= HUM_LINE_EVENTS_MAX / 2) {
+		q->paused = false;
+		hum_proc *p = h->sup ? hum_sup_get(h->sup, id) : NULL;
+		if (p)
+			hum_proc_pause_output(p, false);
+	}
+	return ev;
+}
+
+/* The next process in the ready list, removed from it (0: none). */
+static uint32_t pop_ready(hum_host *h)
+{
+	uint32_t r = h->ready_head;
+	if (r == 0)
+		return 0;
+	hum_lineq *q = &h->lineq[r - 1];
+	h->ready_head = q->next_ready;
+	if (h->ready_head == 0)
+		h->ready_tail = 0;
+	q->ready = false;
+	q->next_ready = 0;
+	return r; /* id + 1 */
+}
+
 
 void hum_host_report(hum_host *h, const char *fmt, ...)
 {
@@ -89,93 +231,102 @@ int hum_lua_pcall(lua_State *L, int nargs, int nresults)
 	return rc;
 }
 
-/* Pushes one event as dispatcher arguments; returns how many. */
-static int push_event(lua_State *L, const hum_event *ev)
+/* Pushes one event as a table: kind, id, time (seconds), then its fields. */
+static void push_event(lua_State *L, const hum_event *ev)
 {
-	switch (ev->kind) {
-	case HEV_STATE:
-		lua_pushliteral(L, "state");
-		lua_pushinteger(L, ev->id);
-		lua_pushstring(L, hum_state_name(ev->a));  /* new */
-		lua_pushstring(L, hum_state_name(ev->b));  /* old */
-		lua_pushstring(L, ev->s ? ev->s : "");     /* reason */
-		if (ev->c >= 0)
-			lua_pushinteger(L, ev->c);          /* exit code */
-		else
-			lua_pushnil(L);
-		if (ev->t > 0)
-			lua_pushstring(L, hum_signame((int)ev->t));
-		else
-			lua_pushnil(L);
-		return 7;
-	case HEV_LINE:
-		lua_pushliteral(L, "line");
-		lua_pushinteger(L, ev->id);
-		lua_pushlstring(L, ev->s, ev->slen);
-		lua_pushstring(L, ev->a == HUM_STREAM_ERR ? "err" : "out");
-		lua_pushnumber(L, (double)ev->t / 1000.0);
-		lua_pushboolean(L, (ev->b & HUM_LINE_CONT) != 0);
-		return 6;
-	case HEV_TIMER:
-		lua_pushliteral(L, "timer");
-		lua_pushinteger(L, ev->id);
-		return 2;
-	case HEV_SIGNAL:
-		lua_pushliteral(L, "signal");
-		lua_pushinteger(L, ev->a);
-		return 2;
-	case HEV_EXEC:
-		lua_pushliteral(L, "exec");
-		lua_pushinteger(L, ev->id);
-		lua_pushinteger(L, ev->a); /* code, -1 if signalled or failed */
-		lua_pushinteger(L, ev->b); /* signal */
-		lua_pushlstring(L, ev->s ? ev->s : "", ev->slen);
-		lua_pushlstring(L, ev->s2 ? ev->s2 : "", ev->s2len);
-		if (ev->p)
-			lua_pushstring(L, (const char *)ev->p); /* spawn error / timeout */
-		else
-			lua_pushnil(L);
-		return 7;
-	case HEV_PROBE:
-		lua_pushliteral(L, "probe");
-		lua_pushinteger(L, ev->id);
-		lua_pushboolean(L, ev->a);
-		lua_pushinteger(L, ev->b);            /* http status */
-		lua_pushstring(L, ev->s ? ev->s : ""); /* error text */
-		return 5;
-	case HEV_IDLE:
-		lua_pushliteral(L, "idle");
-		return 1;
-	case HEV_COMMAND:
-		lua_pushliteral(L, "command");
-		lua_pushinteger(L, ev->id);
-		lua_pushlstring(L, ev->s ? ev->s : "", ev->slen);
-		return 3;
+	lua_createtable(L, 0, 3 + ev->nf);
+	lua_pushstring(L, ev->kind);
+	lua_setfield(L, -2, "kind");
+	lua_pushinteger(L, (lua_Integer)ev->id);
+	lua_setfield(L, -2, "id");
+	lua_pushnumber(L, (double)ev->time_ms / 1000.0);
+	lua_setfield(L, -2, "time");
+	for (int i = 0; i < ev->nf; i++) {
+		const hum_evfield *f = &ev->f[i];
+		switch (f->type) {
+		case HUM_EVF_INT: lua_pushnumber(L, (double)f->v.i); break;
+		case HUM_EVF_NUM: lua_pushnumber(L, f->v.d); break;
+		case HUM_EVF_BOOL: lua_pushboolean(L, f->v.b); break;
+		default: lua_pushlstring(L, f->v.s.p, f->v.s.n); break;
+		}
+		lua_setfield(L, -2, f->key);
 	}
-	return 0;
 }
 
-/* Delivers queued events, oldest first.  Bounded per iteration so a storm of
- * events cannot starve the loop; the idle watcher keeps it turning. */
-static void dispatch(hum_host *h)
+static void deliver(hum_host *h, hum_event *ev)
 {
 	lua_State *L = h->L;
-	for (int n = 0; h->head && n < 4096; n++) {
-		hum_event *ev = h->head;
-		h->head = ev->next;
-		if (!h->head)
-			h->tail = NULL;
-		h->queued--;
-		if (h->dispatch_ref != LUA_NOREF) {
-			lua_rawgeti(L, LUA_REGISTRYINDEX, h->dispatch_ref);
-			int nargs = push_event(L, ev);
-			hum_lua_pcall(L, nargs, 0);
-		}
-		if (ev->kind == HEV_TIMER)
-			hum_raw_timer_delivered(ev->id); /* only now may its id be reused */
-		hum_event_free(ev);
+	if (h->dispatch_ref != LUA_NOREF) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->dispatch_ref);
+		push_event(L, ev);
+		hum_lua_pcall(L, 1, 0);
 	}
-	if (!h->head && ev_is_active(&h->idle))
+	if (!ev->line && strcmp(ev->kind, "timer") == 0)
+		hum_raw_timer_delivered(ev->id); /* only now may its id be reused */
+	hum_event_free(ev);
+}
+
+/* Kinds about hum as a whole, which may pass a state event that waits for
+ * its process's lines: a signal or a request must not wait behind output. */
+static bool may_pass(const hum_event *ev)
+{
+	return strcmp(ev->kind, "signal") == 0 || strcmp(ev->kind, "command") == 0;
+}
+
+/* Delivers queued events: the control lane first, then lines, a few per
+ * process in turn so that one chatty process cannot hold back the others.
+ * A state event is delivered only after the lines its process printed
+ * before it (those can exceed the lane's bound by what the pipe held when
+ * the process exited: the pipes are drained before the final state); while
+ * it waits for them, only signals and requests may pass it.  Bounded per
+ * iteration so that a storm cannot starve the loop; the idle watcher keeps
+ * it turning while events remain. */
+static void dispatch(hum_host *h)
+{
+	int budget = 4096;
+	bool blocked = false;
+	hum_event *prev = NULL, *ev = h->head;
+	while (ev && budget > 0) {
+		if (blocked && !may_pass(ev)) {
+			prev = ev;
+			ev = ev->next;
+			continue;
+		}
+		if (!blocked && ev->id < h->lineq_cap && strcmp(ev->kind, "state") == 0) {
+			while (h->lineq[ev->id].head && budget > 0) {
+				deliver(h, take_line(h, ev->id));
+				budget--;
+			}
+			if (h->lineq[ev->id].head) {
+				blocked = true;
+				prev = ev;
+				ev = ev->next;
+				continue;
+			}
+		}
+		hum_event *next = ev->next;
+		if (prev)
+			prev->next = next;
+		else
+			h->head = next;
+		if (h->tail == ev)
+			h->tail = prev;
+		h->queued--;
+		deliver(h, ev);
+		budget--;
+		ev = next;
+	}
+	uint32_t last = h->ready_tail;
+	while (budget > 0 && h->ready_head) {
+		uint32_t id = pop_ready(h) - 1;
+		for (int k = 0; k < 64 && h->lineq[id].head && budget > 0; k++, budget--)
+			deliver(h, take_line(h, id));
+		if (h->lineq[id].head && !h->lineq[id].ready)
+			push_ready(h, id); /* more: back of the list */
+		if (id + 1 == last)
+			break; /* one round per iteration: control events go next */
+	}
+	if (!h->head && !h->ready_head && ev_is_active(&h->idle))
 		ev_idle_stop(h->loop, &h->idle);
 }
 
@@ -187,7 +338,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	 * told when nothing is active any more. */
 	if (h->want_idle && hum_sup_active(h->sup) == 0) {
 		h->want_idle = false;
-		hum_host_push(h, hum_event_new(HEV_IDLE, 0));
+		hum_host_push(h, hum_event_new("idle", 0));
 	}
 	dispatch(h);
 	if (h->out)
@@ -209,22 +360,45 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		hum_host_report(h, "second interrupt: killing every process group");
 		hum_sup_kill_all(h->sup);
 	}
-	hum_event *ev = hum_event_new(HEV_SIGNAL, 0);
-	ev->a = w->signum;
+	hum_event *ev = hum_event_new("signal", 0);
+	hum_event_int(ev, "signo", w->signum);
+	hum_event_cstr(ev, "signal", hum_signame(w->signum));
 	hum_host_push(h, ev);
 }
 
+static bool is_over(int state)
+{
+	return state == HUM_STOPPED || state == HUM_SUCCEEDED || state == HUM_FAILED ||
+	       state == HUM_BACKOFF;
+}
+
+/* Every publish is an event: a start attempt, an exit, a spawn error that
+ * repeats the previous one (failed -> failed), a readiness change or a new
+ * reason.  Lua decides what each means; nothing is filtered away here. */
 static void state_hook(hum_proc *p, const hum_snap *old, const hum_snap *now, void *ud)
 {
 	hum_host *h = ud;
-	if (old && old->state == now->state && old->ready == now->ready)
-		return;
-	hum_event *ev = hum_event_new(HEV_STATE, now->id);
-	ev->a = now->state;
-	ev->b = old ? old->state : now->state;
-	ev->c = now->exit_code;
-	ev->t = now->term_signal;
-	ev->s = strdup(now->reason ? now->reason : "");
+	hum_event *ev = hum_event_new("state", now->id);
+	ev->time_ms = now->changed_at_ms ? now->changed_at_ms : ev->time_ms;
+	hum_event_cstr(ev, "state", hum_state_name(now->state));
+	hum_event_cstr(ev, "old", hum_state_name(old ? old->state : now->state));
+	hum_event_cstr(ev, "reason", now->reason ? now->reason : "");
+	if (now->exit_code >= 0)
+		hum_event_int(ev, "code", now->exit_code);
+	if (now->term_signal > 0)
+		hum_event_cstr(ev, "signal", hum_signame(now->term_signal));
+	hum_event_bool(ev, "spawn_error", now->spawn_error);
+	/* An attempt began (a spawn, successful or not) and/or ended (the
+	 * state became final or back-off), so Lua need not infer it from a
+	 * pair of state names: failed -> failed is a new attempt when run
+	 * changed, and only a reason when it did not. */
+	bool began = !old || now->run != old->run;
+	bool ended = is_over(now->state) && (began || !is_over(old->state));
+	hum_event_bool(ev, "began", began);
+	hum_event_bool(ev, "ended", ended);
+	hum_event_int(ev, "run", now->run);
+	hum_event_int(ev, "restarts", now->restarts);
+	hum_event_int(ev, "pid", now->pid);
 	hum_host_push(h, ev);
 }
 
@@ -234,20 +408,16 @@ static void lines_hook(hum_proc *p, const hum_line *lines, size_t n, void *ud)
 	uint32_t id = hum_proc_id(p);
 	if (h->out)
 		hum_output_lines(h->out, id, hum_proc_name(p), lines, n);
-	if (id >= h->line_interest_cap || !h->line_interest[id])
+	if (id >= h->lineq_cap || !h->lineq[id].interest)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		hum_event *ev = hum_event_new(HEV_LINE, id);
-		ev->s = malloc(lines[i].len + 1);
-		if (!ev->s)
-			abort();
-		memcpy(ev->s, lines[i].data, lines[i].len);
-		ev->s[lines[i].len] = 0;
-		ev->slen = lines[i].len;
-		ev->a = lines[i].stream;
-		ev->b = lines[i].flags;
-		ev->t = lines[i].time_ms;
-		hum_host_push(h, ev);
+		hum_event *ev = hum_event_new("line", id);
+		ev->time_ms = lines[i].time_ms;
+		hum_event_str(ev, "line", lines[i].data, lines[i].len);
+		hum_event_cstr(ev, "stream", lines[i].stream == HUM_STREAM_ERR ? "err" : "out");
+		hum_event_bool(ev, "continued", (lines[i].flags & HUM_LINE_CONT) != 0);
+		hum_event_int(ev, "seq", (int64_t)lines[i].seq);
+		push_line(h, p, ev);
 	}
 }
 
@@ -299,6 +469,12 @@ void hum_host_fini(hum_host *h)
 		hum_event_free(ev);
 	}
 	h->tail = NULL;
+	for (size_t i = 0; i < h->lineq_cap; i++)
+		while (h->lineq[i].head) {
+			hum_event *ev = h->lineq[i].head;
+			h->lineq[i].head = ev->next;
+			hum_event_free(ev);
+		}
 	if (h->sup)
 		hum_sup_free(h->sup);
 	h->sup = NULL;
@@ -310,6 +486,7 @@ void hum_host_fini(hum_host *h)
 	if (h->st)
 		hum_store_free(h->st);
 	h->st = NULL;
-	free(h->line_interest);
-	h->line_interest = NULL;
+	free(h->lineq);
+	h->lineq = NULL;
+	h->lineq_cap = 0;
 }

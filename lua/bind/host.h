@@ -21,29 +21,70 @@
 #include "sup/proc.h"
 #include "state/store.h"
 
-enum hum_event_kind {
-	HEV_STATE = 1, /* a process snapshot changed state */
-	HEV_LINE,      /* a line of a process with line interest */
-	HEV_TIMER,     /* a Lua timer fired */
-	HEV_SIGNAL,    /* SIGINT/SIGTERM/SIGHUP reached hum */
-	HEV_EXEC,      /* a hum.exec child finished */
-	HEV_PROBE,     /* a tcp/http probe finished */
-	HEV_COMMAND,   /* a request from the control socket */
-	HEV_IDLE,      /* no process has a live pid or an open pipe (on request) */
-};
+/* Events from C to Lua ---------------------------------------------------------
+ * An event is a kind name and named fields, built by the C code that saw it
+ * happen and delivered to Lua as one table: { kind = "state", id = 3,
+ * time = 1764420000.123, state = "failed", code = 1, ... }.  Adding a kind
+ * means emitting it (hum_event_new + fields) and adding one entry to the
+ * dispatcher's handler table in Lua (hum.runtime); nothing else.
+ *
+ * Two lanes, each bounded or policed:
+ *   control  state, signal, timer, exec, probe, command, idle: few, and each
+ *            one matters; delivered first, in order.
+ *   lines    output lines of processes that Lua watches (line probes,
+ *            on("line") reactions).  At most HUM_LINE_EVENTS_MAX pending per
+ *            process: at the bound the supervisor stops reading that
+ *            process's pipes (the child blocks on its pipe, as behind a slow
+ *            terminal) and resumes once Lua has caught up to half of it.
+ *            Lines are never dropped; a process's queued lines are delivered
+ *            before a control event about that process, so Lua sees a
+ *            process's output and its exit in the order they happened. */
+#define HUM_EV_FIELDS 12
+#define HUM_LINE_EVENTS_MAX 256
+
+enum { HUM_EVF_INT = 1, HUM_EVF_NUM, HUM_EVF_BOOL, HUM_EVF_STR };
+
+typedef struct hum_evfield {
+	const char *key;  /* static string */
+	uint8_t type;     /* HUM_EVF_* */
+	union {
+		int64_t i;
+		double d;
+		int b;
+		struct { char *p; size_t n; } s; /* owned copy */
+	} v;
+} hum_evfield;
 
 typedef struct hum_event {
 	struct hum_event *next;
-	int kind;
-	uint32_t id;
-	int a, b, c;     /* kind specific small values */
-	int64_t t;
-	char *s;         /* owned text (line, reason, payload) */
-	size_t slen;
-	char *s2;        /* second owned text */
-	size_t s2len;
-	void *p;         /* kind specific owned pointer */
+	const char *kind;  /* static string: "state", "line", ... */
+	uint32_t id;       /* the process, timer, job or request it is about */
+	bool line;         /* in the lines lane */
+	int64_t time_ms;   /* when it happened (wall clock): ev.time in Lua */
+	uint8_t nf;
+	hum_evfield f[HUM_EV_FIELDS];
 } hum_event;
+
+/* A new event of `kind` (a static string) about `id`, time = now.  Aborts
+ * on ENOMEM (an event that cannot be queued would be a silent loss). */
+hum_event *hum_event_new(const char *kind, uint32_t id);
+void hum_event_int(hum_event *ev, const char *key, int64_t v);
+void hum_event_num(hum_event *ev, const char *key, double v);
+void hum_event_bool(hum_event *ev, const char *key, bool v);
+/* Copies n bytes of s (NULL: the field is not set). */
+void hum_event_str(hum_event *ev, const char *key, const char *s, size_t n);
+void hum_event_cstr(hum_event *ev, const char *key, const char *s);
+void hum_event_free(hum_event *ev);
+
+/* Pending lines of one process (the lines lane). */
+typedef struct hum_lineq {
+	hum_event *head, *tail;
+	uint32_t n;
+	uint32_t next_ready;  /* id + 1 of the next process in the ready list, 0: end */
+	bool ready;           /* in the ready list */
+	bool paused;          /* its pipes are not read until Lua catches up */
+	bool interest;        /* Lua wants its lines (raw.watch_lines) */
+} hum_lineq;
 
 typedef struct hum_host {
 	lua_State *L;
@@ -56,13 +97,14 @@ typedef struct hum_host {
 	ev_signal sig[3];
 	int signals_seen;
 	int dispatch_ref;   /* registry ref of the Lua dispatcher */
-	hum_event *head, *tail;
-	size_t queued;
+	hum_event *head, *tail; /* the control lane */
+	size_t queued;          /* events in both lanes */
+	hum_lineq *lineq;       /* the lines lane, by process id */
+	size_t lineq_cap;
+	uint32_t ready_head, ready_tail; /* id + 1: processes with queued lines, FIFO */
 	bool quitting;
-	bool want_idle;     /* Lua asked for HEV_IDLE (raw.notify_idle) */
+	bool want_idle;     /* Lua asked for an "idle" event (raw.notify_idle) */
 	int exit_code;
-	uint8_t *line_interest; /* by process id */
-	size_t line_interest_cap;
 } hum_host;
 
 extern hum_host *hum_host_current;
@@ -70,8 +112,8 @@ extern hum_host *hum_host_current;
 int hum_host_init(hum_host *h);
 void hum_host_fini(hum_host *h);
 void hum_host_push(hum_host *h, hum_event *ev); /* takes ownership */
-hum_event *hum_event_new(int kind, uint32_t id);
-void hum_event_free(hum_event *ev);
+/* The lines-lane record of process id, grown on demand; NULL on ENOMEM. */
+hum_lineq *hum_host_lineq(hum_host *h, uint32_t id);
 
 /* The one protected entry point into Lua: calls the function below nargs
  * arguments with a traceback handler; on error prints the traceback and

@@ -278,20 +278,16 @@ static int l_logs(lua_State *L)
 	return 1;
 }
 
+/* raw.watch_lines(id, on) [-2, +0, raises]: whether the process's lines
+ * become "line" events (a line probe waits, or an on("line") reaction
+ * exists).  Off: lines already queued are still delivered. */
 static int l_watch_lines(lua_State *L)
 {
 	hum_proc *p = checkproc(L, 1);
-	uint32_t id = hum_proc_id(p);
-	if (id >= H->line_interest_cap) {
-		size_t cap = (id + 1) * 2;
-		uint8_t *v = realloc(H->line_interest, cap);
-		if (!v)
-			return luaL_error(L, "out of memory");
-		memset(v + H->line_interest_cap, 0, cap - H->line_interest_cap);
-		H->line_interest = v;
-		H->line_interest_cap = cap;
-	}
-	H->line_interest[id] = (uint8_t)lua_toboolean(L, 2);
+	hum_lineq *q = hum_host_lineq(H, hum_proc_id(p));
+	if (!q)
+		return luaL_error(L, "out of memory");
+	q->interest = lua_toboolean(L, 2);
 	return 0;
 }
 
@@ -305,7 +301,7 @@ static int l_watch_lines(lua_State *L)
 typedef struct htimer {
 	ev_timer w;
 	int id;
-	int queued; /* HEV_TIMER events not yet delivered */
+	int queued; /* "timer" events not yet delivered */
 	bool dead;  /* fired (one-shot) or stopped: no more events */
 } htimer;
 static htimer **timers;
@@ -320,14 +316,14 @@ static void timer_release(htimer *t)
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	htimer *t = (htimer *)w;
-	hum_event *ev = hum_event_new(HEV_TIMER, (uint32_t)t->id);
+	hum_event *ev = hum_event_new("timer", (uint32_t)t->id);
 	hum_host_push(H, ev);
 	t->queued++;
 	if (w->repeat == 0.) /* one-shot: libev stopped it */
 		t->dead = true;
 }
 
-/* Called by the host once a HEV_TIMER event was delivered (or dropped). */
+/* Called by the host once a "timer" event was delivered (or dropped). */
 void hum_raw_timer_delivered(uint32_t id)
 {
 	if (id == 0 || id >= (uint32_t)ntimers || !timers[id])

@@ -1,7 +1,7 @@
 /*
  * raw_async.c — `hum.raw` primitives whose result arrives later as an event:
  * probes (raw.probe_tcp, raw.probe_http) and one-shot commands (raw.exec).  Each returns an id at once; the
- * completion is queued as a HEV_PROBE event with the same id, so Lua code
+ * completion is queued as a "probe" event with the same id, so Lua code
  * always sees results through the dispatcher, never re-entrantly.
  */
 #include <errno.h>
@@ -19,10 +19,10 @@ static uint32_t next_probe_id;
 
 static void probe_done(void *ud, int ok, int status, const char *err)
 {
-	hum_event *ev = hum_event_new(HEV_PROBE, (uint32_t)(uintptr_t)ud);
-	ev->a = ok;
-	ev->b = status;
-	ev->s = err ? strdup(err) : NULL;
+	hum_event *ev = hum_event_new("probe", (uint32_t)(uintptr_t)ud);
+	hum_event_bool(ev, "ok", ok);
+	hum_event_int(ev, "status", status);
+	hum_event_cstr(ev, "error", err);
 	hum_host_push(hum_host_current, ev);
 }
 
@@ -58,18 +58,12 @@ static uint32_t next_exec_id;
 
 static void exec_done(void *ud, const hum_exec_result *r)
 {
-	hum_event *ev = hum_event_new(HEV_EXEC, (uint32_t)(uintptr_t)ud);
-	ev->a = r->code;
-	ev->b = r->term_signal;
-	ev->s = malloc(r->out_len + 1);
-	ev->s2 = malloc(r->err_len + 1);
-	if (!ev->s || !ev->s2)
-		abort();
-	memcpy(ev->s, r->out, r->out_len + 1);
-	memcpy(ev->s2, r->err, r->err_len + 1);
-	ev->slen = r->out_len;
-	ev->s2len = r->err_len;
-	ev->p = r->error ? strdup(r->error) : NULL;
+	hum_event *ev = hum_event_new("exec", (uint32_t)(uintptr_t)ud);
+	hum_event_int(ev, "code", r->code); /* -1 if signalled or failed */
+	hum_event_int(ev, "signo", r->term_signal);
+	hum_event_str(ev, "stdout", r->out ? r->out : "", r->out_len);
+	hum_event_str(ev, "stderr", r->err ? r->err : "", r->err_len);
+	hum_event_cstr(ev, "error", r->error); /* spawn error or timeout */
 	hum_host_push(hum_host_current, ev);
 }
 

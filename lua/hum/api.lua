@@ -46,6 +46,7 @@ function Reaction:off()
 		if r == self then
 			table.remove(list, k)
 			self.removed = true
+			if self.proc then runtime.watch_lines(self.proc) end -- maybe no line listener left
 			return true
 		end
 	end
@@ -69,7 +70,7 @@ function Proc:on(event, a, b)
 		if r.stream and r.stream ~= "out" and r.stream ~= "err" then
 			error(self.name .. ':on("line"): stream must be "out" or "err"', 2)
 		end
-		runtime.watch_lines(self)
+		r.proc = self
 	else
 		r.fn = a
 	end
@@ -81,6 +82,7 @@ function Proc:on(event, a, b)
 	end
 	r.list = list
 	list[#list + 1] = r
+	if event == "line" then runtime.watch_lines(self) end
 	return r
 end
 

@@ -19,11 +19,16 @@ local reactions = require "hum.reactions"
 local M = {}
 local pending = {} -- raw probe/exec id -> callback(ok, detail...)
 
-function M.on_event(kind, id, ...)
-	local cb = pending[kind .. id]
-	if cb then
-		pending[kind .. id] = nil
-		cb(...)
+-- A "probe" or "exec" event (lua/bind/raw_async.c) for a pending callback.
+function M.on_event(ev)
+	local key = ev.kind .. ev.id
+	local cb = pending[key]
+	if not cb then return end
+	pending[key] = nil
+	if ev.kind == "probe" then
+		cb(ev.ok, ev.status, ev.error or "")
+	else
+		cb(ev.code, ev.signo, ev.stdout, ev.stderr, ev.error)
 	end
 end
 
@@ -73,6 +78,7 @@ end
 function M.stop(i)
 	stop_timers(i)
 	i.probe_line = nil
+	require("hum.runtime").line_interest(i)
 	i.probe_gen = (i.probe_gen or 0) + 1 -- results of checks in flight are ignored
 end
 
@@ -95,7 +101,7 @@ function M.start_ready(i)
 	end
 	if pr.__probe == "line" then
 		i.probe_line = pr.pattern
-		if not i.def.line_watch then require("hum.runtime").watch_lines(i.def) end
+		require("hum.runtime").line_interest(i)
 		return
 	end
 	local failures = 0

@@ -81,7 +81,7 @@ function M.register_all(base_dir)
 			inst_list[#inst_list + 1] = i
 			p.instances[#p.instances + 1] = i
 		end
-		if p.line_watch then M.watch_lines(p) end
+		M.watch_lines(p)
 	end
 end
 
@@ -100,9 +100,25 @@ function M.boot(base_dir)
 	reactions.start()
 end
 
+-- Whether an instance's output lines become "line" events: only while
+-- something listens (a line probe waiting for its match, or a live
+-- on("line") reaction), so a chatty process costs Lua nothing otherwise.
+function M.line_interest(i)
+	local want = i.probe_line ~= nil
+	if not want then
+		for _, r in ipairs(i.def.reactions.line or {}) do
+			if not r.removed then want = true; break end
+		end
+	end
+	if want ~= (i.line_interest or false) then
+		i.line_interest = want
+		raw.watch_lines(i.id, want)
+	end
+end
+
+-- A definition's line reactions changed: recompute for its instances.
 function M.watch_lines(p)
-	p.line_watch = true
-	for _, i in ipairs(p.instances or {}) do raw.watch_lines(i.id, true) end
+	for _, i in ipairs(p.instances or {}) do M.line_interest(i) end
 end
 
 -- Dependencies ----------------------------------------------------------------
@@ -305,7 +321,8 @@ reactions.on_settled = function()
 	if dispatching then settled = true else check_done() end
 end
 
-local function on_state(id, new, old, reason, code, sig)
+local function on_state(ev)
+	local id, new, old, reason, code, sig = ev.id, ev.state, ev.old, ev.reason, ev.code, ev.signal
 	local i = inst[id]
 	if not i then return end
 	i.state, i.reason = new, reason
@@ -317,7 +334,7 @@ local function on_state(id, new, old, reason, code, sig)
 		i.job = false
 		jobs_running = jobs_running - 1
 	end
-	if new == "running" then
+	if new == "running" and ev.began then
 		i.started = true
 		i.ready = false
 		if probes == nil then probes = require "hum.probes" end
@@ -326,24 +343,24 @@ local function on_state(id, new, old, reason, code, sig)
 		else
 			raw.set_ready(id)
 		end
-		fire(i, "start", { name = i.name, pid = raw.status(id).pid, restarts = raw.status(id).restarts })
-	elseif new == "ready" then
+		fire(i, "start", { name = i.name, pid = ev.pid, restarts = ev.restarts, time = ev.time })
+	elseif new == "ready" and old ~= "ready" then
 		i.ready = true
 		if probes == nil then probes = require "hum.probes" end
 		if i.def.liveness then probes.start_liveness(i) end
-		fire(i, "ready", { name = i.name, captures = i.captures or {} })
+		fire(i, "ready", { name = i.name, captures = i.captures or {}, time = ev.time })
 		reactions.wake("ready:" .. id, true)
 	end
 	if not ACTIVE[new] and new ~= "pending" then i.ready = false end
 	-- "exit" also reports a spawn error (from pending, or from backoff when
 	-- a restart could not spawn): the process failed without running
-	local spawn_error = new == "failed" and raw.status(id).spawn_error
-	if (FINAL[new] or new == "backoff") and (spawn_error or old == "running" or old == "ready" or old == "stopping" or old == "starting") then
+	local spawn_error = new == "failed" and ev.spawn_error
+	if ev.ended and ((spawn_error and ev.began) or old == "running" or old == "ready" or old == "stopping" or old == "starting") then
 		if probes then probes.stop(i) end
-		local ev = { name = i.name, code = code, signal = sig, reason = reason, state = new,
-			restarts = raw.status(id).restarts }
-		fire(i, "exit", ev)
-		reactions.wake("exit:" .. id, ev)
+		local x = { name = i.name, code = code, signal = sig, reason = reason, state = new,
+			restarts = ev.restarts, time = ev.time }
+		fire(i, "exit", x)
+		reactions.wake("exit:" .. id, x)
 	end
 	-- (the supervisor has logged a spawn error already, when it happened)
 	if (new == "failed" or new == "succeeded" or new == "backoff") and old ~= new and not spawn_error then
@@ -351,7 +368,7 @@ local function on_state(id, new, old, reason, code, sig)
 	end
 	if M.on_state_hook then M.on_state_hook(i, new, old) end
 	-- registration publishes a first "pending" that changes nothing
-	if new ~= old then fire(i, "state", { name = i.name, state = new, old = old, reason = reason }) end
+	if new ~= old then fire(i, "state", { name = i.name, state = new, old = old, reason = reason, time = ev.time }) end
 	reactions.wake("state:" .. id, new)
 	M.evaluate()
 	if not shutting and not all_ready_fired and all_ready() then
@@ -361,7 +378,8 @@ local function on_state(id, new, old, reason, code, sig)
 	check_done()
 end
 
-local function on_line(id, line, stream, t, continued)
+local function on_line(ev)
+	local id, line, stream, t, continued = ev.id, ev.line, ev.stream, ev.time, ev.continued
 	local i = inst[id]
 	if not i then return end
 	if i.probe_line and not i.ready then
@@ -369,6 +387,7 @@ local function on_line(id, line, stream, t, continued)
 		if caps[1] ~= nil then
 			i.captures = caps
 			i.probe_line = nil
+			M.line_interest(i)
 			raw.set_ready(id)
 		end
 	end
@@ -379,7 +398,7 @@ local function on_line(id, line, stream, t, continued)
 				local caps = { line:match(r.pattern) }
 				if caps[1] ~= nil then
 					reactions.run(r, { name = i.name, line = line, stream = stream, time = t,
-						continued = continued, captures = caps }, unpack(caps))
+						seq = ev.seq, continued = continued, captures = caps }, unpack(caps))
 				end
 			end
 		end
@@ -388,30 +407,36 @@ end
 
 M.command_handler = nil -- set by hum.server for control-socket requests
 
-local function dispatch(kind, ...)
-	if kind == "state" then return on_state(...)
-	elseif kind == "line" then return on_line(...)
-	elseif kind == "timer" then return reactions.on_timer(...)
-	elseif kind == "idle" then return check_done()
-	elseif kind == "signal" then
-		local signo = ...
+-- Events from C are tables { kind, id, time, ...fields } (lua/bind/host.h);
+-- one handler per kind.  A new kind of event is one entry here.
+M.handlers = {
+	state = on_state,
+	line = on_line,
+	timer = function(ev) return reactions.on_timer(ev.id) end,
+	idle = function() return check_done() end,
+	signal = function(ev)
 		if not shutting then
-			log("received SIG%s, stopping", raw.signame(signo))
-			M.shutdown(anything_active() and 128 + signo or outcome_code())
+			log("received SIG%s, stopping", ev.signal)
+			M.shutdown(anything_active() and 128 + ev.signo or outcome_code())
 		end
-	elseif kind == "exec" or kind == "probe" then
+	end,
+	exec = function(ev)
 		if probes == nil then probes = require "hum.probes" end
-		return probes.on_event(kind, ...)
-	elseif kind == "command" and M.command_handler then
-		return M.command_handler(...)
-	end
-end
+		return probes.on_event(ev)
+	end,
+	command = function(ev)
+		if M.command_handler then return M.command_handler(ev.id, ev.request) end
+	end,
+}
+M.handlers.probe = M.handlers.exec
 
 -- C calls this for every event; it is never re-entered (raw calls queue
 -- events, they do not dispatch them).
-function M.dispatch(kind, ...)
+function M.dispatch(ev)
+	local h = M.handlers[ev.kind]
+	if not h then return end
 	dispatching = true
-	local a, b = dispatch(kind, ...)
+	local a, b = h(ev)
 	dispatching = false
 	if settled then
 		settled = false
