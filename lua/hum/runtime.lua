@@ -386,7 +386,7 @@ local function on_line(id, line, stream, t, continued)
 	end
 end
 
-M.command_handler = nil -- set by hum.server for control-socket requests
+M.command_handler = nil -- set by hum.control for control-socket requests
 
 local function dispatch(kind, ...)
 	if kind == "state" then return on_state(...)
