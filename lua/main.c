@@ -1,8 +1,8 @@
 /*
  * main.c — the hum executable: a LuaJIT state with the embedded `hum`
  * library, handing the command line to hum.cli.  The Lua modules are linked
- * in as bytecode objects (luaJIT_BC_hum_*), which LuaJIT's preload loader
- * finds in the executable because it is linked with -Wl,-E.
+ * in as bytecode objects (luaJIT_BC_hum_*); bind/modules.c finds them after
+ * the files a user may put in their place.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -14,8 +14,9 @@
 #include <lualib.h>
 
 #include "bind/host.h"
+#include "bind/modules.h"
 
-void hum_server_shutdown(void); /* server.c: stops the API thread if open */
+void hum_server_shutdown(void); /* api_server.c: stops the API thread if open */
 
 static hum_host host;
 
@@ -67,11 +68,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	luaL_openlibs(L);
-	lua_getglobal(L, "package");
-	lua_getfield(L, -1, "preload");
-	lua_pushcfunction(L, open_raw);
-	lua_setfield(L, -2, "hum.raw");
-	lua_pop(L, 2);
+	hum_modules_init(L, open_raw);
 
 	int code = 1;
 	lua_getglobal(L, "require");

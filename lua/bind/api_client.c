@@ -1,6 +1,6 @@
 /*
- * client.c — blocking control-socket client primitives for the CLI
- * (hum.client), registered into `hum.raw` by server.c:
+ * api_client.c — blocking control-socket client primitives for the CLI
+ * (hum.cli.conn), registered into `hum.raw` by api_server.c:
  *
  *   raw.client_connect(path) -> conn | nil, message, errname   [-1, +1|3]
  *       errname: "ENOENT", "ECONNREFUSED", "EACCES", ... so the CLI can

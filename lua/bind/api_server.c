@@ -1,6 +1,6 @@
 /*
- * server.c — `hum.raw` primitives for the control socket's server side
- * (hum.server) and for `hum up -d`:
+ * api_server.c — `hum.raw` primitives for the control socket's server side
+ * (hum.control) and for `hum up -d`:
  *
  *   raw.api_start(dir) -> path, stale | nil, message     [-1, +2, raises]
  *   raw.api_reply(id, json)                              [-2, +0, raises]
@@ -16,7 +16,7 @@
  * api's ev_async on the default loop) and become "command" events, so Lua
  * sees them through the dispatcher like every other event; Lua answers with
  * raw.api_reply.  After raw.api_stop the api is gone and late replies are
- * dropped.  Also registers the client primitives (client.c).
+ * dropped.  Also registers the client primitives (api_client.c).
  */
 #include <errno.h>
 #include <fcntl.h>

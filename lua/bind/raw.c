@@ -19,7 +19,7 @@
 #include "signames.h"
 
 void hum_raw_async_register(lua_State *L);
-void hum_raw_server_register(lua_State *L); /* server.c: control socket, client, detach */
+void hum_raw_server_register(lua_State *L); /* api_server.c: control socket, client, detach */
 
 #define H (hum_host_current)
 

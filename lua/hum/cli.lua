@@ -1,33 +1,48 @@
--- hum.cli — the command line: parses arguments and runs a command.
+-- hum.cli — the command line: the command table, option parsing, dispatch.
+--
+-- Every command is one entry of COMMANDS (as tmux's cmd_entry): its name, the
+-- lines it shows in `hum --help`, its options, its help text and the module
+-- that runs it.  `hum --help`, `hum CMD --help`, `hum --help CMD`, option
+-- parsing and dispatch all read that table; a command's module is loaded
+-- only when the command runs, and its function, named like the command, is
+-- called as fn(opts, positional, entry).
+--
 -- Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 no running instance.
 local M = {}
 
-package.preload.hum = function() return require "hum.api" end
+local function control_help(verb, what)
+	return ([[
+usage: hum %s [-f FILE] NAME|GROUP|GLOB...
 
-local USAGE = [[
-usage: hum <command> [options]
+%s  Waits until it is done and prints each process's new state.
 
-  up [-f FILE] [NAME|GROUP...]   start processes in the foreground (merged logs)
-  up -d                          the same in the background (output: .hum/hum.log)
-  run [-f FILE] TASK [-- ARGS]   run a task and its dependencies; exit with its code
-  run --list                     list tasks with their descriptions
-  check [-f FILE]                validate the config and print the dependency graph
-  --version                      print the version
-  --help, hum CMD --help         this text, or a command's
+  -f, --file FILE   config whose hum to ask (default: hum.lua here or in a parent)
 
-Talking to a running `hum up` (over .hum/hum.sock; exit 3 if none runs):
-  ps [--json]                    every process: state, pid, uptime, restarts, exit
-  status NAME...                 one process (or group, glob, replicas) in detail
-  logs [NAME...] [-f] [-n N]     recent output, merged; -f follows new lines
-  start|stop|restart NAME...     control processes, groups or globs
-  signal SIG NAME...             send a signal to processes' groups
-  down                           stop everything and end that hum
-  eval 'lua code'                run Lua inside it and print the result
+Exit status: 0, 1 when nothing matches or a process failed, 3 when no hum
+is running.]]):format(verb, what)
+end
 
-The config is hum.lua in the current directory or a parent, or -f FILE.]]
-
-local HELP = {
-	up = [[
+-- Entry fields:
+--   name      the command word; aliases: other words for it
+--   synopsis  { { left, right }... }: its lines in `hum --help`
+--   client    talks to a running `hum up`: listed under its own heading
+--   options   "f|file=" is -f or --file with a value, stored as opts.file;
+--             "k|keep-going" a flag stored as opts.keep_going (the longest
+--             spelling names it); -h/--help is added to every command
+--   help      the text of `hum CMD --help` (also printed after a usage error)
+--   module    the module whose function `name` runs it (or run = fn(args)
+--             for the entries that take no options)
+--   short     lives a few milliseconds: the JIT is turned off, compiling
+--             traces would cost it more than it saves (hum ps --json: ~1 ms
+--             of ~8 ms CPU); up, run and logs keep it: they run long or stream
+local FILE = "f|file="
+local COMMANDS = {
+	{ name = "up", module = "hum.cli.up", options = { FILE, "d|detach" },
+		synopsis = {
+			{ "up [-f FILE] [NAME|GROUP...]", "start processes in the foreground (merged logs)" },
+			{ "up -d", "the same in the background (output: .hum/hum.log)" },
+		},
+		help = [[
 usage: hum up [-f FILE] [NAME|GROUP|GLOB...]
 
 Starts the named processes (default: every process not marked autostart=false)
@@ -41,20 +56,221 @@ reverse dependency order; a second Ctrl-C kills every process group at once.
                     config (hum ps, hum logs, hum down talk to it)
 
 Exit status: 0 when every task succeeded and services were stopped by request,
-1 when something failed, 128+N when stopped by signal N while running.]],
-	check = [[
+1 when something failed, 128+N when stopped by signal N while running.]] },
+
+	{ name = "run", module = "hum.cli.run", options = { FILE, "j|jobs=", "k|keep-going", "l|list" },
+		synopsis = {
+			{ "run [-f FILE] TASK [-- ARGS]", "run a task and its dependencies; exit with its code" },
+			{ "run --list", "list tasks with their descriptions" },
+		},
+		help = [[
+usage: hum run [-f FILE] [-j N] [--keep-going] TASK [-- ARGS...]
+       hum run [-f FILE] --list
+
+Runs TASK after its dependencies (tasks and services), in parallel where the
+graph allows.  ARGS after -- are appended to TASK's command.
+
+  -f, --file FILE     config file (default: hum.lua here or in a parent)
+  -j, --jobs N        at most N tasks at once (default: number of cores)
+  -k, --keep-going    after a failure, still run every task that does not
+                      depend on the failed one
+  -l, --list          list tasks with their descriptions
+
+Exit status: the failing task's exit code (1 if it was killed or could not
+start), 0 when TASK succeeded, 2 for usage errors.]] },
+
+	{ name = "check", module = "hum.cli.check", options = { FILE }, short = true,
+		synopsis = { { "check [-f FILE]", "validate the config and print the dependency graph" } },
+		help = [[
 usage: hum check [-f FILE]
 
 Loads the config, reports the first error as file:line: message (exit 1), or
-prints every process with its dependencies (exit 0).]],
-}
+prints every process with its dependencies (exit 0).]] },
 
-local function die(code, fmt, ...)
+	{ name = "version", aliases = { "--version", "-V" }, short = true,
+		synopsis = { { "--version", "print the version" } },
+		run = function()
+			print("hum " .. require("hum").version .. " (" .. jit.version .. ")")
+			return 0
+		end },
+
+	{ name = "help", aliases = { "--help", "-h" }, short = true,
+		synopsis = { { "--help, hum CMD --help", "this text, or a command's" } },
+		run = function(args)
+			local cmd = args[1] and M.find(args[1])
+			print(cmd and cmd.help or M.usage())
+			return 0
+		end },
+
+	{ name = "ps", module = "hum.cli.ps", client = true, short = true, options = { FILE, "json" },
+		synopsis = { { "ps [--json]", "every process: state, pid, uptime, restarts, exit" } },
+		help = [[
+usage: hum ps [-f FILE] [--json]
+
+Lists the processes of the running hum: NAME, STATE, PID, UPTIME, RESTARTS,
+EXIT (code or signal of the last run), GROUP and the reason for the state.
+
+  -f, --file FILE   config whose hum to ask (default: hum.lua here or in a parent)
+      --json        one JSON array of objects, stable keys in this order: name,
+                    id, kind, state, pid, restarts, exit_code, signal,
+                    started_at, ended_at, changed_at, group, groups, ready,
+                    reason, lines, bytes, dropped, first_seq, last_seq,
+                    generation (times: seconds since the epoch; null if none)
+
+Exit status: 0, 1 on error, 3 when no hum is running for this project.]] },
+
+	{ name = "status", module = "hum.cli.ps", client = true, short = true, options = { FILE, "json" },
+		synopsis = { { "status NAME...", "one process (or group, glob, replicas) in detail" } },
+		help = [[
+usage: hum status [-f FILE] [--json] NAME...
+
+Shows one process in detail (NAME may also be a group, a glob or the base
+name of replicas: web matches web.1, web.2).
+
+  -f, --file FILE   config whose hum to ask
+      --json        the process as one JSON object (same keys as hum ps --json);
+                    a JSON array when NAME matches several processes
+
+Exit status: 0, 1 when nothing matches, 3 when no hum is running.]] },
+
+	-- in `hum logs`, -f is --follow (as in tail -f); the config is --file
+	{ name = "logs", module = "hum.cli.logs", client = true,
+		options = { "file=", "f|F|follow", "n|lines=", "g|grep=", "s|since=", "stream=", "json" },
+		synopsis = { { "logs [NAME...] [-f] [-n N]", "recent output, merged; -f follows new lines" } },
+		help = [[
+usage: hum logs [--file FILE] [NAME...] [-f|--follow] [-n N] [--grep RE]
+                [--since T] [--stream out|err] [--json]
+
+Prints the processes' recent output from hum's in-memory log rings, merged
+in the order it was produced, as "HH:MM:SS name | line" (stderr lines are
+marked with "!").  NAME may be a process, a group, a glob or the base name
+of replicas; default: every process.
+
+  -f, --follow      (also -F) keep printing new lines until the processes are
+                    removed or hum stops
+  -n, --lines N     the last N lines (default 100; 0 with --follow: only new)
+  -g, --grep RE     only lines matching the POSIX extended regular expression
+                    RE (plain text is matched as a substring)
+  -s, --since T     only lines since T: a duration ago (30s, 10m, 2h, 1d),
+                    a time today (14:05, 14:05:30), a date and time
+                    (2024-05-01T14:05:00) or seconds since the epoch
+      --stream S    only stdout (out) or stderr (err)
+      --json        one JSON object per line: {"seq","time","name","stream",
+                    "line"} ("cont":true when a long line continues in the
+                    next); seq orders lines across processes, time is seconds
+                    since the epoch
+      --file FILE   config whose hum to ask (default: hum.lua here or in a
+                    parent); there is no short form: in `hum logs`, -f means
+                    --follow (as in tail -f), not --file as in other commands
+
+Exit status: 0, 1 on error (nothing matches NAME, bad RE), 3 when no hum
+is running.]] },
+
+	{ name = "start", module = "hum.cli.control", client = true, short = true, options = { FILE },
+		synopsis = { { "start|stop|restart NAME...", "control processes, groups or globs" } },
+		help = control_help("start", "Starts the processes (and what they depend on) unless they run.") },
+
+	{ name = "stop", module = "hum.cli.control", client = true, short = true, options = { FILE },
+		help = control_help("stop", "Stops the processes (stop signal, then SIGKILL after the grace period);\nthey stay stopped until started again.  hum itself keeps running.") },
+
+	{ name = "restart", module = "hum.cli.control", client = true, short = true, options = { FILE },
+		help = control_help("restart", "Stops the processes and starts them again.") },
+
+	{ name = "signal", module = "hum.cli.control", client = true, short = true, options = { FILE },
+		synopsis = { { "signal SIG NAME...", "send a signal to processes' groups" } },
+		help = [[
+usage: hum signal [-f FILE] SIG NAME|GROUP|GLOB...
+
+Sends signal SIG (HUP, USR1, TERM, 9, SIGINT...) to each process's group.
+
+  -f, --file FILE   config whose hum to ask
+
+Exit status: 0, 1 when a process is not running or nothing matches, 3 when
+no hum is running.]] },
+
+	{ name = "down", module = "hum.cli.control", client = true, short = true, options = { FILE },
+		synopsis = { { "down", "stop everything and end that hum" } },
+		help = [[
+usage: hum down [-f FILE]
+
+Stops every process in reverse dependency order and ends the running hum;
+returns once hum has exited (its socket closes).
+
+  -f, --file FILE   config whose hum to stop
+
+Exit status: 0, 1 on error, 3 when no hum is running.]] },
+
+	{ name = "eval", module = "hum.cli.control", client = true, short = true, options = { FILE },
+		synopsis = { { "eval 'lua code'", "run Lua inside it and print the result" } },
+		help = [[
+usage: hum eval [-f FILE] 'lua code'
+
+Runs the code in the running hum's Lua state (as a reaction: hum.sleep and
+hum.wait work; `hum` is the API) and prints what it printed, then the
+values it returned.  An expression is returned as is: hum eval 'hum.ps()'.
+Globals it sets persist between evals.
+
+  -f, --file FILE   config whose hum to ask
+
+Exit status: 0, 1 when the code failed (the error and traceback go to
+stderr), 3 when no hum is running.]] },
+}
+M.commands = COMMANDS
+
+-- The entry for a command word (its name or an alias), or nil.
+function M.find(word)
+	for _, cmd in ipairs(COMMANDS) do
+		if cmd.name == word then return cmd end
+		for _, a in ipairs(cmd.aliases or {}) do
+			if a == word then return cmd end
+		end
+	end
+end
+
+-- `hum --help`: every entry's synopsis, the client commands under a heading.
+function M.usage()
+	local local_lines, client_lines = {}, {}
+	for _, cmd in ipairs(COMMANDS) do
+		local lines = cmd.client and client_lines or local_lines
+		for _, s in ipairs(cmd.synopsis or {}) do
+			lines[#lines + 1] = ("  %-30s %s"):format(s[1], s[2])
+		end
+	end
+	return table.concat({
+		"usage: hum <command> [options]\n",
+		table.concat(local_lines, "\n"),
+		"\nTalking to a running `hum up` (over .hum/hum.sock; exit 3 if none runs):",
+		table.concat(client_lines, "\n"),
+		"\nThe config is hum.lua in the current directory or a parent, or -f FILE.",
+	}, "\n")
+end
+
+function M.die(code, fmt, ...)
 	io.stderr:write("hum: ", fmt:format(...), "\n")
 	return code
 end
+local die = M.die
 
--- Parses "-f FILE" style options; returns opts, positional, or nil, error.
+-- An entry's option strings -> the parser's table: { [spelling] = { name, arg } }.
+local function option_spec(cmd)
+	if cmd.option_spec then return cmd.option_spec end
+	local spec = { h = { name = "help" }, help = { name = "help" } }
+	for _, o in ipairs(cmd.options or {}) do
+		local arg = o:sub(-1) == "="
+		local names, longest = {}, ""
+		for n in (arg and o:sub(1, -2) or o):gmatch("[^|]+") do
+			names[#names + 1] = n
+			if #n > #longest then longest = n end
+		end
+		local s = { name = longest:gsub("%-", "_"), arg = arg }
+		for _, n in ipairs(names) do spec[n] = s end
+	end
+	cmd.option_spec = spec
+	return spec
+end
+
+-- Parses "-f FILE", "--file FILE", "--file=FILE" and flags, up to "--"
+-- (what follows goes to opts["--"]); returns opts, positional, or nil, error.
 local function parse(args, spec)
 	local opts, pos = {}, {}
 	local k = 1
@@ -88,131 +304,22 @@ local function parse(args, spec)
 	return opts, pos
 end
 
-local FILE_OPTS = {
-	f = { name = "file", arg = true }, file = { name = "file", arg = true },
-	h = { name = "help" }, help = { name = "help" },
-}
-
--- `hum up -d` (hum.server.detach): the same options plus --detach.
-local UP_OPTS = setmetatable({ d = { name = "detach" }, detach = { name = "detach" } }, { __index = FILE_OPTS })
-
-local function load_config(opts)
-	local config = require "hum.config"
-	local file = opts.file or config.find()
-	if not file then return nil, "no hum.lua here or in a parent directory (use -f FILE)" end
-	local ok, err = config.load(file)
-	if not ok then return nil, err end
-	return file
-end
-M.load_config = load_config
-
-function M.up(args)
-	local opts, pos = parse(args, UP_OPTS)
-	if not opts then return die(2, "%s\n%s", pos, HELP.up) end
-	if opts.help then print(HELP.up) return 0 end
-	local file, err = load_config(opts)
-	if not file then return die(1, "%s", err) end
-	local raw = require "hum.raw"
-	local runtime = require "hum.runtime"
-	local define = require "hum.define"
-	local selected = {}
-	for _, name in ipairs(pos) do
-		local list = runtime.select_defs(name)
-		if #list == 0 then return die(2, "nothing matches %q in %s", name, file) end
-		for _, p in ipairs(list) do selected[#selected + 1] = p end
-	end
-	if #pos == 0 then
-		for _, p in ipairs(define.defs.list) do
-			if p.autostart then selected[#selected + 1] = p end
-		end
-	end
-	if opts.detach then
-		-- the original process returns once the background hum listens
-		-- (or failed); the background one goes on from here
-		local code = require("hum.server").detach(file)
-		if code then return code end
-	end
-	runtime.boot(define.base_dir)
-	for _, p in ipairs(selected) do
-		for _, i in ipairs(p.instances) do runtime.want(i) end
-	end
-	if #selected == 0 then
-		raw.log("nothing to start")
-		return 0
-	end
-	-- the control socket (hum.server) answers `hum ps`, `hum logs`, ... from
-	-- other terminals; it refuses to start if another instance runs here
-	local ok, server = pcall(require, "hum.server")
-	if ok then
-		local started, serr = server.start(file, opts)
-		if not started then
-			return die(1, "%s", serr)
-		end
-	elseif not tostring(server):find("module 'hum.server' not found", 1, true) then
-		error(server, 0)
-	end
-	runtime.evaluate()
-	return raw.run()
-end
-
-function M.check(args)
-	local opts, pos = parse(args, FILE_OPTS)
-	if not opts then return die(2, "%s\n%s", pos, HELP.check) end
-	if opts.help then print(HELP.check) return 0 end
-	local file, err = load_config(opts)
-	if not file then return die(1, "%s", err) end
-	local define = require "hum.define"
-	print(("%s: %d processes, %d groups"):format(file, #define.defs.list, #define.defs.group_list))
-	for _, p in ipairs(define.defs.list) do
-		local deps = {}
-		for _, d in ipairs(p.after) do deps[#deps + 1] = ("%s (%s)"):format(d.name, d.cond) end
-		print(("  %-8s %s%s%s"):format(p.kind, p.name, p.scale > 1 and (" x" .. p.scale) or "",
-			#deps > 0 and ("  after " .. table.concat(deps, ", ")) or ""))
-	end
-	for _, g in ipairs(define.defs.group_list) do
-		local names = {}
-		for _, m in ipairs(g.members) do names[#names + 1] = m.name end
-		print(("  group    %s: %s"):format(g.name, table.concat(names, ", ")))
-	end
-	return 0
-end
-
-local COMMANDS = { up = M.up, check = M.check }
-
-function M.register(name, fn, help)
-	COMMANDS[name] = fn
-	if help then HELP[name] = help end
-end
-M.HELP, M.parse, M.die = HELP, parse, die
-
--- Commands that live a few milliseconds: compiling traces costs them more
--- than it saves (hum ps --json: ~1 ms of ~8 ms CPU).  up, run and logs keep
--- the JIT: they run long or stream.
-local SHORT = { ps = true, status = true, start = true, stop = true, restart = true, signal = true,
-	down = true, eval = true, check = true }
-
 function M.main(args)
-	local cmd = args[1]
-	if cmd == nil or SHORT[cmd] or cmd:sub(1, 1) == "-" or cmd == "help" or cmd == "version" then jit.off() end
-	if cmd == nil or cmd == "--help" or cmd == "-h" or cmd == "help" then
-		if args[2] and HELP[args[2]] then print(HELP[args[2]]) return 0 end
-		print(USAGE)
-		return cmd == nil and 2 or 0
+	local word = args[1]
+	local cmd = word and M.find(word)
+	if not cmd or cmd.short then jit.off() end
+	if word == nil then
+		print(M.usage())
+		return 2
 	end
-	if cmd == "--version" or cmd == "-V" or cmd == "version" then
-		print("hum " .. require("hum.api").version .. " (" .. jit.version .. ")")
-		return 0
-	end
-	-- commands defined in other modules register themselves when loaded
-	for _, m in ipairs { "hum.tasks", "hum.client" } do
-		local ok, err = pcall(require, m)
-		if not ok and not tostring(err):find("module '" .. m .. "' not found", 1, true) then error(err, 0) end
-	end
-	local fn = COMMANDS[cmd]
-	if not fn then return die(2, "unknown command %q (see hum --help)", cmd) end
+	if not cmd then return die(2, "unknown command %q (see hum --help)", word) end
 	local rest = {}
 	for k = 2, #args do rest[#rest + 1] = args[k] end
-	return fn(rest)
+	if cmd.run then return cmd.run(rest) end
+	local opts, pos = parse(rest, option_spec(cmd))
+	if not opts then return die(2, "%s\n%s", pos, cmd.help) end
+	if opts.help then print(cmd.help) return 0 end
+	return require(cmd.module)[cmd.name](opts, pos, cmd)
 end
 
 return M

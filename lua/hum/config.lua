@@ -37,7 +37,8 @@ function M.load(file)
 	local hum = require "hum"
 	define.base_dir = util.dirname(file)
 	-- modules next to the config: require "lib.services" finds
-	-- <dir>/lib/services.lua (searched before the system's paths)
+	-- <dir>/lib/services.lua, searched first (before HUM_PATH, the user's
+	-- and the system's paths and the embedded modules: bind/modules.c)
 	local dir = define.base_dir
 	package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
 	local chunk, err = loadfile(file)
@@ -51,6 +52,16 @@ function M.load(file)
 	ok, e = pcall(define.finish)
 	if not ok then return nil, tostring(e) end
 	return true
+end
+
+-- `-f FILE` or the hum.lua found from here: loads it; returns its path or
+-- nil, message (for up, run and check).
+function M.find_and_load(file)
+	file = file or M.find()
+	if not file then return nil, "no hum.lua here or in a parent directory (use -f FILE)" end
+	local ok, err = M.load(file)
+	if not ok then return nil, err end
+	return file
 end
 
 return M

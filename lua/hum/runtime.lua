@@ -405,7 +405,7 @@ local function on_line(ev)
 	end
 end
 
-M.command_handler = nil -- set by hum.server for control-socket requests
+M.command_handler = nil -- set by hum.control for control-socket requests
 
 -- Events from C are tables { kind, id, time, ...fields } (lua/bind/host.h);
 -- one handler per kind.  A new kind of event is one entry here.

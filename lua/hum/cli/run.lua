@@ -1,47 +1,23 @@
--- hum.tasks — `hum run TASK`: run a task and its dependency graph.
+-- hum.cli.run — `hum run TASK`: run a task and its dependency graph.
 --
 -- Every task in the graph runs once, as soon as its dependencies allow, with
 -- at most `jobs` tasks running at a time (default: the number of cores).
 -- Services the graph needs are started and stopped around it.  The first
 -- failure stops the run (unless --keep-going) and hum exits with that
 -- task's exit code; when the target succeeds, services stop and hum exits 0.
-local cli = require "hum.cli"
+local config = require "hum.config"
+local die = require("hum.cli").die
 
-local HELP = [[
-usage: hum run [-f FILE] [-j N] [--keep-going] TASK [-- ARGS...]
-       hum run [-f FILE] --list
-
-Runs TASK after its dependencies (tasks and services), in parallel where the
-graph allows.  ARGS after -- are appended to TASK's command.
-
-  -f, --file FILE     config file (default: hum.lua here or in a parent)
-  -j, --jobs N        at most N tasks at once (default: number of cores)
-  -k, --keep-going    after a failure, still run every task that does not
-                      depend on the failed one
-  -l, --list          list tasks with their descriptions
-
-Exit status: the failing task's exit code (1 if it was killed or could not
-start), 0 when TASK succeeded, 2 for usage errors.]]
-
-local OPTS = {
-	f = { name = "file", arg = true }, file = { name = "file", arg = true },
-	j = { name = "jobs", arg = true }, jobs = { name = "jobs", arg = true },
-	k = { name = "keep_going" }, ["keep-going"] = { name = "keep_going" },
-	l = { name = "list" }, list = { name = "list" },
-	h = { name = "help" }, help = { name = "help" },
-}
+local M = {}
 
 local function shell_quote(s)
 	if s:match("^[%w%-%./_=:,@]+$") then return s end
 	return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
-local function run(args)
-	local opts, pos = cli.parse(args, OPTS)
-	if not opts then return cli.die(2, "%s\n%s", pos, HELP) end
-	if opts.help then print(HELP) return 0 end
-	local file, err = cli.load_config(opts)
-	if not file then return cli.die(1, "%s", err) end
+function M.run(opts, pos, cmd)
+	local file, err = config.find_and_load(opts.file)
+	if not file then return die(1, "%s", err) end
 	local define = require "hum.define"
 	if opts.list then
 		local w = 0
@@ -53,11 +29,11 @@ local function run(args)
 		end
 		return 0
 	end
-	if #pos ~= 1 then return cli.die(2, "expected one task name\n%s", HELP) end
+	if #pos ~= 1 then return die(2, "expected one task name\n%s", cmd.help) end
 	local target = define.defs.byname[pos[1]]
-	if not target then return cli.die(2, "no task %q in %s (hum run --list)", pos[1], file) end
-	if target.kind ~= "task" then return cli.die(2, "%q is a service, not a task (use hum up)", pos[1]) end
-	if target.scale > 1 then return cli.die(2, "%q has scale > 1; hum run runs one copy", pos[1]) end
+	if not target then return die(2, "no task %q in %s (hum run --list)", pos[1], file) end
+	if target.kind ~= "task" then return die(2, "%q is a service, not a task (use hum up)", pos[1]) end
+	if target.scale > 1 then return die(2, "%q has scale > 1; hum run runs one copy", pos[1]) end
 	local extra = opts["--"]
 	if extra and #extra > 0 then
 		if type(target.cmd) == "table" then
@@ -73,7 +49,7 @@ local function run(args)
 	end
 	local jobs = tonumber(opts.jobs or "")
 	if opts.jobs and (not jobs or jobs < 1 or jobs ~= math.floor(jobs)) then
-		return cli.die(2, "--jobs needs a whole number >= 1")
+		return die(2, "--jobs needs a whole number >= 1")
 	end
 
 	local raw = require "hum.raw"
@@ -101,5 +77,4 @@ local function run(args)
 	return raw.run()
 end
 
-cli.register("run", run, HELP)
-return { run = run }
+return M

@@ -1,11 +1,13 @@
--- hum.server — the control socket's Lua side, in `hum up`.
+-- hum.control — the control socket's server side, in `hum up`: runs the
+-- commands clients send (hum.cli.control is the other side), opens and
+-- closes the socket, and forks `hum up -d` into the background.
 --
--- C (core/api.c) owns the socket and answers reads (ps, status, logs) on the
--- API thread from snapshots.  Commands (start, stop, restart, signal, down,
--- eval) arrive here as "command" events from the dispatcher with the raw
--- request line; each runs as a reaction (a coroutine), so it can wait for
--- the processes to reach the state it asked for, and answers exactly once
--- with raw.api_reply(id, json).  Replies are JSON objects that start with
+-- C (core/api/, lua/bind/api_server.c) owns the socket and answers reads
+-- (ps, status, logs) on the API thread from snapshots.  Commands (start,
+-- stop, restart, signal, down, eval) arrive here as "command" events from
+-- the dispatcher with the raw request line; each runs as a reaction (a
+-- coroutine), so it can wait for the processes to reach the state it asked
+-- for, and answers exactly once with raw.api_reply(id, json).  Replies are JSON objects that start with
 -- {"ok":true or {"ok":false (C inserts the request's id after that).
 --
 -- Replies:
@@ -295,7 +297,7 @@ function M.start(file, opts)
 	if runtime.on_idle == nil then runtime.on_idle = on_idle end
 	-- The API thread reads the store, so it must stop before the store is
 	-- freed: close it when the loop returns (raw.run is looked up at call
-	-- time by hum.cli).
+	-- time by hum.cli.up).
 	local run = raw.run
 	raw.run = function(...)
 		local okr, code = pcall(run, ...)

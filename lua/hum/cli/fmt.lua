@@ -1,0 +1,51 @@
+-- hum.cli.fmt — terminal output shared by the client commands: whether to
+-- colour, the colours of process names and states, aligned tables.
+local raw = require "hum.raw"
+
+local M = {}
+
+-- Colour only on a terminal, never with NO_COLOR set or TERM=dumb.
+function M.want_color()
+	local nc = os.getenv("NO_COLOR")
+	if nc and nc ~= "" then return false end
+	if os.getenv("TERM") == "dumb" then return false end
+	return raw.isatty(1)
+end
+
+M.PALETTE = { "36", "33", "32", "35", "34", "96", "93", "92", "95", "94" } -- as core/sup/output.c
+M.STATE_COLOR = {
+	running = "32", ready = "32", succeeded = "32",
+	starting = "33", stopping = "33", backoff = "33", pending = "33",
+	failed = "31", stopped = "2",
+}
+
+function M.paint(on, code, s)
+	if not on or not code then return s end
+	return "\027[" .. code .. "m" .. s .. "\027[0m"
+end
+
+-- Prints rows of cells, columns padded to their widest cell (the last one
+-- is not padded); a cell is text or { text, colour code }.
+function M.table_print(rows, color)
+	local w = {}
+	for _, r in ipairs(rows) do
+		for k, cell in ipairs(r) do
+			local len = #(type(cell) == "table" and cell[1] or cell)
+			if k < #r and (not w[k] or len > w[k]) then w[k] = len end
+		end
+	end
+	local out = {}
+	for _, r in ipairs(rows) do
+		local parts = {}
+		for k, cell in ipairs(r) do
+			local text, code = cell, nil
+			if type(cell) == "table" then text, code = cell[1], cell[2] end
+			local pad = k < #r and (" "):rep(w[k] - #text) or ""
+			parts[#parts + 1] = M.paint(color, code, text) .. pad
+		end
+		out[#out + 1] = (table.concat(parts, "  "):gsub("%s+$", ""))
+	end
+	io.stdout:write(table.concat(out, "\n"), "\n")
+end
+
+return M

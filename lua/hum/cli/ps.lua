@@ -1,0 +1,108 @@
+-- hum.cli.ps — `hum ps` and `hum status`: the running hum's processes, as a
+-- table, in detail, or as the server's JSON.
+local raw = require "hum.raw"
+local util = require "hum.util"
+local conn = require "hum.cli.conn"
+local fmt = require "hum.cli.fmt"
+local die = require("hum.cli").die
+
+local M = {}
+
+local null = conn.null
+local STATE_COLOR = fmt.STATE_COLOR
+
+local function exit_text(p)
+	if null(p.signal) then return "SIG" .. p.signal end
+	if null(p.exit_code) then return tostring(p.exit_code) end
+	return "-"
+end
+
+local LIVE = { starting = true, running = true, ready = true, stopping = true }
+
+local function uptime(p, now)
+	local started = null(p.started_at)
+	if LIVE[p.state] and started then return util.fmt_duration(math.max(0, now - started)) end
+	return "-"
+end
+
+local function json_array_of(line)
+	-- the server puts "procs" last: the array is everything after the key
+	local k = line:find(',"procs":', 1, true)
+	return k and line:sub(k + 9, -2) or "[]"
+end
+
+function M.ps(opts, pos, cmd)
+	if #pos > 0 then return die(2, "ps takes no arguments\n%s", cmd.help) end
+	local resp, line, c = conn.call(opts, { cmd = "ps" }, 30)
+	if not resp then return line end
+	c:close()
+	if opts.json then
+		io.stdout:write(json_array_of(line), "\n")
+		return 0
+	end
+	local color = fmt.want_color()
+	local now = resp.time or raw.time()
+	local rows = { { "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "GROUP", "INFO" } }
+	for _, p in ipairs(resp.procs) do
+		rows[#rows + 1] = {
+			p.name, { p.state, STATE_COLOR[p.state] }, null(p.pid) and tostring(p.pid) or "-",
+			uptime(p, now), tostring(p.restarts), exit_text(p), null(p.group) or "-",
+			p.reason ~= "" and p.reason or "",
+		}
+	end
+	if #resp.procs == 0 then
+		print("no processes")
+		return 0
+	end
+	fmt.table_print(rows, color)
+	return 0
+end
+
+local function fmt_time(t)
+	t = null(t)
+	if not t or t == 0 then return "-" end
+	return os.date("%Y-%m-%d %H:%M:%S", math.floor(t))
+end
+
+local function fmt_bytes(n)
+	if n < 1024 then return n .. " B" end
+	if n < 1024 * 1024 then return ("%.1f KiB"):format(n / 1024) end
+	return ("%.1f MiB"):format(n / 1048576)
+end
+
+function M.status(opts, pos, cmd)
+	if #pos == 0 then return die(2, "status needs a NAME\n%s", cmd.help) end
+	local resp, line, c = conn.call(opts, { cmd = "status", names = pos }, 30)
+	if not resp then return line end
+	c:close()
+	if opts.json then
+		local arr = json_array_of(line)
+		io.stdout:write(#resp.procs == 1 and arr:sub(2, -2) or arr, "\n")
+		return 0
+	end
+	local color = fmt.want_color()
+	local now = resp.time or raw.time()
+	for k, p in ipairs(resp.procs) do
+		if k > 1 then print() end
+		local groups = {}
+		for _, g in ipairs(p.groups or {}) do groups[#groups + 1] = g end
+		local rows = {
+			{ "name:", p.name },
+			{ "kind:", p.kind },
+			{ "state:", { p.state, STATE_COLOR[p.state] } },
+			{ "reason:", p.reason ~= "" and p.reason or "-" },
+			{ "pid:", null(p.pid) and tostring(p.pid) or "-" },
+			{ "started:", fmt_time(p.started_at) .. (LIVE[p.state] and ("  (up " .. uptime(p, now) .. ")") or "") },
+			{ "ended:", fmt_time(p.ended_at) },
+			{ "exit:", exit_text(p) },
+			{ "restarts:", tostring(p.restarts) },
+			{ "groups:", #groups > 0 and table.concat(groups, ", ") or "-" },
+			{ "log:", ("%d lines, %s%s"):format(p.lines, fmt_bytes(p.bytes),
+				p.dropped > 0 and (", " .. p.dropped .. " dropped") or "") },
+		}
+		fmt.table_print(rows, color)
+	end
+	return 0
+end
+
+return M
