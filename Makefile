@@ -34,7 +34,7 @@ FIX_SRC   := $(wildcard spec/fixtures/*.c)
 FIX_BIN   := $(FIX_SRC:spec/fixtures/%.c=$(B)/fixtures/%)
 HDRS      := $(wildcard core/*/*.h lua/bind/*.h)
 
-.PHONY: all test deps run bench check-asan check-tsan clean spec ctest
+.PHONY: all test deps run bench check-asan check-tsan clean spec ctest ctest-asan ctest-tsan
 all: $(B)/hum $(TEST_BIN) $(BENCH_BIN) $(FIX_BIN)
 
 # One library per core folder: $(B)/libhumstate.a from core/state/*.c, ...
@@ -59,9 +59,12 @@ $(B)/lua/hum/%.luao: lua/hum/%.lua
 $(B)/hum: $(LUA_COBJ) $(LUA_MOBJ) $(CORE_LIBS)
 	$(CC) $(CFLAGS) -Wl,-E -o $@ $(LUA_COBJ) $(LUA_MOBJ) $(CORE_LIBS) $(LDLIBS)
 
-$(B)/tests/%: core/tests/%.c $(CORE_LIBS) $(HDRS)
+# Tests named *_alloc_test get every allocation routed through
+# core/tests/failalloc.h (an allocation-failure harness).
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=free
+$(B)/tests/%: core/tests/%.c $(CORE_LIBS) $(HDRS) core/tests/failalloc.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(CORE_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(CORE_LIBS) $(LDLIBS) $(if $(filter %_alloc_test,$*),$(WRAP_ALLOC))
 
 $(B)/bench/%: bench/%.c $$(wildcard bench/$$*/*.c bench/$$*/*.h) $(CORE_LIBS) $(HDRS)
 	@mkdir -p $(@D)
@@ -90,14 +93,26 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@B=$(B) sh bench/run.sh
 
+# The C unit and stress tests alone under each sanitizer: fast and
+# deterministic, so CI runs them on every submission (.ci/run).
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer -DHUM_TSAN=1
+ctest-asan: deps
+	@$(MAKE) --no-print-directory B=build/asan OPT=-O1 SANFLAGS="$(ASAN_FLAGS)" \
+	  $(TEST_SRC:core/tests/%.c=build/asan/tests/%) $(FIX_SRC:spec/fixtures/%.c=build/asan/fixtures/%)
+	@B=build/asan HUM_SAN=asan ONLY=ctest sh spec/run.sh
+
+ctest-tsan: deps
+	@$(MAKE) --no-print-directory B=build/tsan OPT=-O1 SANFLAGS="$(TSAN_FLAGS)" \
+	  $(TEST_SRC:core/tests/%.c=build/tsan/tests/%) $(FIX_SRC:spec/fixtures/%.c=build/tsan/fixtures/%)
+	@B=build/tsan HUM_SAN=tsan ONLY=ctest sh spec/run.sh
+
 check-asan: deps
-	@$(MAKE) --no-print-directory all B=build/asan OPT=-O1 \
-	  SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+	@$(MAKE) --no-print-directory all B=build/asan OPT=-O1 SANFLAGS="$(ASAN_FLAGS)"
 	@B=build/asan HUM_SAN=asan sh spec/run.sh
 
 check-tsan: deps
-	@$(MAKE) --no-print-directory all B=build/tsan OPT=-O1 \
-	  SANFLAGS="-fsanitize=thread -fno-omit-frame-pointer -DHUM_TSAN=1"
+	@$(MAKE) --no-print-directory all B=build/tsan OPT=-O1 SANFLAGS="$(TSAN_FLAGS)"
 	@B=build/tsan HUM_SAN=tsan sh spec/run.sh
 
 clean:

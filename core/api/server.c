@@ -34,7 +34,7 @@
  *         gets {"dropped":N} in place of lines it missed.
  *   {"cmd":"ping"} -> {"ok":true,"pong":true,"pid":P}
  *   start/stop/restart/signal/down/eval: forwarded to the loop thread as
- *   the raw request line; the reply comes from hum.server (Lua).
+ *   the raw request line; the reply comes from hum.control (Lua).
  *   Any error: {"ok":false[,"id":..],"error":"message"}.
  *   PROC = {"name","id","kind","state","pid","restarts","exit_code","signal",
  *           "started_at","ended_at","changed_at","group","groups","ready",

@@ -146,6 +146,7 @@ static void push_line(hum_host *h, hum_proc *p, hum_event *ev)
 		q->head = ev;
 	q->tail = ev;
 	q->n++;
+	q->pushed++;
 	h->queued++;
 	if (!q->ready)
 		push_ready(h, ev->id);
@@ -165,6 +166,7 @@ static hum_event *take_line(hum_host *h, uint32_t id)
 	if (!q->head)
 		q->tail = NULL;
 	q->n--;
+	q->taken++;
 	h->queued--;
 	if (q->paused && q->n <= HUM_LINE_EVENTS_MAX / 2) {
 		q->paused = false;
@@ -293,11 +295,13 @@ static void dispatch(hum_host *h)
 			continue;
 		}
 		if (!blocked && ev->id < h->lineq_cap && strcmp(ev->kind, "state") == 0) {
-			while (h->lineq[ev->id].head && budget > 0) {
+			/* Only the lines printed before the change: a new run's
+			 * first lines come after its start. */
+			while (h->lineq[ev->id].taken < ev->lines_before && budget > 0) {
 				deliver(h, take_line(h, ev->id));
 				budget--;
 			}
-			if (h->lineq[ev->id].head) {
+			if (h->lineq[ev->id].taken < ev->lines_before) {
 				blocked = true;
 				prev = ev;
 				ev = ev->next;
@@ -397,6 +401,12 @@ static void state_hook(hum_proc *p, const hum_snap *old, const hum_snap *now, vo
 	hum_event_bool(ev, "began", began);
 	hum_event_bool(ev, "ended", ended);
 	hum_event_int(ev, "run", now->run);
+	if (now->id < h->lineq_cap) {
+		hum_lineq *q = &h->lineq[now->id];
+		ev->lines_before = q->pushed;
+		if (began)
+			q->armed = q->probe; /* before the new run's first read */
+	}
 	hum_event_int(ev, "restarts", now->restarts);
 	hum_event_int(ev, "pid", now->pid);
 	hum_host_push(h, ev);
@@ -408,7 +418,10 @@ static void lines_hook(hum_proc *p, const hum_line *lines, size_t n, void *ud)
 	uint32_t id = hum_proc_id(p);
 	if (h->out)
 		hum_output_lines(h->out, id, hum_proc_name(p), lines, n);
-	if (id >= h->lineq_cap || !h->lineq[id].interest)
+	if (id >= h->lineq_cap)
+		return;
+	hum_lineq *q = &h->lineq[id];
+	if (!q->reactions && !(q->probe && q->armed))
 		return;
 	for (size_t i = 0; i < n; i++) {
 		hum_event *ev = hum_event_new("line", id);

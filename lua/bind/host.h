@@ -61,6 +61,7 @@ typedef struct hum_event {
 	uint32_t id;       /* the process, timer, job or request it is about */
 	bool line;         /* in the lines lane */
 	int64_t time_ms;   /* when it happened (wall clock): ev.time in Lua */
+	uint64_t lines_before; /* state: its process's lines queued before it */
 	uint8_t nf;
 	hum_evfield f[HUM_EV_FIELDS];
 } hum_event;
@@ -83,7 +84,11 @@ typedef struct hum_lineq {
 	uint32_t next_ready;  /* id + 1 of the next process in the ready list, 0: end */
 	bool ready;           /* in the ready list */
 	bool paused;          /* its pipes are not read until Lua catches up */
-	bool interest;        /* Lua wants its lines (raw.watch_lines) */
+	/* Who listens (raw.watch_lines): line reactions, or a line probe that
+	 * waits for its match.  C arms the probe at every start attempt, before
+	 * the new run can print, and Lua disarms it when the line matched. */
+	bool reactions, probe, armed;
+	uint64_t pushed, taken; /* lines queued / delivered so far */
 } hum_lineq;
 
 typedef struct hum_host {

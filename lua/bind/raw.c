@@ -278,16 +278,21 @@ static int l_logs(lua_State *L)
 	return 1;
 }
 
-/* raw.watch_lines(id, on) [-2, +0, raises]: whether the process's lines
- * become "line" events (a line probe waits, or an on("line") reaction
- * exists).  Off: lines already queued are still delivered. */
+/* raw.watch_lines(id, reactions, probe [, armed]) [-4, +0, raises]: whether
+ * the process's lines become "line" events: always while `reactions` (it
+ * has on("line") reactions), and with `probe` (it has a line readiness
+ * probe) from each start attempt until the probe matched (armed = false).
+ * Lines already queued are still delivered. */
 static int l_watch_lines(lua_State *L)
 {
 	hum_proc *p = checkproc(L, 1);
 	hum_lineq *q = hum_host_lineq(H, hum_proc_id(p));
 	if (!q)
 		return luaL_error(L, "out of memory");
-	q->interest = lua_toboolean(L, 2);
+	q->reactions = lua_toboolean(L, 2);
+	q->probe = lua_toboolean(L, 3);
+	if (!lua_isnoneornil(L, 4))
+		q->armed = lua_toboolean(L, 4);
 	return 0;
 }
 

@@ -78,7 +78,7 @@ end
 function M.stop(i)
 	stop_timers(i)
 	i.probe_line = nil
-	require("hum.runtime").line_interest(i)
+	require("hum.runtime").line_interest(i, false)
 	i.probe_gen = (i.probe_gen or 0) + 1 -- results of checks in flight are ignored
 end
 
@@ -101,7 +101,7 @@ function M.start_ready(i)
 	end
 	if pr.__probe == "line" then
 		i.probe_line = pr.pattern
-		require("hum.runtime").line_interest(i)
+		require("hum.runtime").line_interest(i, true)
 		return
 	end
 	local failures = 0

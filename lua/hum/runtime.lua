@@ -101,19 +101,17 @@ function M.boot(base_dir)
 end
 
 -- Whether an instance's output lines become "line" events: only while
--- something listens (a line probe waiting for its match, or a live
--- on("line") reaction), so a chatty process costs Lua nothing otherwise.
-function M.line_interest(i)
-	local want = i.probe_line ~= nil
-	if not want then
-		for _, r in ipairs(i.def.reactions.line or {}) do
-			if not r.removed then want = true; break end
-		end
+-- something listens (a live on("line") reaction, or a line probe waiting
+-- for its match), so a chatty process costs Lua nothing otherwise.  C arms
+-- the probe at each start attempt (before the run can print); `armed`
+-- false disarms it once it matched or stopped.
+function M.line_interest(i, armed)
+	local reacts = false
+	for _, r in ipairs(i.def.reactions.line or {}) do
+		if not r.removed then reacts = true; break end
 	end
-	if want ~= (i.line_interest or false) then
-		i.line_interest = want
-		raw.watch_lines(i.id, want)
-	end
+	local pr = i.def.ready_probe
+	raw.watch_lines(i.id, reacts, pr ~= nil and pr.__probe == "line", armed)
 end
 
 -- A definition's line reactions changed: recompute for its instances.
@@ -387,7 +385,7 @@ local function on_line(ev)
 		if caps[1] ~= nil then
 			i.captures = caps
 			i.probe_line = nil
-			M.line_interest(i)
+			M.line_interest(i, false)
 			raw.set_ready(id)
 		end
 	end
