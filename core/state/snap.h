@@ -45,6 +45,12 @@ typedef struct hum_snap {
 	int32_t exit_code;    /* -1 when none */
 	int32_t term_signal;  /* 0 when none */
 	uint32_t restarts;
+	/* A replica (scale > 1): name[0, base_len) is the name of the
+	 * definition it was expanded from, its replica base ("web" of
+	 * "web.2"); 0 for any other process, whatever its name looks like
+	 * (select.h).  Set at registration; copied from tmpl like every
+	 * scalar, so it never changes. */
+	uint32_t base_len;
 	int64_t started_at_ms; /* wall clock, ms since epoch; 0 = never */
 	int64_t ended_at_ms;
 	int64_t changed_at_ms;
