@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <pthread.h>
 #include <regex.h>
@@ -30,6 +29,7 @@
 
 #include "api_priv.h"
 #include "state/atomic.h"
+#include "state/select.h"
 
 /* Reads: procs ------------------------------------------------------------------- */
 
@@ -141,45 +141,10 @@ void hum_api_do_ps_(client *c, const char *id, size_t idlen)
 	hum_read_end(a->rd);
 }
 
-/* Selection: names, replicas (web -> web.1), groups, globs (fnmatch). */
-static bool in_groups(const char *groups, const char *sel, bool glob)
-{
-	for (const char *p = groups ? groups : ""; *p;) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		char g[256];
-		if (n < sizeof g) {
-			memcpy(g, p, n);
-			g[n] = 0;
-			if (glob ? fnmatch(sel, g, 0) == 0 : strcmp(sel, g) == 0)
-				return true;
-		}
-		p += n + (comma ? 1 : 0);
-	}
-	return false;
-}
-
-static bool matches(const char *sel, const hum_snap *s)
-{
-	if (strcmp(sel, "*") == 0 || strcmp(sel, "all") == 0 || strcmp(sel, s->name) == 0)
-		return true;
-	size_t k = strlen(sel);
-	if (strncmp(s->name, sel, k) == 0 && s->name[k] == '.' && s->name[k + 1]) {
-		const char *d = s->name + k + 1;
-		while (*d >= '0' && *d <= '9')
-			d++;
-		if (!*d)
-			return true; /* a replica of sel */
-	}
-	bool glob = strpbrk(sel, "*?[") != NULL;
-	if (glob && fnmatch(sel, s->name, 0) == 0)
-		return true;
-	return in_groups(s->groups, sel, glob);
-}
-
 /* Fills a->sels (in id order) from the selectors in `names` (a string or an
- * array of strings; NULL or empty: every process).  Inside a read section.
- * Returns 0, or -1 with a message in err. */
+ * array of strings; NULL or empty: every process), each selecting what
+ * state/select.h says, as every control command does.  Inside a read
+ * section.  Returns 0, or -1 with a message in err. */
 static int select_procs(hum_api *a, const hum_world *w, const hum_jval *names, char *err, size_t errlen)
 {
 	uint32_t count = w ? w->count : 0;
@@ -198,9 +163,12 @@ static int select_procs(hum_api *a, const hum_world *w, const hum_jval *names, c
 				hum_api_seterr_(err, errlen, "names must be strings");
 				return -1;
 			}
+			hum_selector sel;
+			if (hum_select_parse(&sel, v->str, v->len, err, errlen) < 0)
+				return -1;
 			bool any = false;
 			for (uint32_t i = 0; i < count; i++) {
-				if (matches(v->str, w->procs[i])) {
+				if (hum_select_snap(&sel, w->procs[i])) {
 					a->mark[i] = 1;
 					any = true;
 				}

@@ -122,6 +122,7 @@ uint64_t hum_snap_checksum(const hum_snap *s)
 	h = mix(h, (uint32_t)s->term_signal);
 	h = mix(h, s->restarts);
 	h = mix(h, s->run);
+	h = mix(h, s->base_len);
 	h = mix(h, (uint64_t)s->started_at_ms);
 	h = mix(h, (uint64_t)s->ended_at_ms);
 	h = mix(h, (uint64_t)s->changed_at_ms);

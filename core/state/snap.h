@@ -46,6 +46,12 @@ typedef struct hum_snap {
 	int32_t term_signal;  /* 0 when none */
 	uint32_t restarts;
 	uint32_t run;         /* start attempts so far: a new value is a new attempt */
+	/* A replica (scale > 1): name[0, base_len) is the name of the
+	 * definition it was expanded from, its replica base ("web" of
+	 * "web.2"); 0 for any other process, whatever its name looks like
+	 * (select.h).  Set at registration; copied from tmpl like every
+	 * scalar, so it never changes. */
+	uint32_t base_len;
 	int64_t started_at_ms; /* wall clock, ms since epoch; 0 = never */
 	int64_t ended_at_ms;
 	int64_t changed_at_ms;

@@ -360,6 +360,13 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 		*err = -EINVAL;
 		return NULL;
 	}
+	/* a replica's name is its base, a dot and something after it */
+	size_t base_len = spec->base ? strlen(spec->base) : 0;
+	if (base_len > 0 && (base_len > UINT32_MAX || strncmp(name, spec->base, base_len) != 0 ||
+			     name[base_len] != '.' || name[base_len + 1] == '\0')) {
+		*err = -EINVAL;
+		return NULL;
+	}
 	if (s->nprocs == s->procs_cap) {
 		size_t cap = s->procs_cap ? s->procs_cap * 2 : 16;
 		hum_proc **v = realloc(s->procs, cap * sizeof *v);
@@ -404,6 +411,7 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 		return NULL;
 	}
 	n->kind = (uint8_t)spec->kind;
+	n->base_len = (uint32_t)base_len;
 	n->state = HUM_PENDING;
 	n->exit_code = -1;
 	n->changed_at_ms = sup_now_ms();

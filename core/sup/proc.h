@@ -52,6 +52,9 @@ typedef struct hum_spec {
 	hum_restart restart;
 	int kind;            /* hum_kind */
 	const char *groups;  /* comma separated, may be NULL */
+	const char *base;    /* a replica: the definition's name, and the
+	                      * process's name is "<base>.<something>"
+	                      * (state/select.h); NULL or "": not a replica */
 } hum_spec;
 
 typedef struct hum_sup_hooks {
@@ -73,7 +76,8 @@ hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st,
 void hum_sup_free(hum_sup *s);
 
 /* Registers a process in state `pending` with reason "not started".  The spec
- * is deep-copied.  Returns NULL with *err = -EEXIST / -EINVAL / -ENOMEM. */
+ * is deep-copied.  Returns NULL with *err = -EEXIST / -EINVAL (also: a base
+ * that is not the start of name followed by '.') / -ENOMEM. */
 hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *err);
 hum_proc *hum_sup_get(hum_sup *s, uint32_t id);
 hum_proc *hum_sup_find(hum_sup *s, const char *name);

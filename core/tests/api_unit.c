@@ -265,7 +265,10 @@ static long ask(conn *c, const char *req)
 
 static hum_entry *add_proc(const char *name, const char *groups, int state, int pid)
 {
-	hum_snap t = { .state = (uint8_t)state, .pid = pid, .exit_code = -1, .started_at_ms = 1700000000000LL };
+	/* "worker.1": a replica of "worker" (the supervisor is told so by its spec) */
+	const char *dot = strchr(name, '.');
+	hum_snap t = { .state = (uint8_t)state, .pid = pid, .exit_code = -1, .started_at_ms = 1700000000000LL,
+		       .base_len = dot ? (uint32_t)(dot - name) : 0 };
 	hum_snap *s = hum_snap_new(&t, name, groups, "because");
 	hum_entry *e = hum_store_add(st, s);
 	return e;

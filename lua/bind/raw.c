@@ -17,6 +17,7 @@
 
 #include "host.h"
 #include "signames.h"
+#include "state/select.h"
 
 void hum_raw_async_register(lua_State *L);
 void hum_raw_server_register(lua_State *L); /* api_server.c: control socket, client, detach */
@@ -126,6 +127,7 @@ static int l_add(lua_State *L)
 	sp.shell = strfield(L, 2, "shell");
 	sp.cwd = strfield(L, 2, "cwd");
 	sp.groups = strfield(L, 2, "groups");
+	sp.base = strfield(L, 2, "base");
 	sp.stop_signal = (int)numfield(L, 2, "stop_signal", SIGTERM);
 	sp.grace = numfield(L, 2, "grace", 5);
 	sp.kind = (int)numfield(L, 2, "kind", HUM_SERVICE);
@@ -228,6 +230,70 @@ static int l_find(lua_State *L)
 		lua_pushinteger(L, hum_proc_id(p));
 	else
 		lua_pushnil(L);
+	return 1;
+}
+
+/* Selectors (state/select.h: the definition every command shares) ---------- */
+
+/* Parses the selector at idx into *sel, or pushes nil, message and returns
+ * false.  [-0, +0|2, raises on a non-string] */
+static bool checkselector(lua_State *L, int idx, hum_selector *sel)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, idx, &len);
+	char err[200];
+	if (hum_select_parse(sel, text, len, err, sizeof err) == 0)
+		return true;
+	lua_pushnil(L);
+	lua_pushstring(L, err);
+	return false;
+}
+
+typedef struct select_walk {
+	lua_State *L;
+	hum_selector sel;
+	int n;
+} select_walk;
+
+static int select_one(hum_proc *p, void *ud)
+{
+	select_walk *w = ud;
+	if (hum_select_snap(&w->sel, hum_proc_snap(p))) {
+		lua_pushinteger(w->L, hum_proc_id(p));
+		lua_rawseti(w->L, -2, ++w->n);
+	}
+	return 0;
+}
+
+/* raw.select(sel) -> { id... } in id order (empty: nothing matches) | nil, err
+ * when sel is not a valid selector.  Matches the current snapshots (the loop
+ * thread writes them, so it reads them without a section). [-1, +1|2, raises] */
+static int l_select(lua_State *L)
+{
+	needhost(L);
+	select_walk w = { .L = L };
+	if (!checkselector(L, 1, &w.sel))
+		return 2;
+	lua_newtable(L);
+	hum_sup_foreach(H->sup, select_one, &w);
+	return 1;
+}
+
+/* raw.select_match(sel, name, groups, base) -> boolean | nil, err: the same
+ * test on a process not registered yet (a definition's instance: groups
+ * comma separated, base "" unless it is a replica). [-4, +1|2, raises] */
+static int l_select_match(lua_State *L)
+{
+	hum_selector sel;
+	const char *name = luaL_checkstring(L, 2);
+	const char *groups = luaL_optstring(L, 3, "");
+	size_t base_len;
+	const char *base = luaL_optlstring(L, 4, "", &base_len);
+	if (base_len > 0 && (strncmp(name, base, base_len) != 0 || name[base_len] != '.'))
+		return luaL_argerror(L, 4, "a replica's name is its base followed by a dot");
+	if (!checkselector(L, 1, &sel))
+		return 2;
+	lua_pushboolean(L, hum_select_match(&sel, name, base_len, groups));
 	return 1;
 }
 
@@ -514,7 +580,8 @@ static const luaL_Reg fns[] = {
 	{ "stop", l_stop }, { "restart", l_restart }, { "signal", l_signal },
 	{ "set_pending", l_set_pending }, { "set_ready", l_set_ready },
 	{ "set_reason", l_set_reason }, { "status", l_status }, { "find", l_find },
-	{ "ps", l_ps }, { "logs", l_logs }, { "watch_lines", l_watch_lines },
+	{ "ps", l_ps }, { "select", l_select }, { "select_match", l_select_match },
+	{ "logs", l_logs }, { "watch_lines", l_watch_lines },
 	{ "timer", l_timer }, { "timer_stop", l_timer_stop }, { "now", l_now },
 	{ "time", l_time }, { "signum", l_signum }, { "signame", l_signame },
 	{ "kill_all", l_kill_all }, { "active", l_active }, { "notify_idle", l_notify_idle }, { "quit", l_quit },

@@ -170,7 +170,8 @@ end
 
 local function select_or_error(pattern, what)
 	if type(pattern) ~= "string" then error(what .. ": expected a name, group or glob", 3) end
-	local list = runtime.select(pattern)
+	local list, err = runtime.select(pattern)
+	if err then return nil, ("%s: %s"):format(what, err) end
 	if #list == 0 then return nil, ("%s: nothing matches %q"):format(what, pattern) end
 	return list
 end

@@ -52,7 +52,8 @@ local function resolve(req)
 	local out, seen = {}, {}
 	for _, t in ipairs(targets) do
 		if type(t) ~= "string" then return nil, "targets must be strings" end
-		local list = runtime.select(t)
+		local list, serr = runtime.select(t)
+		if serr then return nil, serr end
 		if #list == 0 then return nil, ("nothing matches %q"):format(t) end
 		for _, i in ipairs(list) do
 			if not seen[i] then seen[i] = true out[#out + 1] = i end

@@ -51,11 +51,19 @@ end
 
 local RESTART = { no = raw.RESTART_NO, ["on-failure"] = raw.RESTART_ON_FAILURE, always = raw.RESTART_ALWAYS }
 
+-- The name of replica r of definition p, and its replica base ("" when p is
+-- not scaled): what the process is registered with, and what selectors
+-- match (core/state/select.h).
+local function instance_name(p, r)
+	if p.scale > 1 then return p.name .. "." .. r, p.name end
+	return p.name, ""
+end
+
 function M.register_all(base_dir)
 	for _, p in ipairs(defs.list) do
 		p.instances = {}
 		for r = 1, p.scale do
-			local name = p.scale > 1 and (p.name .. "." .. r) or p.name
+			local name, base = instance_name(p, r)
 			local cwd = util.resolve(base_dir, p.cwd or ".")
 			local spec = {
 				kind = p.kind == "task" and raw.TASK or raw.SERVICE,
@@ -66,6 +74,7 @@ function M.register_all(base_dir)
 				backoff_initial = p.restart_spec.initial, backoff_cap = p.restart_spec.cap,
 				backoff_reset = p.restart_spec.reset,
 				groups = table.concat(p.groups, ","),
+				base = base,
 			}
 			if type(p.cmd) == "table" then
 				spec.argv = {}
@@ -503,41 +512,38 @@ function M.finish(code)
 	raw.quit(code)
 end
 
--- Selection: names, instance names, groups and globs -> instances ---------------
-function M.select(pattern)
-	local out, seen = {}, {}
-	local function add(i)
-		if not seen[i] then seen[i] = true out[#out + 1] = i end
-	end
-	local function add_def(p) for _, i in ipairs(p.instances or {}) do add(i) end end
-	if pattern == "*" or pattern == "all" then
-		for _, i in ipairs(inst_list) do add(i) end
-	elseif defs.byname[pattern] then add_def(defs.byname[pattern])
-	elseif by_name[pattern] then add(by_name[pattern])
-	elseif defs.groups[pattern] then
-		for _, p in ipairs(defs.groups[pattern].members) do add_def(p) end
-	elseif util.is_glob(pattern) then
-		local pat = util.glob_pattern(pattern)
-		for _, p in ipairs(defs.list) do if p.name:match(pat) then add_def(p) end end
-		for _, i in ipairs(inst_list) do if i.name:match(pat) then add(i) end end
-		for _, g in ipairs(defs.group_list) do
-			if g.name:match(pat) then for _, p in ipairs(g.members) do add_def(p) end end
-		end
-	end
-	return out
+-- Selection -------------------------------------------------------------------
+-- What a selector selects is defined once, in C (core/state/select.h): a
+-- glob matched against a process's name, its replica base and its groups.
+-- The control socket's reads (hum status, hum logs) call the same function,
+-- so every command selects the same processes.  Both functions return a list
+-- (empty when nothing matches) and, when the selector itself is refused (too
+-- long, a [ without ], ...), an empty list and the message.
+
+-- A selector -> the registered instances it selects, in registration order.
+function M.select(sel)
+	local ids, err = raw.select(sel)
+	local out = {}
+	for _, id in ipairs(ids or {}) do out[#out + 1] = inst[id] end
+	return out, err
 end
 
--- Definitions matching a name, group or glob (before registration).
-function M.select_defs(pattern)
-	local out, seen = {}, {}
-	local function add(p) if not seen[p] then seen[p] = true out[#out + 1] = p end end
-	if defs.byname[pattern] then add(defs.byname[pattern])
-	elseif defs.groups[pattern] then for _, p in ipairs(defs.groups[pattern].members) do add(p) end
-	elseif util.is_glob(pattern) then
-		local pat = util.glob_pattern(pattern)
-		for _, p in ipairs(defs.list) do if p.name:match(pat) then add(p) end end
-		for _, g in ipairs(defs.group_list) do
-			if g.name:match(pat) then for _, p in ipairs(g.members) do add(p) end end
+-- A selector -> the definitions with an instance it selects, before anything
+-- is registered (`hum up NAME` chooses before it may fork into the
+-- background): the same C test, on the name, groups and base each instance
+-- will be registered with.
+function M.select_defs(sel)
+	local out = {}
+	for _, p in ipairs(defs.list) do
+		local groups = table.concat(p.groups, ",")
+		for r = 1, p.scale do
+			local name, base = instance_name(p, r)
+			local hit, err = raw.select_match(sel, name, groups, base)
+			if err then return {}, err end
+			if hit then
+				out[#out + 1] = p
+				break
+			end
 		end
 	end
 	return out

@@ -1,4 +1,5 @@
--- hum.util — small pure helpers: paths, globs, env files, URLs, signals.
+-- hum.util — small pure helpers: paths, env files, URLs, signals.  (Globs are
+-- selectors, matched in C: raw.select, runtime.select.)
 local raw = require "hum.raw"
 
 local M = {}
@@ -23,14 +24,6 @@ function M.exists(path)
 	if f then f:close() return true end
 	return false
 end
-
--- Glob ("web*", "api.?", "*") to an anchored Lua pattern.
-function M.glob_pattern(glob)
-	local p = glob:gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0"):gsub("%*", ".*"):gsub("%?", ".")
-	return "^" .. p .. "$"
-end
-
-function M.is_glob(s) return s:find("[%*%?]") ~= nil end
 
 -- KEY=VALUE lines: `export` prefix, # comments, single quotes (literal),
 -- double quotes (escapes \n \" \\ and ${VAR}), bare values (${VAR}, trailing
