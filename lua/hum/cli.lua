@@ -128,8 +128,8 @@ Shows one process in detail (NAME may also be a group, a glob or the base
 name of replicas: web matches web.1, web.2).
 
   -f, --file FILE   config whose hum to ask
-      --json        the process as one JSON object (same keys as hum ps --json);
-                    a JSON array when NAME matches several processes
+      --json        a JSON array with one object per selected process (the
+                    same keys as hum ps --json), also when only one matches
 
 Exit status: 0, 1 when nothing matches, 3 when no hum is running.]] },
 

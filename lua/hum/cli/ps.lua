@@ -76,8 +76,8 @@ function M.status(opts, pos, cmd)
 	if not resp then return line end
 	c:close()
 	if opts.json then
-		local arr = json_array_of(line)
-		io.stdout:write(#resp.procs == 1 and arr:sub(2, -2) or arr, "\n")
+		-- always an array, one object per selected process (as ps --json)
+		io.stdout:write(json_array_of(line), "\n")
 		return 0
 	end
 	local color = fmt.want_color()
