@@ -130,6 +130,7 @@ static void proc_free(hum_proc *p)
 	free(p->shell);
 	free(p->cwd);
 	free(p->groups);
+	free(p->base);
 	free(p);
 }
 
@@ -205,6 +206,8 @@ int sup_proc_spawn(hum_proc *p, int why)
 
 /* ---- supervisor ------------------------------------------------------------------ */
 
+static void retire_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+
 hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st, const hum_sup_hooks *hooks, void *ud)
 {
 	static unsigned instances;
@@ -232,6 +235,7 @@ hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st, const hum_sup_hooks *h
 		s->hooks = *hooks;
 	s->ud = ud;
 	s->sentinel.fd = -1;
+	ev_prepare_init(&s->retire_w, retire_cb);
 	s->scratch = malloc(HUM_LBUF_SCRATCH);
 	s->lines = malloc(HUM_LBUF_MAX_LINES * sizeof *s->lines);
 	if (s->scratch == NULL || s->lines == NULL) {
@@ -319,6 +323,7 @@ void hum_sup_free(hum_sup *s)
 	hum_sentinel_disarm(&s->sentinel);
 	hum_sentinel_stop(&s->sentinel);
 	/* 4. Watchers and memory. */
+	ev_prepare_stop(s->loop, &s->retire_w);
 	sup_stream_close_all(s);
 	sup_reap_fini(s);
 	for (size_t i = 0; i < s->nprocs; i++) {
@@ -329,6 +334,57 @@ void hum_sup_free(hum_sup *s)
 	free(s->scratch);
 	free(s->lines);
 	free(s);
+}
+
+/* Removal ------------------------------------------------------------------------ */
+
+static bool run_over(const hum_proc *p)
+{
+	int st = p->entry->snap->state;
+	return p->pid == 0 && !p->finish_pending && p->nstreams == 0 &&
+	       (st == HUM_PENDING || st == HUM_STOPPED || st == HUM_SUCCEEDED || st == HUM_FAILED);
+}
+
+static void retire(hum_sup *s, size_t i)
+{
+	hum_proc *p = s->procs[i];
+	ev_timer_stop(s->loop, &p->grace_timer);
+	ev_timer_stop(s->loop, &p->backoff_timer);
+	if (s->hooks.removed)
+		s->hooks.removed(p, s->ud);
+	memmove(&s->procs[i], &s->procs[i + 1], (s->nprocs - i - 1) * sizeof s->procs[0]);
+	s->nprocs--;
+	p->entry->owner = NULL;
+	hum_store_remove(s->st, p->entry);
+	proc_free(p);
+}
+
+/* Each iteration while removals wait: retire those whose run is over.  A
+ * sweep still queued for a retired process finds no record by id and is
+ * dropped (sweep.c looks records up by id). */
+static void retire_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	hum_sup *s = (hum_sup *)((char *)w - offsetof(hum_sup, retire_w));
+	for (size_t i = s->nprocs; i-- > 0;) {
+		hum_proc *p = s->procs[i];
+		if (p->removing && run_over(p)) {
+			retire(s, i);
+			s->nremoving--;
+		}
+	}
+	if (s->nremoving == 0)
+		ev_prepare_stop(loop, w);
+}
+
+int hum_sup_remove(hum_sup *s, hum_proc *p)
+{
+	if (p->removing)
+		return -EALREADY;
+	p->removing = 1;
+	s->nremoving++;
+	hum_proc_stop(p);
+	ev_prepare_start(s->loop, &s->retire_w); /* no-op when active */
+	return 0;
 }
 
 const char *hum_sup_token(hum_sup *s)
@@ -344,6 +400,47 @@ int hum_sup_guard_group(hum_sup *s, pid_t pgid)
 int hum_sup_unguard_group(hum_sup *s, pid_t pgid)
 {
 	return pgid > 0 ? hum_sentinel_forget(&s->sentinel, pgid) : -EINVAL;
+}
+
+/* The defaults hum_sup_add applies, in one place for add and equality. */
+static int norm_signal(const hum_spec *sp) { return sp->stop_signal > 0 ? sp->stop_signal : SIGTERM; }
+static double norm_grace(const hum_spec *sp) { return sp->grace < 0 ? 5.0 : sp->grace; }
+static hum_restart norm_restart(const hum_spec *sp)
+{
+	hum_restart r = sp->restart;
+	if (!(r.initial >= 0))
+		r.initial = 0;
+	if (!(r.cap >= r.initial))
+		r.cap = r.initial;
+	return r;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static bool strv_eq(char *const *a, char *const *b)
+{
+	if (!a || !b)
+		return a == b;
+	for (; *a && *b; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return *a == NULL && *b == NULL;
+}
+
+bool hum_proc_spec_equal(const hum_proc *p, const hum_spec *sp)
+{
+	hum_restart r = norm_restart(sp);
+	return (sp->shell ? p->shell && strcmp(p->shell, sp->shell) == 0 && !p->argv
+			  : !p->shell && strv_eq(p->argv, sp->argv)) &&
+	       str_eq(p->cwd, sp->cwd) && strv_eq(p->env, sp->env) &&
+	       p->stop_signal == norm_signal(sp) && p->grace == norm_grace(sp) &&
+	       p->kind == sp->kind && p->restart.policy == r.policy && p->restart.max == r.max &&
+	       p->restart.initial == r.initial && p->restart.cap == r.cap &&
+	       p->restart.reset_after == r.reset_after &&
+	       str_eq(p->groups, sp->groups) && str_eq(p->base, sp->base);
 }
 
 hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *err)
@@ -388,20 +485,17 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 	p->cwd = spec->cwd ? strdup(spec->cwd) : NULL;
 	p->env = strv_dup(spec->env);
 	p->groups = strdup(spec->groups ? spec->groups : "");
+	p->base = strdup(spec->base ? spec->base : "");
 	if ((spec->shell ? !p->shell : !p->argv) || (spec->cwd && !p->cwd) ||
-	    (spec->env && !p->env) || !p->groups) {
+	    (spec->env && !p->env) || !p->groups || !p->base) {
 		proc_free(p);
 		*err = -ENOMEM;
 		return NULL;
 	}
-	p->stop_signal = spec->stop_signal > 0 ? spec->stop_signal : SIGTERM;
-	p->grace = spec->grace < 0 ? 5.0 : spec->grace;
+	p->stop_signal = norm_signal(spec);
+	p->grace = norm_grace(spec);
 	p->kind = spec->kind;
-	p->restart = spec->restart;
-	if (!(p->restart.initial >= 0))
-		p->restart.initial = 0;
-	if (!(p->restart.cap >= p->restart.initial))
-		p->restart.cap = p->restart.initial;
+	p->restart = norm_restart(spec);
 	p->cleaned = 1;
 
 	hum_snap *n = hum_snap_new(NULL, name, p->groups, "not started");

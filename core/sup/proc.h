@@ -67,6 +67,9 @@ typedef struct hum_sup_hooks {
 	 * sending SIGKILL".  p is NULL for the supervisor's own (sentinel,
 	 * /proc).  NULL: printed to stderr as "hum: <name>: <msg>". */
 	void (*log)(hum_proc *p, const char *msg, void *ud);
+	/* Optional: p is about to be retired by hum_sup_remove (its final
+	 * state was published before); p's id names no process afterwards. */
+	void (*removed)(hum_proc *p, void *ud);
 } hum_sup_hooks;
 
 /* loop must be the default loop.  The supervisor becomes a child subreaper. */
@@ -80,6 +83,20 @@ void hum_sup_free(hum_sup *s);
  * that is not the start of name followed by '.') / -ENOMEM. */
 hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *err);
 hum_proc *hum_sup_get(hum_sup *s, uint32_t id);
+/* Removes p: stops it (as hum_proc_stop) if a run is live, and once the run
+ * is over — main pid reaped, final state published, pipes at EOF — calls
+ * the removed hook and retires p's store entry (readers holding it keep it
+ * until their section ends; a follower of its log sees it gone).  p must
+ * not be used by the caller afterwards, and its id never names another
+ * process.  Retirement happens on a later loop iteration, or at once when
+ * nothing runs.  0, or -EALREADY if removal was already asked for. */
+int hum_sup_remove(hum_sup *s, hum_proc *p);
+/* Whether p was registered with a spec equal to `spec` (every field that
+ * changes how it runs: argv or shell, cwd, env, stop signal, grace, restart
+ * policy, kind, groups, replica base), after the same defaults hum_sup_add
+ * applies (grace < 0 is 5, stop signal 0 is SIGTERM).  What live reload
+ * asks before it keeps a running process. */
+bool hum_proc_spec_equal(const hum_proc *p, const hum_spec *spec);
 hum_proc *hum_sup_find(hum_sup *s, const char *name);
 void hum_sup_foreach(hum_sup *s, int (*fn)(hum_proc *p, void *ud), void *ud);
 /* Number of processes with a live pid or an open pipe. */

@@ -96,6 +96,8 @@ struct hum_proc {
 	uint8_t finish_pending; /* exited; final state waits for a sweep */
 	uint8_t cleaned;     /* this run's leftovers were killed (or none) */
 	uint8_t output_paused; /* hum_proc_pause_output: pipes not watched */
+	uint8_t removing;    /* hum_sup_remove: retire once the run is over */
+	char *base;          /* replica base ("" if none): for spec equality */
 	void *udata;
 };
 
@@ -115,6 +117,8 @@ struct hum_sup {
 	char token[96];      /* "HUM_TOKEN=<prefix>0.0": for other spawners */
 	hum_sentinel sentinel;
 	hum_sweeper sweeper;
+	ev_prepare retire_w; /* active while a removal waits for its run's end */
+	size_t nremoving;
 	bool freeing;
 };
 

@@ -154,7 +154,7 @@ UTIL void tick(void)
 
 UTIL void harness_init(void)
 {
-	static const hum_sup_hooks hooks = { on_state, on_lines, on_log };
+	static const hum_sup_hooks hooks = { .state = on_state, .lines = on_lines, .log = on_log };
 	FIX = getenv("HUM_FIXTURES");
 	if (!FIX || !*FIX)
 		FIX = "build/fixtures";

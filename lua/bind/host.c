@@ -434,6 +434,18 @@ static void lines_hook(hum_proc *p, const hum_line *lines, size_t n, void *ud)
 	}
 }
 
+/* hum_sup_remove retired the process: its id names nothing from now on. */
+static void removed_hook(hum_proc *p, void *ud)
+{
+	hum_host *h = ud;
+	uint32_t id = hum_proc_id(p);
+	hum_event *ev = hum_event_new("removed", id);
+	hum_event_cstr(ev, "name", hum_proc_name(p));
+	hum_host_push(h, ev);
+	if (id < h->lineq_cap)
+		h->lineq[id].reactions = h->lineq[id].probe = false;
+}
+
 static void log_hook(hum_proc *p, const char *msg, void *ud)
 {
 	hum_host *h = ud;
@@ -446,7 +458,9 @@ static void log_hook(hum_proc *p, const char *msg, void *ud)
 int hum_host_init(hum_host *h)
 {
 	static const int signums[3] = { SIGINT, SIGTERM, SIGHUP };
-	static const hum_sup_hooks hooks = { state_hook, lines_hook, log_hook };
+	static const hum_sup_hooks hooks = {
+		.state = state_hook, .lines = lines_hook, .log = log_hook, .removed = removed_hook,
+	};
 
 	hum_host_current = h;
 	h->dispatch_ref = LUA_NOREF;
