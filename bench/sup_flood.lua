@@ -10,8 +10,12 @@ local LINES = os.getenv("SUP_LINES") or "1000000"
 
 local out = require "sup_out"
 
+-- SUP_LINE_REACTION=1: a line reaction on every task whose pattern no line
+-- matches (every line becomes an event for Lua, none runs a coroutine)
+local REACT = os.getenv("SUP_LINE_REACTION") == "1"
 for i = 1, K do
-	hum.task("seq" .. i) { cmd = { "seq", "1", LINES } }
+	local t = hum.task("seq" .. i) { cmd = { "seq", "1", LINES } }
+	if REACT then t:on("line", "^never", function() end) end
 end
 
 local exited = 0

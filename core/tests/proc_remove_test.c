@@ -34,7 +34,8 @@ static void test_remove_running(void)
 	/* the last state it published is the end of its run, with all its output */
 	int last = r.nstates ? r.states[r.nstates - 1] : -1;
 	ok(last == HUM_STOPPED && r.text[1] && strstr(r.text[1], "bye"),
-	   "final state stopped, published before retirement, output complete");
+	   "final state stopped, published before retirement, output complete (last %s, output %s)",
+	   last >= 0 ? hum_state_name(last) : "none", r.text[1] ? r.text[1] : "");
 	hum_store_flush(ST);
 	const hum_world *w = hum_store_world(ST);
 	int in_world = 0;

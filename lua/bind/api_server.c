@@ -84,6 +84,11 @@ static int l_api_reply(lua_State *L)
 	lua_Integer id = luaL_checkinteger(L, 1);
 	size_t len;
 	const char *json = luaL_checklstring(L, 2, &len);
+	/* A reply reports states the client may read next (`hum start web`
+	 * then `hum ps`): publish the world they are in before the reply can
+	 * reach the client, instead of at the end of this loop iteration. */
+	if (hum_host_current && hum_host_current->st)
+		hum_store_publish_world(hum_host_current->st);
 	if (api && id > 0 && id <= UINT32_MAX)
 		hum_api_reply(api, (uint32_t)id, json, len);
 	return 0;

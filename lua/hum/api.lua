@@ -105,9 +105,9 @@ end
 -- Reading --------------------------------------------------------------------------
 function Proc:status()
 	running(self.name .. ":status")
-	if #self.instances == 1 then return raw.status(self.instances[1].id) end
+	if #runtime.instances(self) == 1 then return raw.status(runtime.instances(self)[1].id) end
 	local out = {}
-	for k, i in ipairs(self.instances) do out[k] = raw.status(i.id) end
+	for k, i in ipairs(runtime.instances(self)) do out[k] = raw.status(i.id) end
 	return out
 end
 
@@ -116,7 +116,7 @@ function Proc:logs(opts)
 	opts = opts or {}
 	local n = opts.n or 100
 	local out = {}
-	for _, i in ipairs(self.instances) do
+	for _, i in ipairs(runtime.instances(self)) do
 		local lines = raw.logs(i.id, (opts.grep or opts.stream) and 1e9 or n)
 		for _, l in ipairs(lines) do
 			if (not opts.stream or l.stream == opts.stream) and (not opts.grep or l.line:find(opts.grep)) then
@@ -125,7 +125,7 @@ function Proc:logs(opts)
 			end
 		end
 	end
-	if #self.instances > 1 then table.sort(out, function(x, y) return x.seq < y.seq end) end
+	if #runtime.instances(self) > 1 then table.sort(out, function(x, y) return x.seq < y.seq end) end
 	if #out > n then
 		local tail = {}
 		for k = #out - n + 1, #out do tail[#tail + 1] = out[k] end
@@ -151,7 +151,7 @@ end
 -- Control -----------------------------------------------------------------------
 local function each(p, fn)
 	running(p.name)
-	for _, i in ipairs(p.instances) do fn(i) end
+	for _, i in ipairs(runtime.instances(p)) do fn(i) end
 	return true
 end
 
@@ -227,7 +227,7 @@ function hum.wait(p, what, timeout)
 	end
 	if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then error("hum.wait: timeout must be seconds", 2) end
 	reactions.current("hum.wait")
-	local list = p.instances
+	local list = runtime.instances(p)
 	local deadline = timeout and raw.now() + timeout
 	local function left() return deadline and math.max(0, deadline - raw.now()) end
 	local keys, by_key = {}, {}

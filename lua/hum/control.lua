@@ -240,7 +240,7 @@ function COMMANDS.eval(req)
 	return { output = table.concat(out), result = #vals > 0 and table.concat(vals, "\t") or nil }
 end
 
--- Called by the dispatcher (runtime.command_handler) on the loop thread.
+-- Called by the dispatcher (a runtime "command" listener) on the loop thread.
 function M.handle(id, payload)
 	local ok, req = pcall(cjson.decode, payload)
 	if not ok or type(req) ~= "table" then
@@ -274,8 +274,7 @@ end
 -- last service must not end hum); before that, the usual rule: exit when
 -- nothing can make progress.
 local function on_idle()
-	if M.controlled then return end
-	runtime.finish(runtime.outcome_code())
+	return M.controlled -- true: stay; otherwise the runtime finishes
 end
 
 function M.stop()
@@ -294,18 +293,11 @@ function M.start(file, opts)
 	end
 	M.path = path
 	if stale then raw.log("removed a stale control socket left by an earlier hum") end
-	runtime.command_handler = M.handle
-	if runtime.on_idle == nil then runtime.on_idle = on_idle end
+	runtime.listen("command", function(id, req) M.handle(id, req) return true end)
+	runtime.listen("idle", on_idle)
 	-- The API thread reads the store, so it must stop before the store is
-	-- freed: close it when the loop returns (raw.run is looked up at call
-	-- time by hum.cli.up).
-	local run = raw.run
-	raw.run = function(...)
-		local okr, code = pcall(run, ...)
-		M.stop()
-		if not okr then error(code, 0) end
-		return code
-	end
+	-- freed: when the loop returns.
+	runtime.listen("teardown", M.stop)
 	raw.detach_notify()
 	return true
 end

@@ -23,7 +23,61 @@ local exit_code = 0
 local all_ready_fired = false
 local probes -- hum.probes, loaded lazily (it needs this module)
 M.mode = "up"  -- or "run"
-M.on_idle = nil -- called when nothing can make progress (hum run uses it)
+
+-- Listeners ---------------------------------------------------------------------
+-- What other modules hook into, as lists called in the order they were
+-- added (M.listen returns a handle with :off()); nothing is a single slot
+-- that a second user would overwrite:
+--   idle(…)          nothing can make progress; a listener that returns
+--                    true has decided what happens (keep running, shut
+--                    down); when none does, hum finishes with the outcome
+--   state(i, new, old)  after each state event of an instance
+--   command(id, req) a control-socket request; true when handled
+--   teardown()       once the loop has returned (M.run), newest first: the
+--                    API thread must stop before the supervisor is freed
+local listeners = { idle = {}, state = {}, command = {}, teardown = {} }
+local Listener = {}
+Listener.__index = Listener
+function Listener:off()
+	local list = listeners[self.kind]
+	for k, l in ipairs(list) do
+		if l == self then table.remove(list, k) return true end
+	end
+	return false
+end
+
+function M.listen(kind, fn)
+	local list = assert(listeners[kind], "unknown listener kind")
+	local l = setmetatable({ kind = kind, fn = fn }, Listener)
+	list[#list + 1] = l
+	return l
+end
+
+-- Calls kind's listeners in order until one returns true; returns it.
+local function claim(kind, ...)
+	for _, l in ipairs({ unpack(listeners[kind]) }) do
+		if l.fn(...) then return true end
+	end
+	return false
+end
+
+local function notify(kind, ...)
+	for _, l in ipairs({ unpack(listeners[kind]) }) do l.fn(...) end
+end
+
+-- Runs the loop until hum finishes, then the teardown listeners (newest
+-- first, each protected: one failing does not skip the others).  Returns
+-- the exit code.
+function M.run()
+	local ok, code = pcall(raw.run)
+	local list = listeners.teardown
+	for k = #list, 1, -1 do
+		local okt, err = pcall(list[k].fn)
+		if not okt then io.stderr:write("hum: teardown: ", tostring(err), "\n") end
+	end
+	if not ok then error(code, 0) end
+	return code
+end
 
 local ACTIVE = { starting = true, running = true, ready = true, stopping = true, backoff = true }
 local FINAL = { stopped = true, succeeded = true, failed = true }
@@ -59,9 +113,16 @@ local function instance_name(p, r)
 	return p.name, ""
 end
 
+-- Definition -> its instances.  The runtime never writes into definitions
+-- (they are the user's config, and a later generation may compare them);
+-- a one-instance view (hum.get "web.2") carries its own `instances`.
+local of_def = setmetatable({}, { __mode = "k" })
+function M.instances(p) return p.instances or of_def[p] or {} end
+
 function M.register_all(base_dir)
 	for _, p in ipairs(defs.list) do
-		p.instances = {}
+		local list = {}
+		of_def[p] = list
 		for r = 1, p.scale do
 			local name, base = instance_name(p, r)
 			local cwd = util.resolve(base_dir, p.cwd or ".")
@@ -88,7 +149,7 @@ function M.register_all(base_dir)
 				wanted = false, ready = false, started = false, idx = #inst_list + 1 }
 			inst[id], by_name[name] = i, i
 			inst_list[#inst_list + 1] = i
-			p.instances[#p.instances + 1] = i
+			list[#list + 1] = i
 		end
 		M.watch_lines(p)
 	end
@@ -125,13 +186,13 @@ end
 
 -- A definition's line reactions changed: recompute for its instances.
 function M.watch_lines(p)
-	for _, i in ipairs(p.instances or {}) do M.line_interest(i) end
+	for _, i in ipairs(M.instances(p)) do M.line_interest(i) end
 end
 
 -- Dependencies ----------------------------------------------------------------
 -- true: satisfied; false, why: can never be satisfied in this state; nil, why: not yet.
 local function dep_status(d)
-	local insts = d.proc.instances
+	local insts = M.instances(d.proc)
 	for _, di in ipairs(insts) do
 		local s, c = di.state, d.cond
 		local ok
@@ -184,7 +245,7 @@ function M.want(i)
 	i.wanted = true
 	cands[i] = true
 	for _, d in ipairs(i.def.after) do
-		for _, di in ipairs(d.proc.instances) do M.want(di) end
+		for _, di in ipairs(M.instances(d.proc)) do M.want(di) end
 	end
 end
 
@@ -315,7 +376,7 @@ local function check_done()
 		return
 	end
 	if not progress_possible() then
-		if M.on_idle then return M.on_idle() end
+		if claim("idle") then return end
 		M.finish(outcome_code())
 	end
 end
@@ -373,7 +434,7 @@ local function on_state(ev)
 	if (new == "failed" or new == "succeeded" or new == "backoff") and old ~= new and not spawn_error then
 		log("%s: %s", i.name, reason ~= "" and reason or new)
 	end
-	if M.on_state_hook then M.on_state_hook(i, new, old) end
+	notify("state", i, new, old)
 	-- registration publishes a first "pending" that changes nothing
 	if new ~= old then fire(i, "state", { name = i.name, state = new, old = old, reason = reason, time = ev.time }) end
 	reactions.wake("state:" .. id, new)
@@ -412,7 +473,6 @@ local function on_line(ev)
 	end
 end
 
-M.command_handler = nil -- set by hum.control for control-socket requests
 
 -- Events from C are tables { kind, id, time, ...fields } (lua/bind/host.h);
 -- one handler per kind.  A new kind of event is one entry here.
@@ -432,7 +492,7 @@ M.handlers = {
 		return probes.on_event(ev)
 	end,
 	command = function(ev)
-		if M.command_handler then return M.command_handler(ev.id, ev.request) end
+		claim("command", ev.id, ev.request)
 	end,
 }
 M.handlers.probe = M.handlers.exec
@@ -567,7 +627,7 @@ function M.start_instance(i)
 	local seen = { [i] = true }
 	local function deps(x)
 		for _, d in ipairs(x.def.after) do
-			for _, di in ipairs(d.proc.instances) do
+			for _, di in ipairs(M.instances(d.proc)) do
 				if not seen[di] then
 					seen[di] = true
 					di.wanted = true

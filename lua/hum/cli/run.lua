@@ -57,11 +57,11 @@ function M.run(opts, pos, cmd)
 	runtime.boot(define.base_dir)
 	runtime.mode = "run"
 	runtime.jobs = jobs or raw.ncpu()
-	local ti = target.instances[1]
+	local ti = runtime.instances(target)[1]
 	runtime.want(ti)
 	local failed_code
-	runtime.on_state_hook = function(i, new)
-		if runtime.shutting_down() or i.def.kind ~= "task" or not i.wanted then return end
+	runtime.listen("state", function(i, new, old)
+		if new == old or runtime.shutting_down() or i.def.kind ~= "task" or not i.wanted then return end
 		if i == ti and new == "succeeded" then
 			runtime.shutdown(failed_code or 0)
 		elseif new == "failed" then
@@ -70,11 +70,14 @@ function M.run(opts, pos, cmd)
 			raw.log(("task %s failed (%s)"):format(i.name, i.reason or "?"))
 			if not opts.keep_going or i == ti then runtime.shutdown(failed_code) end
 		end
-	end
+	end)
 	-- nothing left that can run (keep-going after a failure): stop services
-	runtime.on_idle = function() runtime.shutdown(failed_code or runtime.outcome_code()) end
+	runtime.listen("idle", function()
+		runtime.shutdown(failed_code or runtime.outcome_code())
+		return true
+	end)
 	runtime.evaluate()
-	return raw.run()
+	return runtime.run()
 end
 
 return M

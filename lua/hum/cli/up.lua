@@ -33,7 +33,7 @@ function M.up(opts, pos)
 	end
 	runtime.boot(define.base_dir)
 	for _, p in ipairs(selected) do
-		for _, i in ipairs(p.instances) do runtime.want(i) end
+		for _, i in ipairs(runtime.instances(p)) do runtime.want(i) end
 	end
 	if #selected == 0 then
 		raw.log("nothing to start")
@@ -44,7 +44,7 @@ function M.up(opts, pos)
 	local started, serr = control.start(file, opts)
 	if not started then return die(1, "%s", serr) end
 	runtime.evaluate()
-	return raw.run()
+	return runtime.run()
 end
 
 return M
