@@ -17,7 +17,7 @@ static void count_removed(hum_proc *p, void *ud)
 static void test_remove_running(void)
 {
 	rec r;
-	hum_spec sp = spec_sh("echo started; trap 'echo bye; exit 0' TERM; while :; do sleep 0.05; done");
+	hum_spec sp = spec_sh("trap 'echo bye; exit 0' TERM; echo started; while :; do sleep 0.05; done");
 	hum_proc *p = add("doomed", &sp, &r);
 	uint32_t id = hum_proc_id(p);
 	hum_proc_start(p);
