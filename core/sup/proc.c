@@ -136,6 +136,30 @@ static void proc_free(hum_proc *p)
 
 /* ---- spawn --------------------------------------------------------------------- */
 
+/* Publishes the snapshot that begins a start attempt (a new run): running
+ * with its pid, or failed to spawn (pid 0, reason = the error, ended now). */
+static void publish_attempt(hum_proc *p, int state, pid_t pid, const char *reason)
+{
+	hum_snap *n = sup_proc_next(p, reason);
+	if (n == NULL)
+		return;
+	n->state = (uint8_t)state;
+	n->pid = pid;
+	n->ready = 0;
+	n->spawn_error = state == HUM_FAILED;
+	n->exit_code = -1;
+	n->term_signal = 0;
+	n->restarts = p->restarts;
+	n->run = p->run;
+	if (state == HUM_FAILED) {
+		n->ended_at_ms = n->changed_at_ms;
+	} else {
+		n->started_at_ms = n->changed_at_ms;
+		n->ended_at_ms = 0;
+	}
+	sup_proc_publish(p, n);
+}
+
 int sup_proc_spawn(hum_proc *p, int why)
 {
 	hum_sup *s = p->sup;
@@ -159,19 +183,7 @@ int sup_proc_spawn(hum_proc *p, int why)
 	if (rc < 0) {
 		p->cleaned = 1;
 		sup_log(s, p, "%s", err);
-		hum_snap *n = sup_proc_next(p, err);
-		if (n) {
-			n->state = HUM_FAILED;
-			n->spawn_error = 1;
-			n->pid = 0;
-			n->ready = 0;
-			n->exit_code = -1;
-			n->term_signal = 0;
-			n->restarts = p->restarts;
-			n->run = p->run;
-			n->ended_at_ms = n->changed_at_ms;
-			sup_proc_publish(p, n);
-		}
+		publish_attempt(p, HUM_FAILED, 0, err);
 		return rc;
 	}
 	p->pid = p->pgid = sp.pid;
@@ -187,20 +199,7 @@ int sup_proc_spawn(hum_proc *p, int why)
 		sup_log(s, p, "capture stdout: %s", strerror(-rc));
 	if ((rc = sup_stream_open(p, sp.err_fd, HUM_STREAM_ERR)) < 0)
 		sup_log(s, p, "capture stderr: %s", strerror(-rc));
-	hum_snap *n = sup_proc_next(p, "");
-	if (n) {
-		n->state = HUM_RUNNING;
-		n->pid = sp.pid;
-		n->ready = 0;
-		n->spawn_error = 0;
-		n->exit_code = -1;
-		n->term_signal = 0;
-		n->restarts = p->restarts;
-			n->run = p->run;
-		n->started_at_ms = n->changed_at_ms;
-		n->ended_at_ms = 0;
-		sup_proc_publish(p, n);
-	}
+	publish_attempt(p, HUM_RUNNING, sp.pid, "");
 	return 0;
 }
 
