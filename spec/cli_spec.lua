@@ -1,15 +1,10 @@
--- The client commands of the hum binary against a running `hum up`:
--- ps, status, logs, start, stop, restart, signal, eval, down, up -d, and the
--- exit codes (0 ok, 1 failed, 2 usage, 3 no running instance).
-local H = require "srv_helpers"
+-- The client commands of the hum binary: ps, status, start, stop, restart,
+-- signal, eval and their help against a running `hum up`; up -d and down; the
+-- exit codes (0 ok, 1 failed, 2 usage, 3 no running instance); version and
+-- help. (`hum logs` is in logs_spec.lua.)
+local H = require "support.socket"
 local S = H.S
 local cjson = H.json
-
-local function json_lines(out)
-	local t = {}
-	for l in out:gmatch("[^\n]+") do t[#t + 1] = cjson.decode(l) end
-	return t
-end
 
 describe("hum client commands", function()
 	local u
@@ -73,48 +68,6 @@ describe("hum client commands", function()
 		assert.matches('no process matches "ghost"', out)
 	end)
 
-	it("logs prints recent lines, merged and filtered", function()
-		local code, out = u:hum({ "logs", "db" })
-		assert.are.equal(0, code, out)
-		assert.matches("%d%d:%d%d:%d%d db%s+│ db ready", out)
-		assert.matches("%d%d:%d%d:%d%d db%s+! db warning", out)
-		code, out = u:hum({ "logs", "-n", "3", "web" })
-		assert.are.equal(0, code, out)
-		local n = 0
-		for _ in out:gmatch("tick %d+") do n = n + 1 end
-		assert.are.equal(3, n)
-		code, out = u:hum({ "logs", "back", "--grep", "warn|worker 2" })
-		assert.are.equal(0, code, out)
-		assert.matches("db warning", out)
-		assert.matches("worker 2 up", out)
-		assert.is_nil(out:find("db ready", 1, true))
-		code, out = u:hum({ "logs", "--stream", "err" })
-		assert.are.equal(0, code, out)
-		assert.matches("db warning", out)
-		assert.is_nil(out:find("tick", 1, true))
-		code, out = u:hum({ "logs", "--since", "1h", "db" })
-		assert.matches("db ready", out)
-		code, out = u:hum({ "logs", "--since", "2999-01-01", "db" })
-		assert.are.equal(0, code, out)
-		assert.are.equal("", out)
-	end)
-
-	it("logs --json prints one object per line", function()
-		local code, out = u:hum({ "logs", "--json", "-n", "4" })
-		assert.are.equal(0, code, out)
-		local t = json_lines(out)
-		assert.are.equal(4, #t)
-		for k, l in ipairs(t) do
-			assert.is_number(l.seq)
-			assert.is_number(l.time)
-			assert.is_string(l.name)
-			assert.is_string(l.line)
-			assert.is_truthy(l.stream == "out" or l.stream == "err")
-			if k > 1 then assert.is_true(l.seq > t[k - 1].seq) end
-		end
-		assert.matches('^{"seq":%d+,"time":[%d.]+,"name":"[^"]+","stream":"%a+","line":', out)
-	end)
-
 	it("stop, start and restart wait for the new state", function()
 		local code, out = u:hum({ "stop", "web" })
 		assert.are.equal(0, code, out)
@@ -176,28 +129,6 @@ describe("hum client commands", function()
 		assert.are.equal(2, code)
 		code = S.run({ "ps", "--frob" }, { cwd = u.dir })
 		assert.are.equal(2, code)
-	end)
-end)
-
-describe("hum logs --follow", function()
-	it("prints new lines and ends when hum stops", function()
-		local u = H.up_fixture("srv_basic.lua")
-		finally(function() u:close() end)
-		u:wait_state("web", { ready = true, running = true })
-		local f = S.start({ "logs", "-f", "-n", "0", "web" }, { cwd = u.dir })
-		finally(function() f:close() end)
-		local first = tonumber(f:wait_output("tick (%d+)"):match("tick (%d+)"))
-		S.wait(function()
-			local last
-			for n in f:output():gmatch("tick (%d+)") do last = tonumber(n) end
-			return last and last >= first + 3
-		end, nil, "more ticks")
-		local code, out = u:hum({ "down" })
-		assert.are.equal(0, code, out)
-		assert.are.equal(0, f:wait_exit(30), f:output())
-		u.bg:wait_exit(30)
-		code, out = u:hum({ "ps" })
-		assert.are.equal(3, code, out)
 	end)
 end)
 
@@ -270,5 +201,28 @@ hum.task "t" { cmd = "echo task ran" }
 		code, out = S.run({ "down" }, { cwd = dir })
 		assert.are.equal(0, code, out)
 		S.wait(function() return not S.alive(pid) end, 30, "the background hum to exit")
+	end)
+end)
+
+describe("hum CLI basics", function()
+	it("prints its version", function()
+		local code, out = S.run({ "--version" })
+		assert.are.equal(0, code)
+		assert.matches("^hum %d+%.%d+%.%d+ %(LuaJIT", out)
+	end)
+
+	it("prints help, and help for a command", function()
+		local code, out = S.run({ "--help" })
+		assert.are.equal(0, code)
+		assert.matches("usage: hum <command>", out)
+		code, out = S.run({ "up", "--help" })
+		assert.are.equal(0, code)
+		assert.matches("usage: hum up", out)
+	end)
+
+	it("rejects an unknown command with exit code 2", function()
+		local code, out = S.run({ "frobnicate" })
+		assert.are.equal(2, code)
+		assert.matches('unknown command "frobnicate"', out)
 	end)
 end)

@@ -1,5 +1,10 @@
--- Config errors are reported as file:line: message, and nothing starts.
-local S = require "support"
+-- Configs: `hum check` accepts a valid one and reports every kind of error
+-- as file:line: message; modules next to the config; finding hum.lua; and
+-- `hum up` on a broken config starts nothing.
+local S = require "support.hum"
+
+local marker = S.marker
+local exists = S.exists
 
 local function check(text)
 	local file = S.config(text)
@@ -83,25 +88,40 @@ end
 	end)
 end)
 
-describe("hum CLI basics", function()
-	it("prints its version", function()
-		local code, out = S.run({ "--version" })
-		assert.are.equal(0, code)
-		assert.matches("^hum %d+%.%d+%.%d+ %(LuaJIT", out)
-	end)
-
-	it("prints help, and help for a command", function()
-		local code, out = S.run({ "--help" })
-		assert.are.equal(0, code)
-		assert.matches("usage: hum <command>", out)
-		code, out = S.run({ "up", "--help" })
-		assert.are.equal(0, code)
-		assert.matches("usage: hum up", out)
-	end)
-
-	it("rejects an unknown command with exit code 2", function()
-		local code, out = S.run({ "frobnicate" })
-		assert.are.equal(2, code)
-		assert.matches('unknown command "frobnicate"', out)
+describe("hum up", function()
+	describe("with an error in the config", function()
+		local cases = {
+			{ "a Lua syntax error", [[
+hum.service "first" { cmd = "touch $RAN; exec sleep 1000", env = { MARK = "$MARK" } }
+hum.service "second" { cmd = "true"
+hum.service "third" { cmd = "true" }
+]], "hum%.lua:5: '}' expected %(to close '{' at line 4%)" },
+			{ "an unknown dependency", [[
+hum.service "first" { cmd = "touch $RAN; exec sleep 1000", env = { MARK = "$MARK" } }
+hum.service "second" { cmd = "true", after = { "ghost" } }
+]], 'hum%.lua:4: "second" depends on unknown process "ghost"' },
+			{ "an unknown field", [[
+hum.service "first" { cmd = "touch $RAN; exec sleep 1000", env = { MARK = "$MARK" } }
+hum.service "second" { cmd = "true", colour = "red" }
+]], 'hum%.lua:4: hum%.service "second": unknown field "colour"' },
+		}
+		for _, case in ipairs(cases) do
+			it("exits 1, prints file:line and starts nothing: " .. case[1], function()
+				local dir = S.tmpdir()
+				local mark = marker("BADCFG")
+				local ran = dir .. "/first-ran"
+				local file = S.config("local hum = require \"hum\"\n\n"
+					.. case[2]:gsub("%$RAN", ran):gsub("%$MARK", mark), dir)
+				local code, out = S.run({ "up", "-f", file }, { cwd = dir })
+				assert.are.equal(1, code, out)
+				assert.matches(case[3], out)
+				-- hum has exited: anything it had started would have touched
+				-- the file (first in the file, no dependencies) or be alive
+				assert.is_false(exists(ran), "the first service ran")
+				assert.are.same({}, S.pids_with_env(mark))
+				assert.is_nil(out:find("first", 1, true), out)
+				assert.is_false(exists(dir .. "/.hum/hum.sock"))
+			end)
+		end
 	end)
 end)

@@ -1,5 +1,8 @@
 -- The demo and the examples in scripts/ load, and the runnable ones work.
-local S = require "support"
+local S = require "support.hum"
+local ps = require "support.cli".ps
+
+local marker = S.marker
 
 local function scripts()
 	local list = {}
@@ -59,5 +62,34 @@ describe("scripts", function()
 		assert.matches("== api %(", text)
 		assert.matches("== worker %(", text)
 		assert.matches("worker: tick", text)
+	end)
+
+	it("runs the demo of make run (scripts/demo.lua) and stops it with Ctrl-C", function()
+		-- the demo listens on no port; a copy in a fresh directory keeps its
+		-- control socket out of the source tree
+		local mark = marker("DEMO")
+		local dir = S.tmpdir()
+		local file = S.write(dir .. "/demo.lua", assert(S.read(S.ROOT .. "/scripts/demo.lua")))
+		local h = S.start({ "up", "-f", file }, { cwd = dir, env = { DEMO_MARK = mark } })
+		finally(function() h:close() end)
+		h:wait_output("everything is up; press Ctrl-C to stop", nil, true)
+		h:wait_output("api is up at http://127.0.0.1:8080", nil, true)
+		local procs = S.wait(function()
+			local by = ps(dir, file)
+			return by and by.api.state == "ready" and by
+		end, nil, "hum ps --json")
+		assert.are.equal("ready", procs.db.state)
+		assert.are.equal("succeeded", procs.migrate.state)
+		assert.is_truthy(({ ready = true, running = true, backoff = true, failed = true })[procs.worker.state],
+			procs.worker.state)
+		local out = h:output()
+		assert.matches("db%s+│ db: ready to accept connections", out)
+		assert.matches("migrate%s+│ applying 001_users.*migrate%s+│ migrations done", out)
+		-- every process of the demo carries the marker (inherited from hum)
+		assert.is_true(#S.pids_with_env(mark) >= 3)
+		h:signal("INT")
+		assert.are.equal(130, h:wait_exit())
+		assert.matches("received SIGINT, stopping", h:output())
+		S.wait(function() return #S.pids_with_env(mark) == 0 end, 10, "the demo's processes gone")
 	end)
 end)

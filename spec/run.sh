@@ -19,9 +19,11 @@ if [ "${ONLY:-}" != spec ]; then
 		[ -x "$t" ] || continue
 		name=$(basename "$t")
 		echo "# C test $name"
-		if ! "$t" > "$out/c-$name.tap" 2>"$out/c-$name.err"; then
+		"$t" > "$out/c-$name.tap" 2>"$out/c-$name.err"
+		rc=$? # the test's status, before another command replaces $?
+		if [ "$rc" -ne 0 ]; then
 			status=1
-			grep -q '^not ok' "$out/c-$name.tap" || echo "not ok - $name exited with status $?" >> "$out/c-$name.tap"
+			grep -q '^not ok' "$out/c-$name.tap" || echo "not ok - $name exited with status $rc" >> "$out/c-$name.tap"
 			cat "$out/c-$name.err" >&2
 		fi
 		grep -E '^(not )?ok' "$out/c-$name.tap"

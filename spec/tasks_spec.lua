@@ -1,5 +1,5 @@
 -- `hum run TASK`: the dependency graph, parallelism, exit codes.
-local S = require "support"
+local S = require "support.hum"
 
 -- Each task appends "start NAME t" and "end NAME t" (monotonic seconds) to a log.
 local function graph(body)

@@ -1,16 +1,11 @@
 -- The control socket at the wire level: newline-delimited JSON over the Unix
--- socket of a real `hum up`, with a raw client (spec/srv_helpers.lua).
-local H = require "srv_helpers"
+-- socket of a real `hum up`, with a raw client (spec/support/socket.lua):
+-- requests and errors, limits, many and slow clients, followers, one
+-- instance per project, the socket's place and modes, peer credentials.
+local H = require "support.socket"
 local S = H.S
 local cjson = H.json
 local ffi = require "ffi"
-
-local function count_ok(conn, n, what)
-	for _ = 1, n do
-		local r = conn:read_json(30)
-		assert(r and r.ok, what)
-	end
-end
 
 describe("control socket", function()
 	local u

@@ -1,10 +1,18 @@
--- spec/srv_helpers.lua — a running `hum up` with its control socket, and a
+-- spec/support/socket.lua — a running `hum up` with its control socket, and a
 -- raw Unix-socket client (LuaJIT FFI) for wire-level specs.
+-- `require "support.socket"` gives H with
+--   H.S, H.json         support.hum and cjson
+--   H.connect(path)     a client: :send, :read_line, :read_json, :request,
+--                       :nonblocking, :wait_eof, :shutdown, :close
+--   H.sock(dir)         the documented socket path of a project directory
+--   H.up(text, opts)    `hum up` on a config text, once its socket answers:
+--   H.up_fixture(name)  :connect, :ask, :proc, :wait_state, :hum (the CLI in
+--                       the project directory), :close
 --
 -- Every wait polls a condition with a generous deadline; nothing sleeps a
 -- fixed time to let something happen.
 local ffi = require "ffi"
-local S = require "support"
+local S = require "support.hum"
 local cjson = require "cjson"
 
 local function cdef(s) pcall(ffi.cdef, s) end

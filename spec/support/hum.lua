@@ -1,4 +1,14 @@
--- spec/support.lua — running the real hum binary from busted specs.
+-- spec/support/hum.lua — running the real hum binary from busted specs:
+-- `require "support.hum"` gives S with
+--   paths         S.HUM, S.FIX (built fixtures), S.ROOT, S.SPECFIX, S.TIMEOUT
+--   waiting       S.wait(fn, timeout, what), S.now(), S.msleep(ms)
+--   processes     S.alive(pid), S.kill(pid, sig), S.SIG, S.pids_with_env(marker)
+--   files, text   S.tmpdir(), S.write, S.read, S.exists, S.file_lines(path),
+--                 S.lines(text), S.count(text, pattern), S.q (shell quoting),
+--                 S.marker(what) (a string unique to one run of one spec)
+--   hum           S.run(args, opts) (synchronous), S.start(args, opts) (in the
+--                 background: :output, :wait_output, :code, :signal,
+--                 :wait_exit, :close), S.config(text), S.scenario(body)
 --
 -- Every wait polls a condition with a generous deadline (the suite must not
 -- flake on a loaded 2-core machine); nothing waits on a fixed sleep.
@@ -75,6 +85,33 @@ function S.read(path)
 	local t = f:read("*a")
 	f:close()
 	return t
+end
+
+function S.exists(path)
+	local f = io.open(path)
+	if f then f:close() end
+	return f ~= nil
+end
+
+-- The lines of a text, or of a file (none when it does not exist), as an array.
+function S.lines(text)
+	local t = {}
+	for l in (text or ""):gmatch("[^\n]+") do t[#t + 1] = l end
+	return t
+end
+
+function S.file_lines(path) return S.lines(S.read(path)) end
+
+-- How many times a Lua pattern matches in a text.
+function S.count(text, pattern)
+	local n = 0
+	for _ in text:gmatch(pattern) do n = n + 1 end
+	return n
+end
+
+-- A marker for the environment of the processes of one run of one spec.
+function S.marker(what)
+	return ("HUMSPEC_%s_%d_%d"):format(what, os.time(), math.random(1e6))
 end
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
