@@ -3,9 +3,24 @@
  *
  * The child is started by hum_spawn (launch.c): its own session and process
  * group (a timeout kills the whole group), default signal state, exec
- * failures reported as errors rather than as exit 127.  With a supervisor,
- * the child carries hum's token and its group is guarded by the sentinel, so
- * hum.exec children are cleaned up after kill -9 like supervised ones.
+ * failures reported as errors rather than as exit 127.
+ *
+ * Leftovers.  A job is its whole group and every descendant: when the
+ * leader exits (or the timeout kills it), what it left behind is killed too
+ * (`cmd &` in a shell, a daemon that setsid'd).  With a supervisor each job
+ * carries a token of its own, HUM_TOKEN=<prefix>0.<job> (process ids start at
+ * 1; id 0 is "not a process"), so its own leftovers can be swept without
+ * touching another job's, and its group is guarded by the sentinel while
+ * the leader lives, so hum.exec children are cleaned up after kill -9 like
+ * supervised ones.
+ *
+ * Group ids.  kill(-pgid) is only correct while the id is ours: while the
+ * leader is unreaped (running or a zombie pins the id) and right at its
+ * reap, the rule reap.c keeps.  Here it holds by construction: signal_group()
+ * is the only kill(-pgid) and does nothing once `live` is false, and the
+ * only place that clears `live` is reaped(), which sends the last group
+ * signal itself just before.  After that, leftovers are found by token only
+ * (sweep.c verifies each kill through a pidfd).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +33,7 @@
 
 #include "exec.h"
 #include "launch.h"
-#include "proc.h"
+#include "sup_priv.h"
 
 typedef struct buf {
 	char *data;
@@ -33,7 +48,10 @@ typedef struct job {
 	struct hum_sup *sup;
 	hum_exec_cb cb;
 	void *ud;
-	pid_t pid;
+	pid_t pid;      /* the leader; also its group's id */
+	bool live;      /* leader not reaped yet: see signal_group() */
+	uint32_t serial; /* token <prefix>0.<serial>; 0 without a supervisor */
+	uint64_t forks0; /* forks on the machine before the spawn (sweep range) */
 	int status;
 	int exited;
 	int open;       /* pipes still open for reading */
@@ -137,16 +155,34 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	close_io(j, w);
 }
 
+/* The only kill(-pgid) of a job (see "Group ids" above). */
+static void signal_group(job *j, int sig)
+{
+	if (j->live && kill(-j->pid, sig) != 0 && errno != ESRCH && j->sup)
+		sup_log(j->sup, NULL, "exec: kill(-%d): %s", (int)j->pid, strerror(errno));
+}
+
+/* The leader was reaped (status): the group's last signal, then tokens only. */
+static void reaped(job *j, int status)
+{
+	/* Members left in the group keep its id reserved: it is still ours. */
+	signal_group(j, SIGKILL);
+	j->live = false;
+	if (j->sup) {
+		hum_sup_unguard_group(j->sup, j->pid);
+		sup_scan_job(j->sup, j->serial, SIGKILL, j->pid, j->forks0);
+	}
+	j->status = status;
+	j->exited = 1;
+	if (j->in.fd >= 0)
+		close_io(j, &j->in);
+}
+
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
 	job *j = JOB_OF(w, child);
 	ev_child_stop(loop, w);
-	if (j->sup) /* reaped: the group id may be recycled from now on */
-		hum_sup_unguard_group(j->sup, j->pid);
-	j->status = w->rstatus;
-	j->exited = 1;
-	if (j->in.fd >= 0)
-		close_io(j, &j->in);
+	reaped(j, w->rstatus);
 	maybe_finish(j);
 }
 
@@ -154,10 +190,11 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	job *j = JOB_OF(w, timer);
 	j->timed_out = 1;
-	/* the whole group: a shell's children go too */
-	kill(-j->pid, SIGKILL);
-	/* descendants may hold the pipes open past the group's death only if
-	 * they left the group; stop waiting for them */
+	/* The whole group, a shell's children too (nothing once reaped: then
+	 * reaped() killed the group and queued the token sweep already). */
+	signal_group(j, SIGKILL);
+	/* Pipes held past that by a descendant that left the group and
+	 * escaped the token (a scrubbed environment): stop waiting for them. */
 	if (j->out.fd >= 0) {
 		close_io(j, &j->out);
 		j->open--;
@@ -175,8 +212,18 @@ int hum_exec_start(struct ev_loop *loop, const hum_exec_spec *spec, hum_exec_cb 
 	job *j = calloc(1, sizeof *j);
 	if (!j)
 		return -ENOMEM;
-	hum_spawn_req req = { spec->argv, spec->shell, spec->cwd, spec->env,
-			      spec->sup ? hum_sup_token(spec->sup) : NULL, 1 };
+	static uint32_t jobs; /* loop thread only */
+	char token[128];
+	hum_spawn_req req = { spec->argv, spec->shell, spec->cwd, spec->env, NULL, 1 };
+	if (spec->sup) {
+		if (++jobs == 0) /* 0 is "no job" (and 0.0 other spawners' token) */
+			jobs = 1;
+		j->serial = jobs;
+		snprintf(token, sizeof token, "HUM_TOKEN=%s0.%u", spec->sup->prefix, j->serial);
+		req.token = token;
+		/* before the fork: forks since then bound the pids of its leftovers */
+		j->forks0 = spec->sup->sweeper.pid_max ? sup_total_forks() : 0;
+	}
 	hum_spawned sp;
 	int rc = hum_spawn(&req, &sp, errbuf, errlen);
 	if (rc < 0) {
@@ -184,6 +231,7 @@ int hum_exec_start(struct ev_loop *loop, const hum_exec_spec *spec, hum_exec_cb 
 		return rc;
 	}
 	j->pid = sp.pid;
+	j->live = true;
 	j->loop = loop;
 	j->sup = spec->sup;
 	j->cb = cb;

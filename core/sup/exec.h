@@ -4,7 +4,10 @@
  * group), stdin is fed from `input` without blocking the loop, stdout and
  * stderr are collected up to a bound, and the callback runs exactly once
  * after the child has exited and both pipes reached EOF (or the group was
- * killed).  Loop thread only; the loop must be the default loop (ev_child).
+ * killed).  A job ends with its child: whatever the child left running (in
+ * its group, or — with a supervisor, through the job's own token — outside
+ * it) is killed when the child is reaped.  Loop thread only; the loop must
+ * be the default loop (ev_child).
  */
 #ifndef HUM_EXEC_H
 #define HUM_EXEC_H
@@ -34,8 +37,10 @@ typedef struct hum_exec_spec {
 	const char *input;  /* may be NULL */
 	size_t input_len;
 	double timeout;     /* seconds; 0 = none */
-	struct hum_sup *sup; /* if set, the child carries its token and its group
-			       is guarded, so it cannot outlive hum (kill -9) */
+	struct hum_sup *sup; /* if set, the child carries a token of its own
+			       (HUM_TOKEN=<prefix>0.<job>), its leftovers
+			       are swept by it, and its group is guarded, so
+			       it cannot outlive hum (kill -9) */
 } hum_exec_spec;
 
 /* 0, or -errno when it could not start (then cb is never called). */

@@ -104,7 +104,8 @@ size_t hum_sup_active(hum_sup *s);
 /* SIGKILL to every group now (second Ctrl-C). */
 void hum_sup_kill_all(hum_sup *s);
 
-/* For children started outside the supervisor (hum.exec, exec probes), so
+/* For children started outside the supervisor (exec.c instead gives each job
+ * a token of its own, <prefix>0.<job>, to sweep its leftovers by), so
  * they cannot outlive hum either: put hum_sup_token() ("HUM_TOKEN=<this
  * instance>.0.0") in their environment — descendants that leave the group
  * are then found by the sentinel and by hum_sup_free/kill_all — and guard

@@ -7,6 +7,8 @@
  *   reap.c     child exits, the pid map, stop escalation (grace, SIGKILL),
  *              restart back-off, killing a run's group
  *   sweep.c    the token-sweep worker thread (descendants that left the group)
+ *   exec.c     one-shot children (hum.exec, exec probes): job N carries the
+ *              token <prefix>0.N and is swept with sup_scan_job
  *
  * Functions here are named sup_<verb> (no hum_ prefix: they are not API).
  * Everything is loop thread only, except what sweep.c says of its worker.
@@ -41,7 +43,8 @@ typedef struct hum_stream {
 } hum_stream;
 
 /* A pending token sweep: signal every process carrying the token of run
- * `run` (0: any run) of process `id` (0: any process). */
+ * `run` (0: any run) of process `id`; id 0 and run 0: every token of ours;
+ * id 0 and run N: exec job N (exec.c). */
 typedef struct hum_scan_req {
 	uint32_t id, run;
 	int sig;
@@ -150,6 +153,9 @@ void sup_sweeper_fini(hum_sup *s);
  * run of every process), except members of skip_pgid (0: none); finish:
  * call sup_reap_finish after it. */
 void sup_scan_request(hum_sup *s, hum_proc *p, int sig, bool finish, pid_t skip_pgid);
+/* Queues a sweep: sig to the carriers of exec job `job`'s token (job 0:
+ * nothing), started as pid after forks0 forks (0: unknown). */
+void sup_scan_job(hum_sup *s, uint32_t job, int sig, pid_t pid, uint64_t forks0);
 uint64_t sup_total_forks(void); /* /proc/stat "processes"; 0 if unknown */
 
 /* capture.c */

@@ -54,7 +54,9 @@ static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
 	int last = 0;
 	for (size_t i = 0; i < b->n; i++) {
 		const hum_scan_req *r = &b->req[i];
-		if ((r->id && r->id != id) || (r->run && r->run != run) || r->sig == last)
+		/* id 0 and run 0: every token; otherwise the id exactly (0 is
+		 * exec.c's jobs: process ids start at 1) and the run if given */
+		if (((r->id || r->run) && r->id != id) || (r->run && r->run != run) || r->sig == last)
 			continue;
 		/* A stop signal reached the group already: only those who left
 		 * it get it here (twice could mean "force quit" to some). */
@@ -253,11 +255,26 @@ static void done_cb(struct ev_loop *loop, ev_async *aw, int revents)
 		ev_async_stop(loop, aw);
 }
 
+static void queue_request(hum_sup *s, const hum_scan_req *rq);
+
 void sup_scan_request(hum_sup *s, hum_proc *p, int sig, bool fin, pid_t skip_pgid)
 {
-	hum_sweeper *w = &s->sweeper;
 	hum_scan_req r = { p ? p->id : 0, p ? p->run : 0, sig, fin, skip_pgid,
 			   p && p->forks0 ? p->pgid : 0, p ? p->forks0 : 0 };
+	queue_request(s, &r);
+}
+
+void sup_scan_job(hum_sup *s, uint32_t job, int sig, pid_t pid, uint64_t forks0)
+{
+	hum_scan_req r = { 0, job, sig, false, 0, forks0 ? pid : 0, forks0 };
+	if (job)
+		queue_request(s, &r);
+}
+
+static void queue_request(hum_sup *s, const hum_scan_req *rq)
+{
+	hum_sweeper *w = &s->sweeper;
+	hum_scan_req r = *rq;
 	if (!ev_is_active(&w->done_w))
 		ev_async_start(s->loop, &w->done_w);
 	if (!w->started && !w->nothread) {

@@ -295,10 +295,13 @@ function M.ready.line(pattern, opts)
 	local p = probe_opts(probe("line", { pattern = pattern }), opts, 2)
 	return p
 end
+-- The default host is `localhost`: both ::1 and 127.0.0.1 are tried, so a
+-- server bound to either loopback passes.
 function M.ready.tcp(port, host, opts)
 	if type(host) == "table" then host, opts = nil, host end
 	if type(port) ~= "number" or port < 1 or port > 65535 then fail(2, "hum.ready.tcp: port must be 1-65535") end
-	local p = probe_opts(probe("tcp", { port = port, host = host or "127.0.0.1" }), opts, 2)
+	if host ~= nil and (type(host) ~= "string" or host == "") then fail(2, "hum.ready.tcp: host must be a name or an address") end
+	local p = probe_opts(probe("tcp", { port = port, host = host or "localhost" }), opts, 2)
 	return p
 end
 function M.ready.exec(cmd, opts)

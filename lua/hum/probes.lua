@@ -11,8 +11,9 @@
 -- timeout, as a process that is still booting is the normal case.
 -- Liveness: checked every `interval` once ready; `retries` (default 3)
 -- consecutive failures restart the process.  Checks run on the loop
--- (non-blocking connects, exec'd children); nothing here waits.  Exec
--- probes run in the process's working directory.
+-- (non-blocking connects, exec'd children; a host name is resolved on a
+-- worker thread, `localhost` is both ::1 and 127.0.0.1: core/sup/probe.c);
+-- nothing here waits.  Exec probes run in the process's working directory.
 local raw = require "hum.raw"
 local reactions = require "hum.reactions"
 

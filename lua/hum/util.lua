@@ -75,7 +75,9 @@ function M.read_env_file(path, lookup)
 	return M.parse_env(text, path, lookup)
 end
 
--- "http://host:port/path" -> host, port, path | nil, message
+-- "http://host:port/path" -> host, port, path | nil, message.  The host is
+-- kept as written (brackets of an IPv6 literal removed): `localhost` is
+-- resolved by the probe to both loopbacks, ::1 and 127.0.0.1 (core/sup/probe.c).
 function M.parse_url(url)
 	local rest = url:match("^http://(.+)$")
 	if not rest then return nil, "only http:// URLs are supported: " .. url end
@@ -86,7 +88,6 @@ function M.parse_url(url)
 	if not host then host, port = hostport, 80 end
 	port = tonumber(port)
 	if not port or port < 1 or port > 65535 then return nil, "bad port in " .. url end
-	if host == "localhost" then host = "127.0.0.1" end
 	return host, port, path
 end
 
