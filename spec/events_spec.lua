@@ -5,7 +5,7 @@
 -- Figures are read from /proc and from event times; bounds are generous
 -- (a loaded 2-core machine must not fail them), and each one is far below
 -- what the fault it guards against produced (hundreds of MB, 20 s waits).
-local S = require "support"
+local S = require "support.hum"
 
 local function rss_kb(pid)
 	local f = io.open("/proc/" .. pid .. "/status")

@@ -2,7 +2,7 @@
 -- project's directory once the config loads, HUM_PATH, $XDG_CONFIG_HOME/hum/lua,
 -- the default paths), and only then the modules embedded in hum, so a file
 -- can replace a built-in module.
-local S = require "support"
+local S = require "support.hum"
 
 -- writes path (creating its directories) under dir
 local function put(dir, path, text)

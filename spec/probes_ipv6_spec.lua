@@ -1,7 +1,7 @@
 -- Readiness probes on `localhost` reach a server on either loopback (Node 17+
 -- and Vite listen on ::1 only), names resolve without blocking the loop, and
 -- hum.exec leaves nothing running behind it.
-local S = require "support"
+local S = require "support.hum"
 
 local function run(body)
 	local file, dir, results = S.scenario(body)

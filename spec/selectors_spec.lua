@@ -6,7 +6,7 @@
 -- a [ without ]), is an error in every one of them.  The matcher's own cases
 -- (sets, escapes, agreement with fnmatch, time at the bound) are in
 -- core/tests/select_test.c.
-local H = require "srv_helpers"
+local H = require "support.socket"
 local S = H.S
 local cjson = H.json
 
