@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -574,7 +575,35 @@ static int l_environ(lua_State *L)
 	return 1;
 }
 
+/* raw.getcwd() -> the real working directory | nil, message [-0, +1|2]:
+ * from getcwd(2), never from $PWD, which a caller that changed directory
+ * (env -C, a subprocess with cwd=) leaves naming its own directory. */
+static int l_getcwd(lua_State *L)
+{
+	char *d = getcwd(NULL, 0);
+	if (!d) {
+		int e = errno;
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(e));
+		return 2;
+	}
+	lua_pushstring(L, d);
+	free(d);
+	return 1;
+}
+
+/* raw.executable(path) -> true when path is a regular file this user may
+ * execute [-1, +1] (`hum check` looks commands up on PATH with it). */
+static int l_executable(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct stat st;
+	lua_pushboolean(L, stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0);
+	return 1;
+}
+
 static const luaL_Reg fns[] = {
+	{ "getcwd", l_getcwd }, { "executable", l_executable },
 	{ "environ", l_environ }, { "ncpu", l_ncpu }, { "clock", l_clock },
 	{ "set_dispatch", l_set_dispatch }, { "add", l_add }, { "start", l_start },
 	{ "stop", l_stop }, { "restart", l_restart }, { "signal", l_signal },

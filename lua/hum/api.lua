@@ -9,12 +9,14 @@ local define = require "hum.define"
 local reactions = require "hum.reactions"
 local runtime = require "hum.runtime"
 local probes = require "hum.probes"
+local limits = require "hum.limits"
 
 local hum = {}
 local Proc = define.Proc
 local defs = define.defs
 
 hum.version = "0.1.0"
+hum.dir = nil -- the config's directory, absolute (set by hum.config when it loads)
 hum.service, hum.task, hum.group = define.service, define.task, define.group
 hum.ready = define.ready
 hum.env, hum.env_file = define.env, define.env_file
@@ -225,7 +227,7 @@ function hum.wait(p, what, timeout)
 	if not (DURABLE[what] or what == "exit" or runtime.FINAL[what] or runtime.ACTIVE[what] or what == "pending") then
 		error(("hum.wait: unknown condition %q"):format(tostring(what)), 2)
 	end
-	if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then error("hum.wait: timeout must be seconds", 2) end
+	if timeout ~= nil then limits.need(timeout, "hum.wait timeout", 2, "hum.wait: the timeout") end
 	reactions.current("hum.wait")
 	local list = runtime.instances(p)
 	local deadline = timeout and raw.now() + timeout
@@ -272,15 +274,9 @@ function hum.exec(cmd, opts)
 	if type(cmd) ~= "table" and type(cmd) ~= "string" then error("hum.exec: expected argv or a string", 2) end
 	opts = opts or {}
 	if type(opts) ~= "table" then error("hum.exec: options must be a table", 2) end
+	if opts.timeout ~= nil then limits.need(opts.timeout, "hum.exec timeout", 2, "hum.exec: the timeout") end
 	local co = reactions.current("hum.exec")
-	local env
-	if opts.env then
-		local e = raw.environ()
-		for k, v in pairs(opts.env) do e[k] = v ~= false and tostring(v) or nil end
-		env = {}
-		for k, v in pairs(e) do env[#env + 1] = k .. "=" .. v end
-	end
-	local id, err = probes.exec(cmd, { cwd = opts.cwd, env = env, input = opts.input, timeout = opts.timeout },
+	local id, err = probes.exec(cmd, { cwd = opts.cwd, env = opts.env, input = opts.input, timeout = opts.timeout },
 		function(code, sig, out, errout, e)
 			reactions.resume(co, { code = code >= 0 and code or nil, signal = sig ~= 0 and raw.signame(sig) or nil,
 				stdout = out, stderr = errout, error = e })

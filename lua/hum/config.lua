@@ -8,8 +8,9 @@ local util = require "hum.util"
 
 local M = {}
 
+-- hum.lua in start (default: the real working directory) or a parent.
 function M.find(start)
-	local dir = start or os.getenv("PWD") or "."
+	local dir = start or util.cwd()
 	while true do
 		local f = util.resolve(dir, "hum.lua")
 		if util.exists(f) then return f end
@@ -32,10 +33,13 @@ function M.strict_env(hum)
 	})
 end
 
--- Loads file into the definitions; returns true or nil, "file:line: message".
+-- Loads file into the definitions; returns its absolute path or nil,
+-- "file:line: message".  hum.dir is the config's directory, absolute.
 function M.load(file)
 	local hum = require "hum"
+	file = util.abspath(file)
 	define.base_dir = util.dirname(file)
+	hum.dir = define.base_dir
 	-- modules next to the config: require "lib.services" finds
 	-- <dir>/lib/services.lua, searched first (before HUM_PATH, the user's
 	-- and the system's paths and the embedded modules: bind/modules.c)
@@ -51,7 +55,7 @@ function M.load(file)
 	if not ok then return nil, tostring(e) end
 	ok, e = pcall(define.finish)
 	if not ok then return nil, tostring(e) end
-	return true
+	return file
 end
 
 -- `-f FILE` or the hum.lua found from here: loads it; returns its path or
@@ -59,9 +63,7 @@ end
 function M.find_and_load(file)
 	file = file or M.find()
 	if not file then return nil, "no hum.lua here or in a parent directory (use -f FILE)" end
-	local ok, err = M.load(file)
-	if not ok then return nil, err end
-	return file
+	return M.load(file)
 end
 
 return M

@@ -6,12 +6,18 @@
 -- registers every definition with C once the whole file has loaded.
 
 local util = require "hum.util"
+local limits = require "hum.limits"
+local envfile = require "hum.envfile"
+
+-- a number checked against its rule (hum.limits), raised like fail(level)
+local number = limits.need
 
 local M = {}
 
 local defs = {
 	list = {},     -- processes in definition order
 	byname = {},
+	names = {},    -- name -> { owner =, r = }: processes, replicas, groups
 	groups = {},   -- name -> { name=, members = { proc... }, where = }
 	group_list = {},
 	env = {},      -- hum.env{} and hum.env_file additions, in order
@@ -37,6 +43,31 @@ local function fail(level, fmt, ...)
 	error(fmt:format(...), level + 1)
 end
 
+-- Names.  Every name a selector can mean — a process, each replica of a
+-- scaled definition (web.1 … web.N), a group — belongs to one definition,
+-- so that `hum stop web.2` never means two things and `hum up` never meets
+-- a name it cannot register.  names[name] = { owner = process or group,
+-- r = replica number }; messages are made only when a claim fails.
+local function describe(e, as_subject)
+	local o = e.owner
+	if o.members then return (as_subject and "hum.group %q" or "group %q"):format(o.name) end
+	if e.r and as_subject then return ("hum.%s %q (scale = %d), replica %d"):format(o.kind, o.name, o.scale, e.r) end
+	if e.r then return ("replica %d of %q (scale = %d)"):format(e.r, o.name, o.scale) end
+	return (as_subject and "hum.%s %q" or "%s %q"):format(o.kind, o.name)
+end
+
+local function claim(name, e, level)
+	local prev = defs.names[name]
+	if prev then
+		if not (prev.r or e.r or prev.owner.members or e.owner.members) then
+			fail(level + 1, "duplicate name %q (first defined at %s)", name, prev.owner.where)
+		end
+		fail(level + 1, "%s: name %q is taken by %s, defined at %s", describe(e, true), name, describe(prev),
+			prev.owner.where)
+	end
+	defs.names[name] = e
+end
+
 local CONDITIONS = { started = true, ready = true, succeeded = true, completed = true }
 M.CONDITIONS = CONDITIONS
 
@@ -57,7 +88,7 @@ end
 
 local function check_restart(r, level)
 	if type(r) == "string" then r = { policy = r } end
-	local out = { policy = r.policy or "no", max = r.max or -1 }
+	local out = { policy = r.policy or "no" }
 	if out.policy ~= "no" and out.policy ~= "on-failure" and out.policy ~= "always" then
 		fail(level, "restart.policy must be \"no\", \"on-failure\" or \"always\", not %q", tostring(out.policy))
 	end
@@ -66,23 +97,21 @@ local function check_restart(r, level)
 			fail(level, "unknown field restart.%s", tostring(k))
 		end
 	end
-	if type(out.max) ~= "number" then fail(level, "restart.max must be a number") end
+	out.max = number(r.max or -1, "restart.max", level)
 	local b = r.backoff
 	if b == nil then
 		out.initial, out.cap = 0.5, 30
 	elseif type(b) == "number" then
-		out.initial, out.cap = b, math.max(b, 30)
+		out.initial = number(b, "restart.backoff", level)
+		out.cap = math.max(b, 30)
 	elseif type(b) == "table" then
-		out.initial = b.initial or b[1] or 0.5
-		out.cap = b.cap or b[2] or math.max(out.initial, 30)
+		out.initial = number(b.initial or b[1] or 0.5, "restart.backoff", level, "restart.backoff initial")
+		out.cap = number(b.cap or b[2] or math.max(out.initial, 30), "restart.backoff", level, "restart.backoff cap")
 	else
 		fail(level, "restart.backoff must be a number or { initial, cap }")
 	end
-	if type(out.initial) ~= "number" or type(out.cap) ~= "number" or out.initial < 0 or out.cap < out.initial then
-		fail(level, "restart.backoff needs 0 <= initial <= cap")
-	end
-	out.reset = r.reset or 10
-	if type(out.reset) ~= "number" then fail(level, "restart.reset must be a number of seconds") end
+	if out.cap < out.initial then fail(level, "restart.backoff needs initial <= cap") end
+	out.reset = number(r.reset or 10, "restart.reset", level)
 	return out
 end
 
@@ -95,8 +124,7 @@ local function check_stop(s, level)
 			end
 			out.signal = v
 		elseif k == "grace" then
-			if type(v) ~= "number" or v < 0 then fail(level, "stop.grace must be a number of seconds >= 0") end
-			out.grace = v
+			out.grace = number(v, "stop.grace", level)
 		else
 			fail(level, "unknown field stop.%s", tostring(k))
 		end
@@ -143,9 +171,6 @@ local function define(kind, name, spec, level)
 		fail(level, "hum.%s: name must be a non-empty string of letters, digits, _ - . :", kind)
 	end
 	if type(spec) ~= "table" then fail(level, "hum.%s %q: expected a table of fields", kind, name) end
-	if defs.byname[name] then
-		fail(level, "duplicate name %q (first defined at %s)", name, defs.byname[name].where)
-	end
 	for k, v in pairs(spec) do
 		local want = FIELDS[k]
 		if not want then fail(level, "hum.%s %q: unknown field %q", kind, name, tostring(k)) end
@@ -173,7 +198,8 @@ local function define(kind, name, spec, level)
 		restart_spec = check_restart(spec.restart or "no", level + 1),
 		after = check_after(spec.after or {}, level + 1),
 		ready_probe = spec.ready, liveness = spec.liveness,
-		scale = spec.scale or 1, autostart = spec.autostart ~= false,
+		scale = number(spec.scale or 1, "scale", level, ("hum.%s %q: scale"):format(kind, name)),
+		autostart = spec.autostart ~= false,
 		groups = {}, reactions = {},
 	}, Proc)
 	if spec.ready ~= nil and not spec.ready.__probe then
@@ -182,8 +208,9 @@ local function define(kind, name, spec, level)
 	if spec.liveness ~= nil and not spec.liveness.__probe then
 		fail(level, "hum.%s %q: liveness must be a probe (hum.ready.tcp/exec/http)", kind, name)
 	end
-	if p.scale ~= math.floor(p.scale) or p.scale < 1 then
-		fail(level, "hum.%s %q: scale must be a whole number >= 1", kind, name)
+	claim(name, { owner = p }, level)
+	if p.scale > 1 then
+		for r = 1, p.scale do claim(name .. "." .. r, { owner = p, r = r }, level) end
 	end
 	defs.list[#defs.list + 1] = p
 	defs.byname[name] = p
@@ -196,14 +223,20 @@ local function define(kind, name, spec, level)
 	return p
 end
 
-function M.group_add(gname, p, level)
+-- The group `gname`, made at the caller's caller's line (`level`) if new.
+local function group_of(gname, level)
 	local g = defs.groups[gname]
 	if not g then
-		if defs.byname[gname] then fail(level + 1, "group %q has the name of a process", gname) end
 		g = { name = gname, members = {}, where = where(level + 1) }
+		claim(gname, { owner = g }, level + 1)
 		defs.groups[gname] = g
 		defs.group_list[#defs.group_list + 1] = g
 	end
+	return g
+end
+
+function M.group_add(gname, p, level)
+	local g = group_of(gname, level + 1)
 	for _, m in ipairs(g.members) do
 		if m == p then return g end
 	end
@@ -235,13 +268,7 @@ function M.group(name, members)
 	local function make(list)
 		if type(name) ~= "string" or name == "" then fail(3, "hum.group: expected a name") end
 		if type(list) ~= "table" then fail(3, "hum.group %q: expected a list of processes", name) end
-		local g = defs.groups[name]
-		if not g then
-			if defs.byname[name] then fail(3, "group %q has the name of a process", name) end
-			g = { name = name, members = {}, where = where(3) }
-			defs.groups[name] = g
-			defs.group_list[#defs.group_list + 1] = g
-		end
+		local g = group_of(name, 3)
 		g.pending = g.pending or {}
 		for i, m in ipairs(list) do
 			if getmetatable(m) == Proc then
@@ -281,8 +308,7 @@ local function probe_opts(t, opts, level)
 		if k ~= "interval" and k ~= "timeout" and k ~= "retries" and k ~= "period" then
 			fail(level + 1, "unknown probe option %q", tostring(k))
 		end
-		if type(v) ~= "number" or v < 0 then fail(level + 1, "probe option %s must be a number >= 0", k) end
-		t[k] = v
+		t[k] = number(v, "probe." .. k, level + 1, "probe option " .. k)
 	end
 	return t
 end
@@ -299,7 +325,7 @@ end
 -- server bound to either loopback passes.
 function M.ready.tcp(port, host, opts)
 	if type(host) == "table" then host, opts = nil, host end
-	if type(port) ~= "number" or port < 1 or port > 65535 then fail(2, "hum.ready.tcp: port must be 1-65535") end
+	number(port, "port", 2, "hum.ready.tcp: port")
 	if host ~= nil and (type(host) ~= "string" or host == "") then fail(2, "hum.ready.tcp: host must be a name or an address") end
 	local p = probe_opts(probe("tcp", { port = port, host = host or "localhost" }), opts, 2)
 	return p
@@ -324,16 +350,24 @@ function M.env(t)
 	for k, v in pairs(t) do defs.env[#defs.env + 1] = { k, v } end
 end
 
+-- A name an env file uses but does not define: the latest hum.env or
+-- earlier env file value (false: unset), else hum's own environment.
+local function env_lookup(k)
+	for j = #defs.env, 1, -1 do
+		local kv = defs.env[j]
+		if kv[1] == k then
+			if kv[2] == false then return nil end
+			return tostring(kv[2])
+		end
+	end
+	return os.getenv(k)
+end
+
 function M.env_file(...)
 	for i = 1, select("#", ...) do
 		local path = select(i, ...)
 		if type(path) ~= "string" then fail(2, "hum.env_file: expected file names") end
-		local vars, err = util.read_env_file(util.resolve(M.base_dir or ".", path), function(k)
-			for j = #defs.env, 1, -1 do
-				if defs.env[j][1] == k then return defs.env[j][2] end
-			end
-			return os.getenv(k)
-		end)
+		local vars, err = envfile.read(util.resolve(M.base_dir or ".", path), env_lookup)
 		if not vars then fail(2, "hum.env_file: %s", err) end
 		for _, kv in ipairs(vars) do defs.env[#defs.env + 1] = kv end
 	end
@@ -389,7 +423,7 @@ function M.finish()
 end
 
 function M.reset()
-	defs.list, defs.byname, defs.groups, defs.group_list, defs.env, defs.hooks = {}, {}, {}, {}, {}, {}
+	defs.list, defs.byname, defs.names, defs.groups, defs.group_list, defs.env, defs.hooks = {}, {}, {}, {}, {}, {}, {}
 end
 
 return M

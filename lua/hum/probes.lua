@@ -16,6 +16,7 @@
 -- nothing here waits.  Exec probes run in the process's working directory.
 local raw = require "hum.raw"
 local reactions = require "hum.reactions"
+local util = require "hum.util"
 
 local M = {}
 local pending = {} -- raw probe/exec id -> callback(ok, detail...)
@@ -33,9 +34,21 @@ function M.on_event(ev)
 	end
 end
 
--- Runs cmd; calls cb(code, signal, stdout, stderr, err) when it finishes.
+-- The environment of an exec'd command: hum's own with `changes` (a
+-- table; false unsets) and PWD naming the directory it runs in.
+local function exec_env(changes, cwd)
+	local e = raw.environ()
+	e.PWD = util.realdir(cwd or ".")
+	for k, v in pairs(changes or {}) do e[k] = v ~= false and tostring(v) or nil end
+	local list = {}
+	for k, v in pairs(e) do list[#list + 1] = k .. "=" .. v end
+	return list
+end
+
+-- Runs cmd (opts: cwd, env changes, input, timeout); calls cb(code, signal,
+-- stdout, stderr, err) when it finishes.
 function M.exec(cmd, opts, cb)
-	local spec = { timeout = opts.timeout or 0, input = opts.input, cwd = opts.cwd, env = opts.env }
+	local spec = { timeout = opts.timeout or 0, input = opts.input, cwd = opts.cwd, env = exec_env(opts.env, opts.cwd) }
 	if type(cmd) == "table" then
 		spec.argv = {}
 		for i, a in ipairs(cmd) do spec.argv[i] = tostring(a) end

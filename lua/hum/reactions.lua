@@ -8,6 +8,7 @@
 -- disabled with a message.  A helper that would block yields the coroutine;
 -- the watcher that completes it (a timer, a state change, an exec) resumes it.
 local raw = require "hum.raw"
+local limits = require "hum.limits"
 
 local M = {}
 
@@ -130,7 +131,7 @@ end
 M.cancel_timer = cancel_timer
 
 function M.sleep(s)
-	if type(s) ~= "number" or s < 0 then error("hum.sleep: expected seconds >= 0", 2) end
+	limits.need(s, "hum.sleep", 2, "hum.sleep: the delay")
 	local co = current("hum.sleep")
 	new_timer(s, 0, function() resume(co) end)
 	return coroutine.yield()
@@ -158,9 +159,8 @@ function M.start()
 end
 
 local function timer_handle(after, every, fn, name)
-	if type(after) ~= "number" or after < 0 then error(name .. ": expected seconds >= 0", 3) end
+	limits.need(after, name, 3, name .. (every and ": the interval" or ": the delay"))
 	if type(fn) ~= "function" then error(name .. ": expected a function", 3) end
-	if every and every <= 0 then error(name .. ": interval must be > 0", 3) end
 	local h = setmetatable({}, Handle)
 	local r = { fn = fn, label = ("%s at %s"):format(name, (function()
 		local i = debug.getinfo(4, "Sl")
@@ -178,8 +178,15 @@ local function timer_handle(after, every, fn, name)
 	return h
 end
 
-function M.after(s, fn) return timer_handle(s, nil, fn, "hum.after") end
-function M.every(s, fn) return timer_handle(s, s, fn, "hum.every") end
+-- no tail calls: error levels and the label's line count stack frames
+function M.after(s, fn)
+	local h = timer_handle(s, nil, fn, "hum.after")
+	return h
+end
+function M.every(s, fn)
+	local h = timer_handle(s, s, fn, "hum.every")
+	return h
+end
 
 -- Waiting for a condition: waiters[key] = { {co=, timer=}, ... } -------------
 local waiters = {}

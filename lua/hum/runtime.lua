@@ -86,9 +86,14 @@ M.ACTIVE, M.FINAL = ACTIVE, FINAL
 local function log(fmt, ...) raw.log(fmt:format(...)) end
 
 -- Registration ---------------------------------------------------------------
-local function build_env(p, replica, name)
+local function build_env(p, replica, name, cwd)
 	local env = {}
-	if not p.env_clear then env = raw.environ() end
+	if not p.env_clear then
+		env = raw.environ()
+		-- the inherited PWD names where hum was started (or not even that:
+		-- env -C keeps the caller's); the child gets its own directory
+		env.PWD = util.realdir(cwd)
+	end
 	for _, kv in ipairs(defs.env) do
 		env[kv[1]] = kv[2] ~= false and tostring(kv[2]) or nil
 	end
@@ -129,7 +134,7 @@ function M.register_all(base_dir)
 			local spec = {
 				kind = p.kind == "task" and raw.TASK or raw.SERVICE,
 				cwd = cwd,
-				env = build_env(p, r, name),
+				env = build_env(p, r, name, cwd),
 				stop_signal = raw.signum(p.stop_spec.signal), grace = p.stop_spec.grace,
 				restart_policy = RESTART[p.restart_spec.policy], restart_max = p.restart_spec.max,
 				backoff_initial = p.restart_spec.initial, backoff_cap = p.restart_spec.cap,

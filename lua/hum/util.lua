@@ -1,6 +1,8 @@
--- hum.util — small pure helpers: paths, env files, URLs, signals.  (Globs are
--- selectors, matched in C: raw.select, runtime.select.)
+-- hum.util — small helpers: paths and the working directory, URLs,
+-- signals.  (Globs are selectors, matched in C: raw.select, runtime.select;
+-- env files are read by hum.envfile.)
 local raw = require "hum.raw"
+local limits = require "hum.limits"
 
 local M = {}
 
@@ -13,66 +15,52 @@ function M.dirname(path)
 	return d
 end
 
+function M.basename(path) return path:match("[^/]*$") end
+
 function M.resolve(base, path)
 	if path:sub(1, 1) == "/" then return path end
 	if base == "." or base == "" then return path end
+	if base:sub(-1) == "/" then return base .. path end
 	return base .. "/" .. path
 end
+
+-- The real working directory: getcwd(2), never $PWD (which a caller that
+-- changed directory with env -C or a subprocess's cwd= leaves naming its
+-- own); "." when it cannot be known (removed).
+function M.cwd() return raw.getcwd() or "." end
+
+-- An absolute path without "." and ".." components, lexically.
+function M.normalize(path)
+	local parts = {}
+	if path:sub(1, 1) ~= "/" then path = M.resolve(M.cwd(), path) end
+	for c in path:gmatch("[^/]+") do
+		if c == ".." then parts[#parts] = nil
+		elseif c ~= "." then parts[#parts + 1] = c end
+	end
+	return "/" .. table.concat(parts, "/")
+end
+
+-- path made absolute from the real working directory, with its directory
+-- resolved by realpath(3) (symbolic links, "..") and its last component
+-- kept: a hum.lua that is a symbolic link belongs to the directory it is
+-- in.  Lexical when the directory does not exist.
+function M.abspath(path)
+	local full = M.normalize(path)
+	local dir = raw.realpath(M.dirname(full))
+	if not dir then return full end
+	return M.resolve(dir, M.basename(full))
+end
+
+-- The real path of a directory that may not exist yet (lexical then).
+function M.realdir(path) return raw.realpath(path) or M.normalize(path) end
+
+-- Whether path is a regular file this user may execute.
+function M.executable(path) return raw.executable(path) end
 
 function M.exists(path)
 	local f = io.open(path, "r")
 	if f then f:close() return true end
 	return false
-end
-
--- KEY=VALUE lines: `export` prefix, # comments, single quotes (literal),
--- double quotes (escapes \n \" \\ and ${VAR}), bare values (${VAR}, trailing
--- comment after whitespace).  lookup(name) resolves ${VAR} from earlier
--- definitions.  Returns a list of { key, value } or nil, "file:line: message".
-function M.parse_env(text, name, lookup)
-	local out, vars = {}, {}
-	local function get(k)
-		if vars[k] ~= nil then return vars[k] end
-		return lookup and lookup(k) or nil
-	end
-	local function expand(s)
-		return (s:gsub("%${([%w_]+)}", function(k) return get(k) or "" end)
-			:gsub("%$([%a_][%w_]*)", function(k) return get(k) or "" end))
-	end
-	local lineno = 0
-	for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-		lineno = lineno + 1
-		line = line:gsub("\r$", "")
-		local s = line:gsub("^%s+", "")
-		if s ~= "" and s:sub(1, 1) ~= "#" then
-			s = s:gsub("^export%s+", "")
-			local k, rest = s:match("^([%a_][%w_%.]*)%s*=%s*(.*)$")
-			if not k then return nil, ("%s:%d: expected KEY=VALUE"):format(name, lineno) end
-			local v
-			local q = rest:sub(1, 1)
-			if q == "'" then
-				v = rest:match("^'([^']*)'")
-				if not v then return nil, ("%s:%d: unterminated single quote"):format(name, lineno) end
-			elseif q == '"' then
-				local body = rest:match('^"(.-[^\\])"') or rest:match('^"()"') and ""
-				if not body then return nil, ("%s:%d: unterminated double quote"):format(name, lineno) end
-				v = expand(body:gsub("\\(.)", { n = "\n", t = "\t", ['"'] = '"', ["\\"] = "\\", ["$"] = "\1" })):gsub("\1", "$")
-			else
-				v = expand((rest:gsub("%s+#.*$", ""):gsub("%s+$", "")))
-			end
-			vars[k] = v
-			out[#out + 1] = { k, v }
-		end
-	end
-	return out
-end
-
-function M.read_env_file(path, lookup)
-	local f, err = io.open(path, "r")
-	if not f then return nil, err end
-	local text = f:read("*a")
-	f:close()
-	return M.parse_env(text, path, lookup)
 end
 
 -- "http://host:port/path" -> host, port, path | nil, message.  The host is
@@ -86,8 +74,8 @@ function M.parse_url(url)
 	local host, port = hostport:match("^%[(.+)%]:(%d+)$")
 	if not host then host, port = hostport:match("^([^:]+):(%d+)$") end
 	if not host then host, port = hostport, 80 end
+	if not limits.check(tonumber(port), "port") then return nil, "bad port in " .. url end
 	port = tonumber(port)
-	if not port or port < 1 or port > 65535 then return nil, "bad port in " .. url end
 	return host, port, path
 end
 

@@ -3,7 +3,7 @@
 -- request and its first reply, and the exit codes for what goes wrong.
 --
 -- The socket is found like the server finds it: the config (-f FILE, or
--- hum.lua in the current directory or a parent) names the project
+-- hum.lua in the real working directory or a parent) names the project
 -- directory; the socket is <dir>/.hum/hum.sock or, for a path too long for
 -- a Unix socket, a per-user runtime directory (raw.api_socket_path).  The
 -- config itself is not loaded.
@@ -23,7 +23,7 @@ local null = M.null
 
 -- Returns a connection or nil, exit code (after printing the reason).
 function M.connect(opts)
-	local file = opts.file
+	local file = opts.file and util.abspath(opts.file)
 	if file then
 		if not util.exists(file) then return nil, die(3, "no such file: %s", file) end
 	else

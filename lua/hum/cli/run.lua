@@ -47,9 +47,10 @@ function M.run(opts, pos, cmd)
 			target.cmd = target.cmd .. " " .. table.concat(q, " ")
 		end
 	end
-	local jobs = tonumber(opts.jobs or "")
-	if opts.jobs and (not jobs or jobs < 1 or jobs ~= math.floor(jobs)) then
-		return die(2, "--jobs needs a whole number >= 1")
+	local jobs = opts.jobs and tonumber(opts.jobs)
+	if opts.jobs then
+		local ok, jerr = require("hum.limits").check(jobs or opts.jobs, "jobs", "--jobs")
+		if not ok then return die(2, "%s", jerr) end
 	end
 
 	local raw = require "hum.raw"
