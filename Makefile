@@ -121,7 +121,7 @@ check-tsan: deps
 # arm64 libck, libev, LuaJIT and lua-cjson unpacked into ARM64_SYSROOT
 # (scripts/arm64.sh says why not multiarch), then runs them under qemu-user:
 # the stress test for ARM64_SECONDS, hum on scripts/demo.lua, and with
-# ARM64_SPECS=1 the busted specs against the emulated hum (about 6 minutes
+# ARM64_SPECS=1 the busted specs against the emulated hum (about 3 minutes
 # more).  Installs what it needs when root, otherwise prints the commands.
 ARM64_B       := build/arm64
 ARM64_CC      := aarch64-linux-gnu-gcc
