@@ -267,6 +267,10 @@ static void reclaim(hum_store *st)
 	/* Non-blocking: decides which retired objects no section can hold and
 	 * hands them back instead of calling their callbacks ... */
 	ck_epoch_poll_deferred(&st->wrec, &deferred);
+	/* The frees below come after the reads of the reader records that
+	 * decided they are safe: libck orders them by a branch only, which
+	 * ARMv8 honours; say it explicitly. */
+	hum_fence_acq();
 	/* ... so that this acquire comes after the decision: every section that
 	 * the poll saw as finished has released by now (TSan edge only). */
 	HUM_TSAN_ACQUIRE(&tsan_epoch_sync);
