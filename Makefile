@@ -9,7 +9,7 @@
 # lua/main.c, lua/bind/*.c and the embedded Lua modules (lua/hum/**/*.lua,
 # compiled to LuaJIT bytecode with line info) make `hum`.
 
-DEPS      := libluajit2-5.1-dev luajit2 libev-dev libck-dev lua-busted lua-cjson
+DEPS      := libluajit2-5.1-dev luajit2 libev-dev libck-dev libjansson-dev lua-busted lua-cjson
 B         ?= build
 CC        ?= cc
 SANFLAGS  ?=
@@ -17,7 +17,7 @@ OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -D_GNU_SOURCE \
              -Icore -I/usr/include/luajit-2.1 -pthread $(SANFLAGS)
-LDLIBS    := -lluajit-5.1 -lev -lck -lpthread -lm -ldl
+LDLIBS    := -lluajit-5.1 -lev -lck -ljansson -lpthread -lm -ldl
 LUAJIT    ?= luajit
 
 CORE_DIRS := api sup state
@@ -34,7 +34,7 @@ FIX_SRC   := $(wildcard spec/fixtures/*.c)
 FIX_BIN   := $(FIX_SRC:spec/fixtures/%.c=$(B)/fixtures/%)
 HDRS      := $(wildcard core/*/*.h lua/bind/*.h)
 
-.PHONY: all test deps run bench check-asan check-tsan clean spec ctest ctest-asan ctest-tsan
+.PHONY: all test deps run bench check-asan check-tsan clean spec ctest ctest-asan ctest-tsan fuzz
 all: $(B)/hum $(TEST_BIN) $(BENCH_BIN) $(FIX_BIN)
 
 # One library per core folder: $(B)/libhumstate.a from core/state/*.c, ...
@@ -115,32 +115,7 @@ check-tsan: deps
 	@$(MAKE) --no-print-directory all B=build/tsan OPT=-O1 SANFLAGS="$(TSAN_FLAGS)"
 	@B=build/tsan HUM_SAN=tsan sh spec/run.sh
 
-# Issue #10: the state core on a weak memory model (aarch64), outside
-# `make test`.  Cross-builds the state tests (libhumstate + libck only) and
-# hum itself into build/arm64 with Debian's aarch64-linux-gnu-gcc, against
-# arm64 libck, libev, LuaJIT and lua-cjson unpacked into ARM64_SYSROOT
-# (scripts/arm64.sh says why not multiarch), then runs them under qemu-user:
-# the stress test for ARM64_SECONDS, hum on scripts/demo.lua, and with
-# ARM64_SPECS=1 the busted specs against the emulated hum (about 3 minutes
-# more).  Installs what it needs when root, otherwise prints the commands.
-ARM64_B       := build/arm64
-ARM64_CC      := aarch64-linux-gnu-gcc
-ARM64_SECONDS ?= $(or $(HUM_STRESS_SECONDS),60)
-ARM64_SPECS   ?=
-ARM64_SYSROOT := $(ARM64_B)/sysroot
-ARM64_LIBDIR  := $(CURDIR)/$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu
-ARM64_TESTS   := state_unit state_alloc_test state_stress
-ARM64_MAKE     = $(MAKE) --no-print-directory B=$(ARM64_B) CC=$(ARM64_CC) \
-                 SANFLAGS="-isystem $(ARM64_SYSROOT)/usr/include" LUAJIT="sh scripts/arm64.sh luajit"
-.PHONY: check-arm64
-check-arm64: deps
-	@sh scripts/arm64.sh deps $(ARM64_SYSROOT) $(ARM64_CC)
-	@$(ARM64_MAKE) CORE_DIRS=state LDLIBS="-L$(ARM64_LIBDIR) -Wl,-rpath,$(ARM64_LIBDIR) -lck -lpthread -lm" \
-	  $(ARM64_TESTS:%=$(ARM64_B)/tests/%)
-	@$(ARM64_MAKE) LDLIBS="-L$(ARM64_LIBDIR) -Wl,-rpath,$(ARM64_LIBDIR) $(LDLIBS)" $(ARM64_B)/hum
-	@$(if $(ARM64_SPECS),$(MAKE) --no-print-directory $(FIX_BIN),true)
-	@HUM_STRESS_SECONDS=$(ARM64_SECONDS) ARM64_SPECS=$(ARM64_SPECS) HUM_FIXTURES=$(CURDIR)/$(B)/fixtures \
-	  sh scripts/arm64.sh run $(ARM64_B) $(ARM64_SYSROOT) $(ARM64_TESTS)
+.PHONY: all test deps run bench check-asan check-tsan clean spec ctest ctest-asan ctest-tsan fuzz
 
 clean:
 	rm -rf build

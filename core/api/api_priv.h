@@ -1,12 +1,15 @@
 /*
  * api_priv.h — what the files of the control socket share; not a public API.
  *
- *   api.c       the API thread: clients, request parsing and dispatch, the
- *               command and reply queues, start and stop
- *   api_read.c  the read requests answered from the store: ps, status,
+ *   server.c    the API thread: clients, dispatch of requests, the command
+ *               and reply queues, start and stop
+ *   request.c   parsing (jansson) and validation of one request line
+ *   read.c      the read requests answered from the store: ps, status,
  *               logs, follow
- *   api_path.c  where the socket lives, the per-project lock, a stale
+ *   grep.c      the checks a "grep" pattern passes before regcomp
+ *   path.c      where the socket lives, the per-project lock, a stale
  *               socket, binding
+ *   jsonw.c     the JSON writer every answer goes through
  *
  * Everything declared here runs on the API thread except the path
  * functions, which hum_api_start calls on the loop thread before the API
@@ -24,12 +27,12 @@
 #include <sys/un.h>
 
 #include "api.h"
-#include "json.h"
+#include "jsonw.h"
+#include "request.h"
 
 #define PAUSE_OUT (256u * 1024)   /* stop taking requests above this unsent */
 #define READ_CHUNK 65536
 #define READ_BUDGET (256u * 1024) /* bytes read per callback: fairness */
-#define ID_MAX 128                /* bytes of a request's "id" token */
 
 typedef struct msg {
 	struct msg *next;
@@ -68,7 +71,7 @@ typedef struct client {
 	size_t out_off;
 	bool eof, closing, broken, busy, following, follow_all, reading, writing;
 	uint32_t cmd_id;
-	char idraw[ID_MAX];
+	char idraw[HUM_REQ_ID_MAX];
 	size_t idlen;
 	cursor *cur;
 	size_t ncur, capcur;
@@ -115,7 +118,6 @@ struct hum_api {
 	client *clients;
 	size_t nclients, nfollow;
 	uint32_t next_cmd;
-	hum_jarena *arena;
 	hum_buf bytes;      /* scratch: copied log lines */
 	lref *refs;
 	size_t nref, capref;
@@ -135,12 +137,17 @@ struct hum_api {
 
 #define STAT_INC(a, f) __atomic_fetch_add(&(a)->stats.f, 1, __ATOMIC_RELAXED)
 
-/* api.c: helpers */
+/* server.c: helpers */
 int64_t hum_api_now_ms_(void);
 bool hum_api_grow_(void **p, size_t *cap, size_t need, size_t elem);
 void hum_api_seterr_(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* api.c: client output */
+/* server.c: one request line (without its newline), answered into c->out or
+ * handed to the loop thread; the request path, which the fuzz target drives
+ * without a socket */
+void hum_api_handle_line_(client *c, const char *line, size_t len);
+
+/* server.c: client output */
 static inline size_t hum_api_unsent_(const client *c) { return c->out.len - c->out_off; }
 void hum_api_put_id_(hum_buf *b, const char *id, size_t idlen);
 void hum_api_send_error_(client *c, const char *id, size_t idlen, const char *fmt, ...)
@@ -149,14 +156,15 @@ void hum_api_cursors_free_(client *c);
 void hum_api_filter_free_(filter *f);
 bool hum_api_settle_(client *c); /* flush, then close or resume reading */
 
-/* api_read.c */
+/* read.c */
 void hum_api_do_ps_(client *c, const char *id, size_t idlen);
-void hum_api_do_status_(client *c, const hum_jval *req, const char *id, size_t idlen);
-void hum_api_do_logs_(client *c, const hum_jval *req, const char *id, size_t idlen);
+void hum_api_do_status_(client *c, const hum_req *r);
+void hum_api_do_logs_(client *c, const hum_req *r);
 void hum_api_end_follow_(client *c, const char *reason);
+void hum_api_follow_poll_(hum_api *a, client *c); /* one poll of one follower */
 void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents);
 
-/* api_path.c */
+/* path.c */
 void hum_api_fallback_dir_(char *out, size_t n);
 int hum_api_socket_path_(const char *real, char *out, size_t outlen, bool *fallback);
 int hum_api_secure_dir_(const char *dir, bool strict, char *err, size_t errlen);

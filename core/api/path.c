@@ -1,5 +1,5 @@
 /*
- * api_path.c — where a project's control socket lives and making sure only
+ * path.c — where a project's control socket lives and making sure only
  * one hum serves it: <project>/.hum (0700) with hum.sock (0600) and an
  * flock'd hum.lock; a per-user runtime directory when the path is too long
  * for a socket address; a socket left by a crashed hum is detected (nobody

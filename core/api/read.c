@@ -1,6 +1,6 @@
 /*
- * api_read.c — the requests the API thread answers from the store, without
- * the loop thread: ps, status, logs and follow (wire format: api.c).
+ * read.c — the requests the API thread answers from the store, without
+ * the loop thread: ps, status, logs and follow (wire format: server.c).
  *
  * Every read runs inside hum_read_begin/end on the API thread's own reader
  * record: the world snapshot, process snapshots and log lines are encoded or
@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api_priv.h"
+#include "grep.h"
 #include "state/atomic.h"
 #include "state/select.h"
 
@@ -141,11 +142,11 @@ void hum_api_do_ps_(client *c, const char *id, size_t idlen)
 	hum_read_end(a->rd);
 }
 
-/* Fills a->sels (in id order) from the selectors in `names` (a string or an
- * array of strings; NULL or empty: every process), each selecting what
- * state/select.h says, as every control command does.  Inside a read
- * section.  Returns 0, or -1 with a message in err. */
-static int select_procs(hum_api *a, const hum_world *w, const hum_jval *names, char *err, size_t errlen)
+/* Fills a->sels (in id order) from the request's selectors (none: every
+ * process), each selecting what state/select.h says, as every control
+ * command does.  Inside a read section.  Returns 0, or -1 with a message in
+ * err. */
+static int select_procs(hum_api *a, const hum_world *w, const hum_req *r, char *err, size_t errlen)
 {
 	uint32_t count = w ? w->count : 0;
 	a->nsel = 0;
@@ -154,29 +155,22 @@ static int select_procs(hum_api *a, const hum_world *w, const hum_jval *names, c
 		hum_api_seterr_(err, errlen, "out of memory");
 		return -1;
 	}
-	bool all = !names || (names->type == HUM_JARR && names->count == 0);
-	memset(a->mark, all, count);
-	if (!all) {
-		const hum_jval *one = names->type == HUM_JSTR ? names : names->child;
-		for (const hum_jval *v = one; v; v = names->type == HUM_JSTR ? NULL : v->next) {
-			if (v->type != HUM_JSTR) {
-				hum_api_seterr_(err, errlen, "names must be strings");
-				return -1;
+	memset(a->mark, r->nnames == 0, count);
+	for (size_t k = 0; k < r->nnames; k++) {
+		const char *text = hum_req_name(r, k);
+		hum_selector sel;
+		if (hum_select_parse(&sel, text, strlen(text), err, errlen) < 0)
+			return -1;
+		bool any = false;
+		for (uint32_t i = 0; i < count; i++) {
+			if (hum_select_snap(&sel, w->procs[i])) {
+				a->mark[i] = 1;
+				any = true;
 			}
-			hum_selector sel;
-			if (hum_select_parse(&sel, v->str, v->len, err, errlen) < 0)
-				return -1;
-			bool any = false;
-			for (uint32_t i = 0; i < count; i++) {
-				if (hum_select_snap(&sel, w->procs[i])) {
-					a->mark[i] = 1;
-					any = true;
-				}
-			}
-			if (!any) {
-				hum_api_seterr_(err, errlen, "no process matches \"%s\"", v->str);
-				return -1;
-			}
+		}
+		if (!any) {
+			hum_api_seterr_(err, errlen, "no process matches \"%s\"", text);
+			return -1;
 		}
 	}
 	for (uint32_t i = 0; i < count; i++)
@@ -185,30 +179,16 @@ static int select_procs(hum_api *a, const hum_world *w, const hum_jval *names, c
 	return 0;
 }
 
-static const hum_jval *names_field(const hum_jval *req)
-{
-	const hum_jval *v = hum_json_get(req, "names");
-	if (!v || v->type == HUM_JNULL)
-		v = hum_json_get(req, "name");
-	if (v && v->type == HUM_JNULL)
-		v = NULL;
-	return v;
-}
-
-void hum_api_do_status_(client *c, const hum_jval *req, const char *id, size_t idlen)
+void hum_api_do_status_(client *c, const hum_req *r)
 {
 	hum_api *a = c->api;
-	const hum_jval *names = names_field(req);
-	if (!names || (names->type != HUM_JSTR && names->type != HUM_JARR) ||
-	    (names->type == HUM_JARR && names->count == 0)) {
-		hum_api_send_error_(c, id, idlen, "status needs \"name\" (a string) or \"names\" (strings)");
-		return;
-	}
+	const char *id = r->id;
+	size_t idlen = r->idlen;
 	char err[300];
 	hum_buf *b = &c->out;
 	hum_read_begin(a->rd);
 	const hum_world *w = hum_store_world(a->st);
-	if (select_procs(a, w, names, err, sizeof err) < 0) {
+	if (select_procs(a, w, r, err, sizeof err) < 0) {
 		hum_read_end(a->rd);
 		hum_api_send_error_(c, id, idlen, "%s", err);
 		return;
@@ -246,60 +226,36 @@ static bool line_matches(const filter *f, const hum_line *l)
 	return true;
 }
 
-static int filter_init(filter *f, const hum_jval *req, char *err, size_t errlen)
+/* The filter of a logs request; its fields are validated (request.c), so
+ * the only errors left are a bad pattern and memory. */
+static int filter_init(filter *f, const hum_req *r, char *err, size_t errlen)
 {
 	memset(f, 0, sizeof *f);
-	const hum_jval *v = hum_json_get(req, "stream");
-	if (v && v->type != HUM_JNULL) {
-		if (v->type == HUM_JSTR && strcmp(v->str, "out") == 0)
-			f->stream = HUM_STREAM_OUT;
-		else if (v->type == HUM_JSTR && strcmp(v->str, "err") == 0)
-			f->stream = HUM_STREAM_ERR;
-		else {
-			hum_api_seterr_(err, errlen, "stream must be \"out\" or \"err\"");
+	f->stream = r->stream;
+	f->since_ms = r->since_ms;
+	if (!r->grep)
+		return 0;
+	if (!strpbrk(r->grep, ".[]()*+?{}|^$\\")) {
+		/* plain text: a substring search, no regex engine */
+		f->needle = strdup(r->grep);
+		if (!f->needle) {
+			hum_api_seterr_(err, errlen, "out of memory");
 			return -1;
 		}
+		f->needlen = r->greplen;
+		f->has_needle = true;
+		return 0;
 	}
-	v = hum_json_get(req, "since");
-	if (v && v->type != HUM_JNULL) {
-		if (v->type != HUM_JNUM || !(v->num >= 0 && v->num <= 1e15)) {
-			hum_api_seterr_(err, errlen, "since must be seconds since the epoch");
-			return -1;
-		}
-		f->since_ms = (int64_t)(v->num * 1000.0);
+	if (hum_grep_check(r->grep, err, errlen) < 0)
+		return -1;
+	int rc = regcomp(&f->re, r->grep, REG_EXTENDED | REG_NOSUB);
+	if (rc != 0) {
+		char m[160];
+		regerror(rc, &f->re, m, sizeof m);
+		hum_api_seterr_(err, errlen, "bad grep pattern: %s", m);
+		return -1;
 	}
-	v = hum_json_get(req, "grep");
-	if (v && v->type != HUM_JNULL) {
-		if (v->type != HUM_JSTR) {
-			hum_api_seterr_(err, errlen, "grep must be a string");
-			return -1;
-		}
-		if (v->len == 0)
-			return 0;
-		if (strlen(v->str) != v->len) {
-			hum_api_seterr_(err, errlen, "grep must not contain NUL");
-			return -1;
-		}
-		if (!strpbrk(v->str, ".[]()*+?{}|^$\\")) {
-			/* plain text: a substring search, no regex engine */
-			f->needle = strdup(v->str);
-			if (!f->needle) {
-				hum_api_seterr_(err, errlen, "out of memory");
-				return -1;
-			}
-			f->needlen = v->len;
-			f->has_needle = true;
-			return 0;
-		}
-		int rc = regcomp(&f->re, v->str, REG_EXTENDED | REG_NOSUB);
-		if (rc != 0) {
-			char m[160];
-			regerror(rc, &f->re, m, sizeof m);
-			hum_api_seterr_(err, errlen, "bad grep pattern: %s", m);
-			return -1;
-		}
-		f->has_re = true;
-	}
+	f->has_re = true;
 	return 0;
 }
 
@@ -439,34 +395,16 @@ static int add_cursor(client *c, uint32_t id, const char *name, uint64_t last, u
 	return 0;
 }
 
-void hum_api_do_logs_(client *c, const hum_jval *req, const char *id, size_t idlen)
+void hum_api_do_logs_(client *c, const hum_req *r)
 {
 	hum_api *a = c->api;
+	const char *id = r->id;
+	size_t idlen = r->idlen;
+	size_t n = r->n;
+	bool follow = r->follow;
 	char err[300];
-	const hum_jval *names = names_field(req);
-	if (names && names->type != HUM_JSTR && names->type != HUM_JARR) {
-		hum_api_send_error_(c, id, idlen, "names must be an array of strings");
-		return;
-	}
-	const hum_jval *v = hum_json_get(req, "n");
-	double nd = 100;
-	if (v && v->type != HUM_JNULL) {
-		/* range first: casting a huge double to an integer is undefined */
-		if (v->type != HUM_JNUM || !(v->num >= 0 && v->num <= 1e15) || v->num != (double)(long long)v->num) {
-			hum_api_send_error_(c, id, idlen, "n must be a whole number >= 0");
-			return;
-		}
-		nd = v->num;
-	}
-	size_t n = nd > 1e9 ? (size_t)1e9 : (size_t)nd;
-	v = hum_json_get(req, "follow");
-	bool follow = v && v->type == HUM_JTRUE;
-	if (v && v->type != HUM_JTRUE && v->type != HUM_JFALSE && v->type != HUM_JNULL) {
-		hum_api_send_error_(c, id, idlen, "follow must be true or false");
-		return;
-	}
 	filter f;
-	if (filter_init(&f, req, err, sizeof err) < 0) {
+	if (filter_init(&f, r, err, sizeof err) < 0) {
 		hum_api_filter_free_(&f);
 		hum_api_send_error_(c, id, idlen, "%s", err);
 		return;
@@ -476,7 +414,7 @@ void hum_api_do_logs_(client *c, const hum_jval *req, const char *id, size_t idl
 
 	hum_read_begin(a->rd);
 	const hum_world *w = hum_store_world(a->st);
-	if (select_procs(a, w, names, err, sizeof err) < 0) {
+	if (select_procs(a, w, r, err, sizeof err) < 0) {
 		hum_read_end(a->rd);
 		hum_api_filter_free_(&f);
 		hum_api_send_error_(c, id, idlen, "%s", err);
@@ -572,7 +510,7 @@ void hum_api_do_logs_(client *c, const hum_jval *req, const char *id, size_t idl
 	f.since_ms = 0;
 	c->flt = f;
 	c->following = true;
-	c->follow_all = !names || (names->type == HUM_JARR && names->count == 0);
+	c->follow_all = r->nnames == 0;
 	if (wanted > taken)
 		c->dropped += wanted - taken;
 	c->idlen = idlen;
@@ -606,7 +544,7 @@ static bool has_cursor(const client *c, uint32_t id)
 
 /* One poll of one follower: new lines of every followed process, merged by
  * seq; lines beyond the client's output bound are counted, not kept. */
-static void follow_poll(hum_api *a, client *c)
+void hum_api_follow_poll_(hum_api *a, client *c)
 {
 	a->nrec = 0;
 	a->bytes.len = 0;
@@ -676,7 +614,7 @@ void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents)
 	for (client *c = a->clients, *next; c; c = next) {
 		next = c->next;
 		if (c->following && !c->broken) {
-			follow_poll(a, c);
+			hum_api_follow_poll_(a, c);
 			hum_api_settle_(c);
 		}
 	}

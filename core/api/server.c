@@ -1,7 +1,7 @@
 /*
- * api.c — the control socket: socket setup, the API thread, per-client
- * buffers, request parsing, read responses from the store, the command and
- * reply queues between the API thread and the loop thread.
+ * server.c — the control socket: the API thread, per-client buffers,
+ * dispatch of requests, the command and reply queues between the API thread
+ * and the loop thread.
  *
  * Threads and ownership.
  *   - hum_api_start/stop and the command ev_async run on the loop thread.
@@ -15,11 +15,12 @@
  *     ev_async_send wakes the consumer; libev coalesces wakeups, which is fine
  *     because the consumer always takes everything.
  *
- * Files.  This one: the API thread, clients, parsing and dispatch, the
- *   queues, start and stop.  api_read.c answers ps/status/logs/follow from
- *   the store (no lock, no allocation per read beyond the client's buffer
- *   and reused scratch); api_path.c places the socket and takes the
- *   per-project lock.  api_priv.h holds what they share.
+ * Files.  This one: the API thread, clients, dispatch, the queues, start
+ *   and stop.  request.c parses a request line (jansson) and validates it;
+ *   read.c answers ps/status/logs/follow from the store (no lock, no
+ *   allocation per read beyond the client's buffer and reused scratch);
+ *   path.c places the socket and takes the per-project lock; jsonw.c writes
+ *   every answer.  api_priv.h holds what they share.
  *
  * Wire format (newline-delimited JSON; every response carries "ok"):
  *   {"id":1,"cmd":"ps"}
@@ -35,7 +36,8 @@
  *   {"cmd":"ping"} -> {"ok":true,"pong":true,"pid":P}
  *   start/stop/restart/signal/down/eval: forwarded to the loop thread as
  *   the raw request line; the reply comes from hum.control (Lua).
- *   Any error: {"ok":false[,"id":..],"error":"message"}.
+ *   Any error: {"ok":false[,"id":..],"error":"message"}; what a request may
+ *   hold, and the bounds on it, are request.h's.
  *   PROC = {"name","id","kind","state","pid","restarts","exit_code","signal",
  *           "started_at","ended_at","changed_at","group","groups","ready",
  *           "reason","lines","bytes","dropped","first_seq","last_seq",
@@ -43,7 +45,8 @@
  *   LINE = {"seq":N,"time":T,"name":S,"stream":"out"|"err"|"sys","line":S
  *           [,"cont":true]}
  *   Times are seconds since the epoch with millisecond precision; absent
- *   values are null.  A request line may be up to 1 MiB.
+ *   values are null.  A request line may be up to 1 MiB, nested 32 deep,
+ *   with 65536 values.
  *
  * Bounds (a client can never block the API thread, the loop thread or other
  * clients; the socket is non-blocking and every wait is a watcher):
@@ -263,8 +266,6 @@ static void client_free(client *c)
 
 /* Clients: input ---------------------------------------------------------------- */
 
-static void handle_line(client *c, char *line, size_t len);
-
 static bool all_space(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -307,9 +308,8 @@ static void process_input(client *c)
 		}
 		if (all_space(start, len))
 			continue;
-		*nl = 0;
 		STAT_INC(a, requests);
-		handle_line(c, start, len);
+		hum_api_handle_line_(c, start, len);
 	}
 	if (c->in_off == c->in_len) {
 		c->in_off = c->in_len = c->scan = 0;
@@ -471,85 +471,66 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 /* Requests --------------------------------------------------------------------- */
 
-static const char *const commands[] = { "start", "stop", "restart", "signal", "down", "eval" };
-
-static void handle_line(client *c, char *line, size_t len)
+/* Hands a validated command to the loop thread; the client waits for its
+ * reply before its next request. */
+static void forward(client *c, const hum_req *r, const char *line, size_t len)
 {
 	hum_api *a = c->api;
-	char err[200];
-	hum_jarena_reset(a->arena);
-	hum_jval *req = hum_json_parse(a->arena, line, len, err, sizeof err);
-	if (!req) {
-		hum_api_send_error_(c, NULL, 0, "malformed request: %s", err);
+	if (!a->on_command) {
+		hum_api_send_error_(c, r->id, r->idlen, "commands are not available");
 		return;
 	}
-	if (req->type != HUM_JOBJ) {
-		hum_api_send_error_(c, NULL, 0, "a request must be a JSON object");
+	uint32_t cid = ++a->next_cmd;
+	if (cid == 0)
+		cid = ++a->next_cmd;
+	msg *m = msg_new(cid, line, len);
+	if (!m) {
+		hum_api_send_error_(c, r->id, r->idlen, "out of memory");
 		return;
 	}
-	const char *id = NULL;
-	size_t idlen = 0;
-	const hum_jval *idv = hum_json_get(req, "id");
-	if (idv && idv->type != HUM_JNULL) {
-		if (idv->type != HUM_JNUM && idv->type != HUM_JSTR) {
-			hum_api_send_error_(c, NULL, 0, "id must be a number or a string");
-			return;
-		}
-		if (idv->rawlen > ID_MAX) {
-			hum_api_send_error_(c, NULL, 0, "id too long (more than %d bytes)", ID_MAX);
-			return;
-		}
-		id = idv->raw;
-		idlen = idv->rawlen;
-	}
-	const hum_jval *cmd = hum_json_get(req, "cmd");
-	if (!cmd || cmd->type != HUM_JSTR) {
-		hum_api_send_error_(c, id, idlen, "missing \"cmd\" (a string)");
+	c->busy = true;
+	c->cmd_id = cid;
+	c->idlen = r->idlen;
+	memcpy(c->idraw, r->id, r->idlen);
+	mpsc_push(&a->cmds, m);
+	ev_async_send(a->main_loop, &a->cmd_async);
+	STAT_INC(a, commands);
+}
+
+void hum_api_handle_line_(client *c, const char *line, size_t len)
+{
+	hum_api *a = c->api;
+	char err[320];
+	hum_req r;
+	if (hum_req_parse(&r, line, len, err, sizeof err) < 0) {
+		hum_api_send_error_(c, r.id, r.idlen, "%s", err);
+		hum_req_free(&r);
 		return;
 	}
-	const char *name = cmd->str;
-	if (strcmp(name, "ps") == 0) {
-		hum_api_do_ps_(c, id, idlen);
+	switch (r.kind) {
+	case HUM_REQ_PS:
+		hum_api_do_ps_(c, r.id, r.idlen);
 		STAT_INC(a, reads);
-	} else if (strcmp(name, "status") == 0) {
-		hum_api_do_status_(c, req, id, idlen);
+		break;
+	case HUM_REQ_STATUS:
+		hum_api_do_status_(c, &r);
 		STAT_INC(a, reads);
-	} else if (strcmp(name, "logs") == 0) {
-		hum_api_do_logs_(c, req, id, idlen);
-	} else if (strcmp(name, "ping") == 0) {
+		break;
+	case HUM_REQ_LOGS:
+		hum_api_do_logs_(c, &r);
+		break;
+	case HUM_REQ_PING:
 		hum_buf_puts(&c->out, "{\"ok\":true");
-		hum_api_put_id_(&c->out, id, idlen);
+		hum_api_put_id_(&c->out, r.id, r.idlen);
 		hum_buf_puts(&c->out, ",\"pong\":true,\"pid\":");
 		hum_json_i64(&c->out, getpid());
 		hum_buf_puts(&c->out, "}\n");
-	} else {
-		for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-			if (strcmp(name, commands[i]) != 0)
-				continue;
-			if (!a->on_command) {
-				hum_api_send_error_(c, id, idlen, "commands are not available");
-				return;
-			}
-			uint32_t cid = ++a->next_cmd;
-			if (cid == 0)
-				cid = ++a->next_cmd;
-			msg *m = msg_new(cid, line, len);
-			if (!m) {
-				hum_api_send_error_(c, id, idlen, "out of memory");
-				return;
-			}
-			c->busy = true;
-			c->cmd_id = cid;
-			c->idlen = idlen;
-			if (idlen)
-				memcpy(c->idraw, id, idlen);
-			mpsc_push(&a->cmds, m);
-			ev_async_send(a->main_loop, &a->cmd_async);
-			STAT_INC(a, commands);
-			return;
-		}
-		hum_api_send_error_(c, id, idlen, "unknown command \"%.64s\"", name);
+		break;
+	case HUM_REQ_COMMAND:
+		forward(c, &r, line, len);
+		break;
 	}
+	hum_req_free(&r);
 }
 
 /* Commands and replies ---------------------------------------------------------- */
@@ -662,7 +643,6 @@ static void api_free(hum_api *a)
 		ev_loop_destroy(a->loop);
 	if (a->rd)
 		hum_reader_free(a->rd);
-	hum_jarena_free(a->arena);
 	hum_buf_free(&a->bytes);
 	free(a->refs);
 	free(a->recs);
@@ -736,11 +716,10 @@ int hum_api_start(hum_api **out, const char *project_dir, const hum_api_opts *o,
 		goto fail;
 
 	a->rd = hum_reader_new(a->st);
-	a->arena = hum_jarena_new();
 	/* EVFLAG_NOSIGMASK: this loop has no signal watchers and must never
 	 * touch the signal mask (the default loop's thread owns signals). */
 	a->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-	if (!a->rd || !a->arena || !a->loop) {
+	if (!a->rd || !a->loop) {
 		rc = -ENOMEM;
 		hum_api_seterr_(err, errlen, "cannot set up the API thread: out of memory");
 		goto fail;

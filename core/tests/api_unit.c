@@ -1,12 +1,14 @@
 /*
- * api_unit.c — the control socket in-process: JSON encoder and parser, and
- * the API thread against a real store.  This thread plays the loop thread:
- * it owns the store (the writer) and the default loop that receives
- * commands, and it runs that loop while it waits for answers.
+ * api_unit.c — the control socket in-process: the JSON writer, request
+ * parsing and validation, and the API thread against a real store.  This
+ * thread plays the loop thread: it owns the store (the writer) and the
+ * default loop that receives commands, and it runs that loop while it
+ * waits for answers.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +19,16 @@
 #include <time.h>
 #include <unistd.h>
 #include <ev.h>
+#include <jansson.h>
 
 #include "api/api.h"
-#include "api/json.h"
+#include "api/jsonw.h"
+#include "api/grep.h"
+#include "api/request.h"
 #include "state/store.h"
 #include "tap.h"
 
-/* JSON ----------------------------------------------------------------------- */
+/* Writer --------------------------------------------------------------------- */
 
 static int enc_is(void (*fn)(hum_buf *), const char *want)
 {
@@ -39,84 +44,208 @@ static int enc_is(void (*fn)(hum_buf *), const char *want)
 static void e1(hum_buf *b) { hum_json_str(b, "a\"b\\c\n\t\x01", 8); }
 static void e2(hum_buf *b) { hum_json_str(b, "ok \xc3\xa9 \xff bad \xe2\x82", 14); }
 static void e3(hum_buf *b) { hum_json_u64(b, 0); hum_buf_putc(b, ' '); hum_json_i64(b, -42); hum_buf_putc(b, ' '); hum_json_u64(b, UINT64_MAX); }
-static void e4(hum_buf *b) { hum_json_ms(b, 1700000000123LL); hum_buf_putc(b, ' '); hum_json_ms(b, 5); }
+static void e4(hum_buf *b) { hum_json_ms(b, 1700000000123LL); hum_buf_putc(b, ' '); hum_json_ms(b, 5); hum_buf_putc(b, ' '); hum_json_ms(b, INT64_MIN); }
 static void e5(hum_buf *b) { hum_json_cstr(b, NULL); }
-
-static void test_encoder(void)
+/* overlong, surrogate, past U+10FFFF, never-valid bytes, a lone
+ * continuation byte, a cut 4-byte sequence, then NUL, DEL and a valid
+ * 4-byte character */
+static void e6(hum_buf *b)
 {
-	ok(enc_is(e1, "\"a\\\"b\\\\c\\n\\t\\u0001\""), "escapes quotes, backslashes and controls");
-	ok(enc_is(e2, "\"ok \xc3\xa9 \xef\xbf\xbd bad \xef\xbf\xbd\xef\xbf\xbd\""),
-	   "keeps valid UTF-8, replaces invalid bytes with U+FFFD");
-	ok(enc_is(e3, "0 -42 18446744073709551615"), "integers");
-	ok(enc_is(e4, "1700000000.123 0.005"), "milliseconds as seconds");
-	ok(enc_is(e5, "null"), "NULL string is null");
+	hum_json_str(b, "\xc0\xaf|\xe0\x80\x80|\xed\xa0\x80|\xf4\x90\x80\x80|\xf5\xfe|\x80|\xf0\x9f\x98|\0\x7f\xf0\x9f\x98\x80", 31);
 }
 
-static void test_parser(void)
+#define FFFD "\xef\xbf\xbd"
+
+/* The writer's output for s[0..n) is one valid JSON string (jansson, which
+ * checks UTF-8, is the judge), and when s is valid UTF-8 it decodes to s. */
+static int writes_valid(const char *s, size_t n)
 {
-	hum_jarena *a = hum_jarena_new();
-	char err[200];
-	const char *good = " {\"id\": 7, \"cmd\":\"logs\",\"names\":[\"a\",\"b\\u00e9\\ud83d\\ude00\"],"
-			   "\"n\":-1.5e2,\"f\":true,\"z\":null,\"o\":{\"x\":[[],{}]}} ";
-	hum_jval *v = hum_json_parse(a, good, strlen(good), err, sizeof err);
-	ok(v && v->type == HUM_JOBJ && v->count == 7, "parses an object (%s)", v ? "" : err);
-	const hum_jval *id = hum_json_get(v, "id");
-	ok(id && id->type == HUM_JNUM && id->num == 7 && id->rawlen == 1 && id->raw[0] == '7', "number with raw text");
-	const hum_jval *names = hum_json_get(v, "names");
-	ok(names && names->type == HUM_JARR && names->count == 2 && strcmp(names->child->str, "a") == 0 &&
-	   strcmp(names->child->next->str, "b\xc3\xa9\xf0\x9f\x98\x80") == 0, "array of strings, \\u and surrogates");
-	ok(hum_json_get(v, "n")->num == -150, "exponent");
-	ok(hum_json_get(v, "f")->type == HUM_JTRUE && hum_json_get(v, "z")->type == HUM_JNULL, "literals");
-	ok(hum_json_get(v, "missing") == NULL, "missing key");
+	hum_buf b = { 0 };
+	hum_json_str(&b, s, n);
+	json_error_t je;
+	json_t *v = json_loadb(b.p, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	json_t *orig = json_stringn(s, n); /* NULL unless s is valid UTF-8 */
+	int r = json_is_string(v) && (!orig || json_equal(v, orig));
+	if (!r)
+		fprintf(stderr, "writer: [%.*s]: %s\n", (int)b.len, b.p, v ? "decodes to other text" : je.text);
+	json_decref(v);
+	json_decref(orig);
+	hum_buf_free(&b);
+	return r;
+}
 
-	static const char *bad[] = {
-		"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "{'a':1}", "{\"a\":01}",
-		"{\"a\":1} x", "\"\\x\"", "\"\\ud800\"", "\"a\nb\"", "{\"a\":tru}", "-", "1.", "{\"a\" 1}",
-		"nul", "[1 2]", "\"abc",
-	};
+static void test_writer(void)
+{
+	ok(enc_is(e1, "\"a\\\"b\\\\c\\n\\t\\u0001\""), "escapes quotes, backslashes and controls");
+	ok(enc_is(e2, "\"ok \xc3\xa9 " FFFD " bad " FFFD FFFD "\""),
+	   "keeps valid UTF-8, replaces invalid bytes with U+FFFD");
+	ok(enc_is(e3, "0 -42 18446744073709551615"), "integers");
+	ok(enc_is(e4, "1700000000.123 0.005 -9223372036854775.808"), "milliseconds as seconds, INT64_MIN too");
+	ok(enc_is(e5, "null"), "NULL string is null");
+	ok(enc_is(e6, "\"" FFFD FFFD "|" FFFD FFFD FFFD "|" FFFD FFFD FFFD "|" FFFD FFFD FFFD FFFD "|" FFFD FFFD "|" FFFD
+		      "|" FFFD FFFD FFFD "|\\u0000\x7f\xf0\x9f\x98\x80\""),
+	   "overlong, surrogate, too large, cut short: one U+FFFD per byte");
+
+	/* every string of one and two bytes, and random ones of up to 12
+	 * bytes drawn mostly from lead and continuation bytes */
 	int all = 1;
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		hum_jarena_reset(a);
-		if (hum_json_parse(a, bad[i], strlen(bad[i]), err, sizeof err) != NULL) {
-			fprintf(stderr, "accepted bad JSON: %s\n", bad[i]);
-			all = 0;
-		} else if (!strstr(err, "at byte")) {
-			all = 0;
+	for (unsigned x = 0; x < 65536 && all; x++) {
+		char two[2] = { (char)(x >> 8), (char)x };
+		all = writes_valid(two + 1, 1) && writes_valid(two, 2);
+	}
+	static const unsigned char pool[] = { 0x00, 0x1f, '"', '\\', 'a', 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf,
+					      0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff };
+	unsigned rnd = 99;
+	for (int k = 0; k < 200000 && all; k++) {
+		char s[12];
+		rnd = rnd * 1103515245u + 12345u;
+		size_t n = (rnd >> 16) % sizeof s + 1;
+		for (size_t i = 0; i < n; i++) {
+			rnd = rnd * 1103515245u + 12345u;
+			s[i] = (char)pool[(rnd >> 16) % sizeof pool];
 		}
+		all = writes_valid(s, n);
 	}
-	ok(all, "rejects %zu malformed documents with a position", sizeof bad / sizeof bad[0]);
+	ok(all, "any bytes become valid JSON; valid UTF-8 round-trips (jansson as the judge)");
+}
 
-	char deep[200];
-	memset(deep, '[', 100);
-	memset(deep + 100, ']', 100);
-	hum_jarena_reset(a);
-	ok(hum_json_parse(a, deep, 200, err, sizeof err) == NULL && strstr(err, "deeply"), "depth limit");
-	/* many values: the node limit */
-	size_t n = 2 * HUM_JSON_MAX_NODES + 8;
-	char *many = malloc(n + 2);
-	many[0] = '[';
-	for (size_t i = 1; i < n; i += 2) {
-		many[i] = '0';
-		many[i + 1] = ',';
-	}
-	many[n - 1] = '0';
-	many[n] = ']';
-	hum_jarena_reset(a);
-	ok(hum_json_parse(a, many, n + 1, err, sizeof err) == NULL && strstr(err, "too many"), "node limit");
+/* Requests ------------------------------------------------------------------- */
+
+static hum_req rq;
+static char rerr[400];
+
+static int parse(const char *s)
+{
+	hum_req_free(&rq);
+	rerr[0] = 0;
+	return hum_req_parse(&rq, s, strlen(s), rerr, sizeof rerr);
+}
+
+/* s is refused with an error containing want */
+static int refused(const char *s, const char *want)
+{
+	int r = parse(s) < 0 && strstr(rerr, want) != NULL;
+	if (!r)
+		fprintf(stderr, "request %s: got [%s], want [%s]\n", s, rerr, want);
+	return r;
+}
+
+static void test_request(void)
+{
+	ok(parse("{\"cmd\":\"ps\"}") == 0 && rq.kind == HUM_REQ_PS && rq.idlen == 0, "ps");
+	ok(parse(" {\"id\":7,\"cmd\":\"ping\",\"extra\":{\"x\":[[],{}]}}\r\n") == 0 && rq.kind == HUM_REQ_PING &&
+	   strcmp(rq.id, "7") == 0, "ping with an integer id; unknown fields ignored");
+	ok(parse("{\"id\":\"a\\u00e9\\n\",\"cmd\":\"ps\"}") == 0 && strcmp(rq.id, "\"a\xc3\xa9\\n\"") == 0 &&
+	   rq.idlen == strlen(rq.id), "a string id is re-encoded for the echo");
+	ok(parse("{\"id\":-9223372036854775808,\"cmd\":\"ps\"}") == 0 && strcmp(rq.id, "-9223372036854775808") == 0,
+	   "the smallest integer id");
+	ok(parse("{\"id\":null,\"cmd\":\"ps\"}") == 0 && rq.idlen == 0, "a null id is no id");
+	ok(parse("{\"cmd\":\"status\",\"name\":\"web\"}") == 0 && rq.kind == HUM_REQ_STATUS && rq.nnames == 1 &&
+	   strcmp(hum_req_name(&rq, 0), "web") == 0, "status of a name");
+	ok(parse("{\"cmd\":\"status\",\"names\":[\"a\",\"b\\ud83d\\ude00\"],\"name\":\"x\"}") == 0 && rq.nnames == 2 &&
+	   strcmp(hum_req_name(&rq, 1), "b\xf0\x9f\x98\x80") == 0, "names (surrogate pair) win over name");
+	ok(parse("{\"cmd\":\"status\",\"names\":null,\"name\":[\"db\"]}") == 0 && rq.nnames == 1 &&
+	   strcmp(hum_req_name(&rq, 0), "db") == 0, "null names: name is used");
+	ok(parse("{\"cmd\":\"logs\"}") == 0 && rq.kind == HUM_REQ_LOGS && rq.nnames == 0 && rq.n == 100 &&
+	   !rq.follow && !rq.stream && !rq.since_ms && !rq.grep, "logs defaults");
+	ok(parse("{\"cmd\":\"logs\",\"names\":[],\"n\":0,\"follow\":true,\"stream\":\"err\",\"since\":1700000000.5,"
+		 "\"grep\":\"x|y\"}") == 0 && rq.nnames == 0 && rq.n == 0 && rq.follow &&
+	   rq.stream == HUM_STREAM_ERR && rq.since_ms == 1700000000500LL && rq.greplen == 3 &&
+	   strcmp(rq.grep, "x|y") == 0, "logs with every field");
+	ok(parse("{\"cmd\":\"logs\",\"n\":1e2,\"grep\":\"\",\"stream\":null}") == 0 && rq.n == 100 && !rq.grep &&
+	   !rq.stream, "whole n as a real, empty grep, null stream");
+	ok(parse("{\"cmd\":\"logs\",\"n\":1000000000000000}") == 0 && rq.n == 1000000000, "n capped at 1e9 lines");
+	ok(parse("{\"cmd\":\"start\",\"targets\":[\"web\"],\"timeout\":5}") == 0 && rq.kind == HUM_REQ_COMMAND &&
+	   parse("{\"cmd\":\"signal\",\"signal\":15,\"targets\":\"web\"}") == 0 &&
+	   parse("{\"cmd\":\"eval\",\"code\":\"return 1\"}") == 0 && parse("{\"cmd\":\"down\"}") == 0,
+	   "commands for the loop thread");
+	char deep[100];
+	snprintf(deep, sizeof deep, "{\"cmd\":\"ps\",\"x\":%.*s%.*s}", HUM_REQ_MAX_DEPTH - 1,
+		 "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", HUM_REQ_MAX_DEPTH - 1, "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+	ok(parse(deep) == 0, "nested %d deep: accepted", HUM_REQ_MAX_DEPTH);
+
+	/* every kind of bad request, with the error it gets */
+	char longid[200], longesc[300], toodeep[100];
+	snprintf(longid, sizeof longid, "{\"cmd\":\"ps\",\"id\":\"%0129d\"}", 0);
+	snprintf(longesc, sizeof longesc, "{\"cmd\":\"ps\",\"id\":\"%s\"}", "\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001"
+		 "\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001");
+	snprintf(toodeep, sizeof toodeep, "{\"cmd\":\"ps\",\"x\":%.*s}", HUM_REQ_MAX_DEPTH, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
+	size_t nv = HUM_REQ_MAX_VALUES;
+	char *many = malloc(2 * nv + 32);
+	size_t k = (size_t)sprintf(many, "{\"cmd\":\"ps\",\"x\":[");
+	for (size_t i = 0; i < nv; i++)
+		k += (size_t)sprintf(many + k, i ? ",0" : "0");
+	strcpy(many + k, "]}");
+	const struct { const char *req, *want; } bad[] = {
+		/* not JSON */
+		{ "", "malformed request: at byte 0: " },
+		{ "nonsense", "malformed request: at byte 8: invalid token" },
+		{ "{\"cmd\":\"ps\"", "malformed request" },
+		{ "{\"cmd\":\"ps\"} x", "end of file expected" },
+		{ "{'cmd':'ps'}", "malformed request" },
+		{ "{\"cmd\":\"ps\",}", "malformed request" },
+		{ "{\"cmd\":\"logs\",\"n\":01}", "malformed request" },
+		/* not an object */
+		{ "[1,2]", "a request must be a JSON object" },
+		{ "\"ps\"", "a request must be a JSON object" },
+		{ "null", "a request must be a JSON object" },
+		/* cmd and id */
+		{ "{\"id\":3}", "missing \"cmd\" (a string)" },
+		{ "{\"cmd\":1}", "missing \"cmd\" (a string)" },
+		{ "{\"cmd\":null}", "missing \"cmd\" (a string)" },
+		{ "{\"cmd\":\"fly\"}", "unknown command \"fly\"" },
+		{ "{\"cmd\":\"ps\",\"id\":[]}", "id must be an integer or a string" },
+		{ "{\"cmd\":\"ps\",\"id\":1.5}", "id must be an integer or a string" },
+		{ "{\"cmd\":\"ps\",\"id\":true}", "id must be an integer or a string" },
+		{ longid, "id too long (more than 128 bytes)" },
+		{ longesc, "id too long (more than 128 bytes)" }, /* 22 bytes, 132 as JSON */
+		/* fields of the wrong type or out of range */
+		{ "{\"cmd\":\"status\"}", "status needs \"name\" (a string) or \"names\" (strings)" },
+		{ "{\"cmd\":\"status\",\"names\":[]}", "status needs \"name\"" },
+		{ "{\"cmd\":\"status\",\"names\":5}", "names must be a string or an array of strings" },
+		{ "{\"cmd\":\"status\",\"names\":[\"a\",1]}", "names must be a string or an array of strings" },
+		{ "{\"cmd\":\"logs\",\"name\":{}}", "name must be a string or an array of strings" },
+		{ "{\"cmd\":\"logs\",\"n\":-1}", "n must be a whole number >= 0" },
+		{ "{\"cmd\":\"logs\",\"n\":1.5}", "n must be a whole number >= 0" },
+		{ "{\"cmd\":\"logs\",\"n\":\"5\"}", "n must be a whole number >= 0" },
+		{ "{\"cmd\":\"logs\",\"n\":1e16}", "n must be a whole number >= 0" },
+		{ "{\"cmd\":\"logs\",\"n\":9223372036854775807}", "n must be a whole number >= 0" },
+		{ "{\"cmd\":\"logs\",\"follow\":1}", "follow must be true or false" },
+		{ "{\"cmd\":\"logs\",\"stream\":\"both\"}", "stream must be \"out\" or \"err\"" },
+		{ "{\"cmd\":\"logs\",\"stream\":2}", "stream must be \"out\" or \"err\"" },
+		{ "{\"cmd\":\"logs\",\"since\":-1}", "since must be seconds since the epoch" },
+		{ "{\"cmd\":\"logs\",\"since\":1e300}", "since must be seconds since the epoch" },
+		{ "{\"cmd\":\"logs\",\"grep\":[\"x\"]}", "grep must be a string" },
+		{ "{\"cmd\":\"stop\",\"targets\":[1]}", "targets must be a string or an array of strings" },
+		{ "{\"cmd\":\"start\",\"timeout\":\"5\"}", "timeout must be a number of seconds >= 0" },
+		{ "{\"cmd\":\"signal\",\"signal\":[]}", "signal must be a name or a number" },
+		{ "{\"cmd\":\"eval\",\"code\":5}", "eval needs \"code\" (a string)" },
+		/* bounds */
+		{ toodeep, "request nested too deeply (more than 32 levels)" },
+		{ many, "request has too many values (more than 65536)" },
+		{ "{\"cmd\":\"ps\",\"cmd\":\"eval\"}", "duplicate object key near '\"cmd\"'" },
+		{ "{\"cmd\":\"ps\",\"x\":{\"a\":1,\"a\":1}}", "duplicate object key" },
+		{ "{\"cmd\":\"ps\",\"id\":99999999999999999999}", "too big integer" },
+		{ "{\"cmd\":\"logs\",\"n\":1e400}", "real number overflow" },
+		/* \u0000 in a name or a key */
+		{ "{\"cmd\":\"status\",\"name\":\"web\\u0000x\"}", "at byte 35: \\u0000 in a string is not allowed" },
+		{ "{\"cmd\":\"ps\",\"x\\u0000\":1}", "\\u0000 in a string is not allowed" },
+		/* invalid UTF-8: a bad byte, overlong, a surrogate, cut short;
+		 * a lone surrogate escape */
+		{ "{\"cmd\":\"status\",\"name\":\"w\xff" "eb\"}", "unable to decode byte 0xff" },
+		{ "{\"cmd\":\"status\",\"name\":\"\xc0\xaf\"}", "unable to decode byte 0xc0" },
+		{ "{\"cmd\":\"status\",\"name\":\"\xed\xa0\x80\"}", "unable to decode byte 0xed" },
+		{ "{\"cmd\":\"status\",\"name\":\"\xf0\x9f\x98\"}", "malformed request" },
+		{ "{\"cmd\":\"status\",\"name\":\"\\ud800\"}", "invalid Unicode '\\uD800'" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ok(refused(bad[i].req, bad[i].want), "bad request %zu refused: %s", i + 1, bad[i].want);
 	free(many);
-	/* a big string uses its own block and the arena survives reset */
-	size_t bn = 300000;
-	char *big = malloc(bn + 3);
-	big[0] = '"';
-	memset(big + 1, 'q', bn);
-	big[bn + 1] = '"';
-	hum_jarena_reset(a);
-	v = hum_json_parse(a, big, bn + 2, err, sizeof err);
-	ok(v && v->type == HUM_JSTR && v->len == bn, "large string");
-	hum_jarena_reset(a);
-	v = hum_json_parse(a, "{\"k\":\"v\"}", 9, err, sizeof err);
-	ok(v && strcmp(hum_json_get(v, "k")->str, "v") == 0, "arena reusable after reset");
-	free(big);
+	ok(parse("{\"cmd\":\"ps\",\"n\":\"x\",\"names\":5}") == 0, "fields a command does not use are not checked");
+	ok(refused("{\"id\":5,\"cmd\":\"logs\",\"n\":-1}", "n must be") && strcmp(rq.id, "5") == 0,
+	   "a validation error keeps the id");
+	ok(parse("{\"cmd\":\"ps\",\"x\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[\"}") == 0,
+	   "brackets inside strings do not count");
 
 	/* mutations of a valid request: never a crash, never a read past the
 	 * end (ASan), always a verdict */
@@ -130,7 +259,7 @@ static void test_parser(void)
 		size_t m = sl;
 		memcpy(buf, seed, sl);
 		int edits = 1 + iter % 4;
-		for (int k = 0; k < edits; k++) {
+		for (int e = 0; e < edits; e++) {
 			rnd = rnd * 1103515245u + 12345u;
 			size_t at = (rnd >> 8) % m;
 			rnd = rnd * 1103515245u + 12345u;
@@ -144,13 +273,74 @@ static void test_parser(void)
 		}
 		char *copy = malloc(m ? m : 1); /* exact size: ASan sees any overread */
 		memcpy(copy, buf, m);
-		hum_jarena_reset(a);
-		hum_jval *r = hum_json_parse(a, copy, m, err, sizeof err);
-		verdicts += r != NULL || err[0] != 0;
+		hum_req_free(&rq);
+		rerr[0] = 0;
+		int rc = hum_req_parse(&rq, copy, m, rerr, sizeof rerr);
+		verdicts += rc == 0 || rerr[0] != 0;
 		free(copy);
 	}
-	ok(verdicts == 20000, "20000 mutated requests parsed or rejected");
-	hum_jarena_free(a);
+	ok(verdicts == 20000, "20000 mutated requests parsed or refused with a message");
+	hum_req_free(&rq);
+}
+
+/* grep patterns -------------------------------------------------------------- */
+
+static void test_grep(void)
+{
+	/* NULL: passes (and regcomp takes it); else the error it gets */
+	static const struct { const char *re, *want; } cases[] = {
+		{ "ERROR|WARN(ING)?|fatal: .*", NULL },
+		{ "[[:digit:]]{4}-[0-9]{2}-[0-9]{2}T", NULL },
+		{ "^(GET|POST) /api/[^ ]+ (2|3)[0-9]{2}$", NULL },
+		{ "[]x]{3}|a{2}{3}|(b+)+|\\bword\\b", NULL },
+		{ "a{1000}", NULL },
+		{ "(a|b|c|d|e|f|g|h|i|j){100}", NULL },
+		{ "((a|b)*c){300}", NULL },
+		{ "a+++++++++", NULL },
+		{ "x{", "Unmatched" }, /* regcomp's own error */
+		/* copies: found by make fuzz (every '+' doubles the tree) */
+		{ "hi++++++++++++++++++++++++++++++++++++++++++++++++++$", "too large once its repetitions are expanded" },
+		{ "a{1,}{1,}{1,}{1,}{1,}{1,}{1,}{1,}{1,}{1,}{1,}", "too large" },
+		{ "((a{100}){100}){100}", "too large" },
+		{ "a{1001}", "too large" },
+		{ "[[:alpha:]]{500}[]x]{501}", "too large" },
+		{ "(a{999}(b{999}", "too large" }, /* unclosed groups count too */
+		{ "(x|y|z)(x|y|z{100}){200}", "too large" },
+		{ "(a|b)*a(a|b){998}", "too large" },
+		/* repetitions of what can match nothing: found by make fuzz */
+		{ "G[*R]+]+OR|time*??????????????~??????????????***************", "the repetition at byte 17 applies to something that can match nothing" },
+		{ "(a|){0,3}+{2}{0,3}{2}", "can match nothing" },
+		{ "(a?){1000}", "can match nothing" },
+		{ "(x(a|b?)*y)", "can match nothing" },
+		{ "a**", "can match nothing" },
+		{ "()+", "can match nothing" },
+		{ "(|a)*", "can match nothing" },
+		{ "^*", "can match nothing" },
+		{ "\\b+", "can match nothing" },
+		{ "a|*b", "can match nothing" },
+		{ "{2}", "can match nothing" },
+		/* the rest */
+		{ "(a*)*\\1", "can match nothing" },
+		{ "(a)\\1", "back-references are not supported" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char err[300] = "";
+		int rc = hum_grep_check(cases[i].re, err, sizeof err);
+		regex_t re;
+		if (rc == 0) {
+			int rrc = regcomp(&re, cases[i].re, REG_EXTENDED | REG_NOSUB);
+			if (rrc == 0)
+				regfree(&re);
+			else
+				regerror(rrc, &re, err, sizeof err);
+		}
+		ok(cases[i].want ? strstr(err, cases[i].want) != NULL : rc == 0 && !err[0], "grep %s: %s", cases[i].re,
+		   err[0] ? err : "passes");
+	}
+	char nest[100];
+	snprintf(nest, sizeof nest, "%.65s", "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((");
+	char err[300];
+	ok(hum_grep_check(nest, err, sizeof err) < 0 && strstr(err, "groups nested more than 64 deep"), "grep groups nested too deep");
 }
 
 /* The API thread ------------------------------------------------------------- */
@@ -261,6 +451,24 @@ static long ask(conn *c, const char *req)
 {
 	send_all(c->fd, req, strlen(req));
 	return read_line(c, line, sizeof line, 10);
+}
+
+/* Sends one request line; true if the answer is one JSON object
+ * {"ok":false[,"id":ID],"error":E} with E containing want and the id's JSON
+ * text equal to id (NULL: no id). */
+static int error_reply(conn *c, const char *request, const char *want, const char *id)
+{
+	int r = ask(c, request) > 0;
+	json_t *v = r ? json_loads(line, 0, NULL) : NULL;
+	const char *e = json_string_value(json_object_get(v, "error"));
+	char *idtext = json_object_get(v, "id") ? json_dumps(json_object_get(v, "id"), JSON_ENCODE_ANY) : NULL;
+	r = r && json_is_false(json_object_get(v, "ok")) && e && strstr(e, want) &&
+	    (id ? idtext && strcmp(idtext, id) == 0 : !idtext) && json_object_size(v) == (id ? 3u : 2u);
+	if (!r)
+		fprintf(stderr, "request %s: answer %s, want error [%s] id %s\n", request, line, want, id ? id : "none");
+	free(idtext);
+	json_decref(v);
+	return r;
 }
 
 static hum_entry *add_proc(const char *name, const char *groups, int state, int pid)
@@ -381,7 +589,7 @@ static void test_api(void)
 	ask(c, "{\"cmd\":\"logs\",\"n\":-1}\n");
 	ok(strstr(line, "n must be") != NULL, "bad n");
 	ask(c, "{\"cmd\":\"logs\",\"n\":1e400}\n");
-	ok(strstr(line, "n must be") != NULL, "huge n");
+	ok(strstr(line, "real number overflow") != NULL, "huge n");
 	ask(c, "{\"cmd\":\"logs\",\"since\":1e300}\n");
 	ok(strstr(line, "since must be") != NULL, "huge since");
 
@@ -392,6 +600,42 @@ static void test_api(void)
 	ok(ask(c, "{\"cmd\":\"fly\",\"id\":4}\n") > 0 && strstr(line, "unknown command \\\"fly\\\""), "unknown cmd");
 	ok(ask(c, "{\"cmd\":\"ps\",\"id\":{}}\n") > 0 && strstr(line, "id must be"), "bad id");
 	ok(ask(c, "\n  \r\n{\"cmd\":\"ping\"}\r\n") > 0 && strstr(line, "pong"), "blank lines skipped, CRLF ok");
+	/* each kind of bad request, through the socket: the whole reply */
+	ok(error_reply(c, "{\"cmd\":\"ps\",\"id\":1,\"cmd\":\"eval\"}\n", "malformed request: at byte 24: duplicate object key", NULL),
+	   "duplicate key: error reply");
+	ok(error_reply(c, "{\"id\":2,\"cmd\":\"status\",\"name\":\"web\\u0000x\"}\n",
+		       "malformed request: at byte 42: \\u0000 in a string is not allowed", NULL) &&
+	   strcmp(line, "{\"ok\":false,\"error\":\"malformed request: at byte 42: \\\\u0000 in a string is not allowed\"}") == 0,
+	   "\\u0000 in a name: error reply, not a match for web: %s", line);
+	ok(error_reply(c, "{\"cmd\":\"status\",\"name\":\"we\xff\xfe\"}\n", "unable to decode byte 0xff", NULL),
+	   "invalid UTF-8 in a request: an error reply that is valid JSON");
+	ok(error_reply(c, "{\"cmd\":\"ps\",\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}\n",
+		       "request nested too deeply (more than 32 levels)", NULL), "too deep: error reply");
+	ok(error_reply(c, "{\"id\":\"v\",\"cmd\":\"logs\",\"follow\":\"yes\"}\n", "follow must be true or false", "\"v\"") &&
+	   strcmp(line, "{\"ok\":false,\"id\":\"v\",\"error\":\"follow must be true or false\"}") == 0,
+	   "wrong field type: error reply with the id");
+	ok(error_reply(c, "{\"id\":[1],\"cmd\":\"ps\"}\n", "id must be an integer or a string", NULL) &&
+	   error_reply(c, "{\"id\":7,\"cmd\":\"stop\",\"targets\":{}}\n", "targets must be", "7") &&
+	   error_reply(c, "\"ps\"\n", "a request must be a JSON object", NULL) &&
+	   error_reply(c, "{\"cmd\":\"ps\"} {}\n", "malformed request: at byte", NULL), "more error replies");
+	ok(ask(c, "{\"id\":\"\\u00e9\\t\",\"cmd\":\"ping\"}\n") > 0 && strncmp(line, "{\"ok\":true,\"id\":\"\xc3\xa9\\t\",", 21) == 0,
+	   "a string id is echoed as JSON");
+	ok(commands_seen == 0, "no bad request reached the loop thread");
+	/* grep patterns glibc's regcomp would take gigabytes or seconds over
+	 * (test_grep has the rules): an error reply, at once */
+	double t_re = mono();
+	ok(error_reply(c, "{\"cmd\":\"logs\",\"grep\":\"hi++++++++++++++++++++++++++++++++++++++++++++++++++$\",\"id\":1}\n",
+		       "grep pattern too large once its repetitions are expanded (more than 1000 elements)", "1") &&
+	   error_reply(c, "{\"cmd\":\"logs\",\"grep\":\"time*??????????????~\"}\n",
+		       "bad grep pattern: the repetition at byte 6 applies to something that can match nothing", NULL) &&
+	   mono() - t_re < 1, "grep patterns regcomp cannot bound: error replies (%.3fs)", mono() - t_re);
+	long got_re = ask(c, "{\"cmd\":\"logs\",\"grep\":\"(one|two|ERR?OR)+[[:space:]]*$\"}\n");
+	int lines_re = 0;
+	while (got_re > 0 && strstr(line, "\"seq\"")) {
+		lines_re++;
+		got_re = read_line(c, line, sizeof line, 10);
+	}
+	ok(lines_re == 2 && strstr(line, "\"ok\":true,\"end\":true,\"lines\":2"), "an ordinary pattern still works: %s", line);
 
 	/* commands go to the loop thread and come back with the id */
 	ok(ask(c, "{\"cmd\":\"eval\",\"code\":\"1+1\",\"id\":\"e1\"}\n") > 0 &&
@@ -616,8 +860,9 @@ static void test_slow_follower(void)
 
 int main(void)
 {
-	test_encoder();
-	test_parser();
+	test_writer();
+	test_request();
+	test_grep();
 	test_api();
 	test_slow_follower();
 	return done_testing();

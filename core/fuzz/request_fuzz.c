@@ -1,0 +1,157 @@
+/*
+ * request_fuzz.c — libFuzzer target for the control socket's request path
+ * (`make fuzz`, README "Fuzzing").
+ *
+ * Each input is one request line handed to hum_api_handle_line_, the
+ * function the API thread calls for every line: parsing (jansson), the
+ * bounds and field validation (request.c), and dispatch.  Reads (ps,
+ * status, logs, ping) are answered from a small store built once: five
+ * processes, one with a name that is not UTF-8, and log lines with control
+ * bytes and broken UTF-8.  A follow is polled once after a new line and then
+ * ended; a command is taken off the queue to the loop thread and dropped.
+ * No socket and no thread: the client's output buffer is checked directly.
+ *
+ * Beyond the sanitizers (ASan, UBSan, leaks), two properties abort:
+ *   - every answer line is a JSON object with "ok" a boolean, or a log line
+ *     ("seq") or a drop notice ("dropped"), and a request that is not a
+ *     command ends with exactly one "ok" line;
+ *   - the writer turns the input bytes, whatever they are, into one valid
+ *     JSON string, and into exactly those bytes when they are valid UTF-8.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ev.h>
+#include <jansson.h>
+
+#include "api/api_priv.h"
+#include "state/store.h"
+
+static hum_store *st;
+static hum_api *api;
+static hum_entry *web;
+
+#define CHECK(cond, what)                                                                  \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			fprintf(stderr, "request_fuzz: %s\n", what);                       \
+			abort();                                                           \
+		}                                                                          \
+	} while (0)
+
+static hum_entry *add(const char *name, const char *groups, int state, int pid)
+{
+	hum_snap t = { .state = (uint8_t)state, .pid = pid, .exit_code = -1, .started_at_ms = 1700000000000LL };
+	return hum_store_add(st, hum_snap_new(&t, name, groups, "fuzz"));
+}
+
+static void logl(hum_entry *e, int stream, const char *text, size_t len)
+{
+	hum_logring_append(st, &e->log, stream, 0, 1700000000500LL, text, len);
+	hum_logring_commit(&e->log);
+}
+
+static void noop_async(struct ev_loop *loop, ev_async *w, int revents) {}
+
+static void setup(void)
+{
+	st = hum_store_new(16 * 1024); /* small rings: the follower sees drops */
+	web = add("web", "front,back", HUM_RUNNING, 101);
+	hum_entry *db = add("db", "back", HUM_READY, 102);
+	hum_entry *w1 = add("worker.1", "", HUM_RUNNING, 103);
+	add("worker.2", "", HUM_STOPPED, 0);
+	hum_entry *odd = add("odd\xff\xfe-name", "we\xc0ird", HUM_FAILED, 0);
+	logl(web, HUM_STREAM_OUT, "web one", 7);
+	logl(db, HUM_STREAM_OUT, "db one ERROR", 12);
+	logl(web, HUM_STREAM_ERR, "web \"two\" \x1b[31mred\x1b[0m", 22);
+	logl(w1, HUM_STREAM_OUT, "nul \0 inside, tab\t", 18);
+	logl(odd, HUM_STREAM_SYS, "bad \xed\xa0\x80 \xf0\x9f\x98", 11);
+	hum_store_flush(st);
+
+	api = calloc(1, sizeof *api);
+	api->st = st;
+	api->rd = hum_reader_new(st);
+	api->loop = api->main_loop = ev_loop_new(EVFLAG_AUTO);
+	api->max_request = HUM_API_MAX_REQUEST;
+	api->max_output = 1u << 20;
+	api->max_clients = 1;
+	api->follow_interval = 0.05;
+	api->on_command = (hum_api_command_fn)noop_async; /* set, never called */
+	ev_timer_init(&api->follow_timer, hum_api_follow_cb_, 0., api->follow_interval);
+	api->follow_timer.data = api;
+	ev_async_init(&api->cmd_async, noop_async);
+	ev_async_start(api->loop, &api->cmd_async);
+}
+
+/* Every line of out is an answer a client can read; returns the number of
+ * "ok" lines. */
+static int check_output(const hum_buf *out)
+{
+	CHECK(!out->oom, "output buffer out of memory");
+	int oks = 0;
+	size_t i = 0;
+	while (i < out->len) {
+		const char *nl = memchr(out->p + i, '\n', out->len - i);
+		CHECK(nl, "answer without a newline");
+		size_t n = (size_t)(nl - (out->p + i));
+		json_error_t je;
+		json_t *v = json_loadb(out->p + i, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+		if (!json_is_object(v))
+			fprintf(stderr, "answer [%.*s]: %s\n", (int)n, out->p + i, je.text);
+		CHECK(json_is_object(v), "an answer line is not a JSON object");
+		json_t *ok = json_object_get(v, "ok");
+		CHECK(ok ? json_is_boolean(ok) : json_object_get(v, "seq") || json_object_get(v, "dropped"),
+		      "an answer line is neither a reply, a log line nor a drop notice");
+		if (json_is_false(ok))
+			CHECK(json_is_string(json_object_get(v, "error")), "an error reply without a message");
+		oks += ok != NULL;
+		json_decref(v);
+		i += n + 1;
+	}
+	return oks;
+}
+
+static void check_writer(const uint8_t *data, size_t size)
+{
+	hum_buf b = { 0 };
+	hum_json_str(&b, (const char *)data, size);
+	CHECK(!b.oom, "writer out of memory");
+	json_t *v = json_loadb(b.p, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	CHECK(json_is_string(v), "the writer's output is not a valid JSON string");
+	json_t *orig = json_stringn((const char *)data, size); /* NULL unless valid UTF-8 */
+	CHECK(!orig || json_equal(v, orig), "the writer changed valid UTF-8");
+	json_decref(orig);
+	json_decref(v);
+	hum_buf_free(&b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (!st)
+		setup();
+	client c = { .api = api, .fd = -1 };
+	hum_api_handle_line_(&c, (const char *)data, size);
+	if (c.following) {
+		logl(web, HUM_STREAM_OUT, "a new line for followers", 24);
+		hum_store_flush(st);
+		hum_api_follow_poll_(api, &c);
+		if (c.following)
+			hum_api_end_follow_(&c, "fuzz");
+		ev_timer_stop(api->loop, &api->follow_timer);
+	}
+	bool command = c.busy;
+	for (msg *m = __atomic_exchange_n(&api->cmds, NULL, __ATOMIC_ACQUIRE), *next; m; m = next) {
+		next = m->next;
+		CHECK(command && m->len == size && memcmp(m->data, data, size) == 0,
+		      "a command went to the loop thread other than as its request line");
+		free(m);
+	}
+	int oks = check_output(&c.out);
+	CHECK(command ? oks == 0 : oks == 1, "not exactly one reply to a request");
+	hum_api_cursors_free_(&c);
+	hum_api_filter_free_(&c.flt);
+	hum_buf_free(&c.out);
+	check_writer(data, size);
+	return 0;
+}
