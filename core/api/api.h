@@ -70,11 +70,13 @@ int hum_api_state_dir(const char *project_dir, char *out, size_t outlen, char *e
 int hum_api_start(hum_api **out, const char *project_dir, const hum_api_opts *opts,
 		  bool *stale, char *err, size_t errlen);
 
-/* Answers command `id` with one JSON object (no newline; it is added).  If
- * the request carried an "id", it is inserted after a leading {"ok":true or
- * {"ok":false (else right after the brace).  Any thread; a reply for a
- * client that has gone is dropped. */
-void hum_api_reply(hum_api *api, uint32_t id, const char *json, size_t len);
+/* Answers command `id`: `body` is one JSON object with the reply's fields
+ * ("{}" for none; "ok" and "id" are not its to set).  The server owns the
+ * envelope: on the API thread it parses body (jansson), and writes
+ * {"ok":ok,"id":<the request's id, if it had one>, ...body's fields}; a body
+ * that is not a JSON object becomes an error reply saying so.  Any thread; a
+ * reply for a client that has gone is dropped. */
+void hum_api_reply(hum_api *api, uint32_t id, bool ok, const char *body, size_t len);
 
 /* Loop thread: tells followers the server is stopping, closes every client
  * and the socket (removing its file), joins the thread, frees everything. */

@@ -6,6 +6,8 @@
  *   request.c   parsing (jansson) and validation of one request line
  *   read.c      the read requests answered from the store: ps, status,
  *               logs, follow
+ *   watch.c     the change feed (`watch`): changed processes per world
+ *               generation, riding on the follower machinery
  *   grep.c      the checks a "grep" pattern passes before regcomp
  *   path.c      where the socket lives, the per-project lock, a stale
  *               socket, binding
@@ -37,6 +39,7 @@
 typedef struct msg {
 	struct msg *next;
 	uint32_t id;
+	bool ok;   /* a reply's outcome */
 	size_t len;
 	char data[];
 } msg;
@@ -77,6 +80,11 @@ typedef struct client {
 	size_t ncur, capcur;
 	filter flt;
 	uint64_t dropped;
+	/* watch.c: what this watcher was last sent (id order), and a spare */
+	bool watching;
+	uint64_t watch_gen;
+	struct hum_wseen *seen, *seen2;
+	size_t nseen, capseen, capseen2;
 } client;
 
 typedef struct lref { uint64_t seq; size_t cost; } lref;
@@ -157,12 +165,19 @@ void hum_api_filter_free_(filter *f);
 bool hum_api_settle_(client *c); /* flush, then close or resume reading */
 
 /* read.c */
+void hum_api_put_proc_(hum_buf *b, const hum_snap *s); /* one PROC object */
+int hum_api_add_cursor_(client *c, uint32_t id, const char *name, uint64_t last, uint64_t ord);
 void hum_api_do_ps_(client *c, const char *id, size_t idlen);
 void hum_api_do_status_(client *c, const hum_req *r);
 void hum_api_do_logs_(client *c, const hum_req *r);
 void hum_api_end_follow_(client *c, const char *reason);
 void hum_api_follow_poll_(hum_api *a, client *c); /* one poll of one follower */
 void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* watch.c */
+void hum_api_do_watch_(client *c, const hum_req *r);
+void hum_api_watch_poll_(hum_api *a, client *c);
+void hum_api_watch_free_(client *c);
 
 /* path.c */
 void hum_api_fallback_dir_(char *out, size_t n);

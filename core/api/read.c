@@ -47,7 +47,7 @@ static void put_nullable_ms(hum_buf *b, int64_t ms)
 		hum_buf_put(b, "null", 4);
 }
 
-static void put_proc(hum_buf *b, const hum_snap *s)
+void hum_api_put_proc_(hum_buf *b, const hum_snap *s)
 {
 	hum_buf_puts(b, "{\"name\":");
 	hum_json_cstr(b, s->name);
@@ -136,7 +136,7 @@ void hum_api_do_ps_(client *c, const char *id, size_t idlen)
 	for (uint32_t i = 0; w && i < w->count; i++) {
 		if (i)
 			hum_buf_putc(b, ',');
-		put_proc(b, w->procs[i]);
+		hum_api_put_proc_(b, w->procs[i]);
 	}
 	hum_buf_puts(b, "]}\n");
 	hum_read_end(a->rd);
@@ -201,7 +201,7 @@ void hum_api_do_status_(client *c, const hum_req *r)
 	for (size_t i = 0; i < a->nsel; i++) {
 		if (i)
 			hum_buf_putc(b, ',');
-		put_proc(b, a->sels[i]);
+		hum_api_put_proc_(b, a->sels[i]);
 	}
 	hum_buf_puts(b, "]}\n");
 	hum_read_end(a->rd);
@@ -384,7 +384,7 @@ static void emit_recs(hum_api *a, client *c)
 	a->bytes.len = 0;
 }
 
-static int add_cursor(client *c, uint32_t id, const char *name, uint64_t last, uint64_t ord)
+int hum_api_add_cursor_(client *c, uint32_t id, const char *name, uint64_t last, uint64_t ord)
 {
 	if (!hum_api_grow_((void **)&c->cur, &c->capcur, c->ncur + 1, sizeof *c->cur))
 		return -1;
@@ -473,7 +473,7 @@ void hum_api_do_logs_(client *c, const hum_req *r)
 			oom = p.oom;
 		}
 		/* lines counts what was committed up to at least the horizon */
-		if (follow && add_cursor(c, a->sels[i]->id, pname, a->hz[i],
+		if (follow && hum_api_add_cursor_(c, a->sels[i]->id, pname, a->hz[i],
 					 hum_load_u64_relaxed(&a->ents[i]->log.lines)) < 0)
 			follow_oom = true;
 	}
@@ -556,7 +556,7 @@ void hum_api_follow_poll_(hum_api *a, client *c)
 		const hum_world *w = hum_store_world(a->st);
 		for (uint32_t i = 0; w && i < w->count; i++)
 			if (!has_cursor(c, w->procs[i]->id) &&
-			    add_cursor(c, w->procs[i]->id, w->procs[i]->name, 0, 0) < 0)
+			    hum_api_add_cursor_(c, w->procs[i]->id, w->procs[i]->name, 0, 0) < 0)
 				oom = true;
 	}
 	for (size_t i = 0; i < c->ncur && !oom; i++) {
@@ -604,7 +604,7 @@ void hum_api_follow_poll_(hum_api *a, client *c)
 		c->broken = true;
 		return;
 	}
-	if (!c->follow_all && live == 0)
+	if (!c->follow_all && !c->watching && live == 0)
 		hum_api_end_follow_(c, "removed");
 }
 
@@ -615,6 +615,8 @@ void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents)
 		next = c->next;
 		if (c->following && !c->broken) {
 			hum_api_follow_poll_(a, c);
+			if (c->watching && c->following && !c->broken)
+				hum_api_watch_poll_(a, c);
 			hum_api_settle_(c);
 		}
 	}

@@ -193,6 +193,18 @@ static int check_logs(hum_req *r, json_t *q, char *err, size_t errlen)
 	return 0;
 }
 
+/* watch: "logs" (with log lines too) */
+static int check_watch(hum_req *r, json_t *q, char *err, size_t errlen)
+{
+	json_t *v = field(q, "logs");
+	if (v) {
+		if (!json_is_boolean(v))
+			FAIL("logs must be true or false");
+		r->follow = json_is_true(v);
+	}
+	return 0;
+}
+
 /* start, stop, restart */
 static int check_targets(hum_req *r, json_t *q, char *err, size_t errlen)
 {
@@ -230,6 +242,7 @@ static const struct command {
 	{ "status", HUM_REQ_STATUS, check_status },
 	{ "logs", HUM_REQ_LOGS, check_logs },
 	{ "ping", HUM_REQ_PING, NULL },
+	{ "watch", HUM_REQ_WATCH, check_watch },
 	{ "start", HUM_REQ_COMMAND, check_targets },
 	{ "stop", HUM_REQ_COMMAND, check_targets },
 	{ "restart", HUM_REQ_COMMAND, check_targets },

@@ -37,6 +37,7 @@ typedef enum {
 	HUM_REQ_STATUS,
 	HUM_REQ_LOGS,
 	HUM_REQ_PING,
+	HUM_REQ_WATCH,   /* the change feed (watch.c); "logs" is in follow */
 	HUM_REQ_COMMAND, /* for the loop thread */
 } hum_req_kind;
 

@@ -83,6 +83,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "api_priv.h"
 #include "state/atomic.h"
 
@@ -258,6 +260,7 @@ static void client_free(client *c)
 		a->nfollow--;
 	hum_api_cursors_free_(c);
 	hum_api_filter_free_(&c->flt);
+	hum_api_watch_free_(c);
 	free(c->in);
 	hum_buf_free(&c->out);
 	free(c);
@@ -519,6 +522,9 @@ void hum_api_handle_line_(client *c, const char *line, size_t len)
 	case HUM_REQ_LOGS:
 		hum_api_do_logs_(c, &r);
 		break;
+	case HUM_REQ_WATCH:
+		hum_api_do_watch_(c, &r);
+		break;
 	case HUM_REQ_PING:
 		hum_buf_puts(&c->out, "{\"ok\":true");
 		hum_api_put_id_(&c->out, r.id, r.idlen);
@@ -548,37 +554,54 @@ static void cmd_cb(struct ev_loop *loop, ev_async *w, int revents)
 	}
 }
 
-void hum_api_reply(hum_api *a, uint32_t id, const char *json, size_t len)
+void hum_api_reply(hum_api *a, uint32_t id, bool ok, const char *body, size_t len)
 {
-	msg *m = msg_new(id, json, len);
+	msg *m = msg_new(id, body, len);
 	if (!m)
 		return; /* the client's command stays unanswered; it can time out */
+	m->ok = ok;
 	mpsc_push(&a->replies, m);
 	ev_async_send(a->loop, &a->reply_async);
 }
 
-static void put_reply(hum_buf *b, const char *json, size_t len, const char *id, size_t idlen)
+/* The envelope of a command's reply, built here and nowhere else:
+ * {"ok":..,"id":.., then the body's fields}, encoded by jansson from the
+ * parsed body (whatever bytes the loop thread sent, the line is valid JSON
+ * with "ok" first).  The id is the request's, already JSON text. */
+static void put_reply(hum_buf *b, const msg *m, const char *id, size_t idlen)
 {
-	if (!idlen) {
-		hum_buf_put(b, json, len);
-	} else if (len >= 10 && memcmp(json, "{\"ok\":true", 10) == 0) {
-		hum_buf_put(b, json, 10);
-		hum_api_put_id_(b, id, idlen);
-		hum_buf_put(b, json + 10, len - 10);
-	} else if (len >= 11 && memcmp(json, "{\"ok\":false", 11) == 0) {
-		hum_buf_put(b, json, 11);
-		hum_api_put_id_(b, id, idlen);
-		hum_buf_put(b, json + 11, len - 11);
-	} else if (len >= 2 && json[0] == '{') {
-		hum_buf_put(b, "{\"id\":", 6);
-		hum_buf_put(b, id, idlen);
-		if (json[1] != '}')
-			hum_buf_putc(b, ',');
-		hum_buf_put(b, json + 1, len - 1);
-	} else {
-		hum_buf_put(b, json, len);
+	json_error_t jerr;
+	json_t *body = json_loadb(m->data, m->len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *rep = json_object(), *idv = idlen ? json_loadb(id, idlen, JSON_DECODE_ANY, NULL) : NULL;
+	bool good = body && json_is_object(body) && rep;
+	if (rep) {
+		json_object_set_new(rep, "ok", json_boolean(good && m->ok));
+		if (idv)
+			json_object_set(rep, "id", idv);
+		if (good) {
+			json_object_del(body, "ok");
+			json_object_del(body, "id");
+			json_object_update(rep, body);
+		} else {
+			char msgbuf[256];
+			snprintf(msgbuf, sizeof msgbuf, "hum produced a reply that is not a JSON object%s%s",
+				 body ? "" : ": ", body ? "" : jerr.text);
+			json_object_set_new(rep, "error", json_string(msgbuf));
+		}
 	}
-	hum_buf_putc(b, '\n');
+	char *text = rep ? json_dumps(rep, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+	if (text) {
+		hum_buf_puts(b, text);
+		hum_buf_putc(b, '\n');
+	} else {
+		hum_buf_puts(b, "{\"ok\":false");
+		hum_api_put_id_(b, id, idlen);
+		hum_buf_puts(b, ",\"error\":\"out of memory\"}\n");
+	}
+	free(text);
+	json_decref(rep);
+	json_decref(idv);
+	json_decref(body);
 }
 
 static void reply_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -589,7 +612,7 @@ static void reply_cb(struct ev_loop *loop, ev_async *w, int revents)
 		msg *next = m->next;
 		for (client *c = a->clients; c; c = c->next) {
 			if (c->busy && c->cmd_id == m->id) {
-				put_reply(&c->out, m->data, m->len, c->idraw, c->idlen);
+				put_reply(&c->out, m, c->idraw, c->idlen);
 				c->busy = false;
 				c->idlen = 0;
 				process_input(c);
@@ -608,6 +631,13 @@ static void stop_cb(struct ev_loop *loop, ev_async *w, int revents)
 	hum_api *a = w->data;
 	while (a->clients) {
 		client *c = a->clients;
+		if (c->following && !c->broken) {
+			/* the last lines and states first: a follower or watcher
+			 * gets everything until the end, then why it ends */
+			hum_api_follow_poll_(a, c);
+			if (c->watching && c->following && !c->broken)
+				hum_api_watch_poll_(a, c);
+		}
 		if (c->following)
 			hum_api_end_follow_(c, "server stopping");
 		else if (c->busy)

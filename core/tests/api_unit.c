@@ -362,10 +362,10 @@ static void on_command(void *ud, uint32_t id, const char *req, size_t len)
 	/* the loop thread's answer: echo the request back */
 	commands_seen++;
 	hum_buf b = { 0 };
-	hum_buf_puts(&b, "{\"ok\":true,\"echo\":");
+	hum_buf_puts(&b, "{\"echo\":");
 	hum_json_str(&b, req, len);
 	hum_buf_putc(&b, '}');
-	hum_api_reply(api, id, b.p, b.len);
+	hum_api_reply(api, id, true, b.p, b.len);
 	hum_buf_free(&b);
 }
 

@@ -13,6 +13,10 @@
  *   conn:close()                                               [-0, +0]
  *   raw.isatty(fd) -> boolean                                  [-1, +1]
  *   raw.realpath(path) -> path | nil, message                  [-1, +1|2]
+ *   raw.json_member(text, key) -> json | nil, message          [-2, +1|2]
+ *       member `key` of the JSON object `text`, re-encoded compactly by
+ *       jansson (a real parser and encoder: empty arrays stay arrays,
+ *       integers stay exact, key order is kept)
  *
  * A conn owns its fd and its read buffer; __gc closes it.
  */
@@ -25,6 +29,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -246,6 +251,26 @@ static int l_realpath(lua_State *L)
 	return 1;
 }
 
+static int l_json_member(lua_State *L)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	const char *key = luaL_checkstring(L, 2);
+	json_error_t jerr;
+	json_t *root = json_loadb(text, len, 0, &jerr);
+	json_t *v = root ? json_object_get(root, key) : NULL;
+	char *out = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) : NULL;
+	json_decref(root);
+	if (!out) {
+		lua_pushnil(L);
+		lua_pushstring(L, root ? "no such member" : jerr.text);
+		return 2;
+	}
+	lua_pushstring(L, out);
+	free(out);
+	return 1;
+}
+
 static const luaL_Reg conn_methods[] = {
 	{ "send", l_send }, { "read_line", l_read_line }, { "shutdown", l_shutdown },
 	{ "close", l_close }, { NULL, NULL },
@@ -253,7 +278,7 @@ static const luaL_Reg conn_methods[] = {
 
 static const luaL_Reg fns[] = {
 	{ "client_connect", l_connect }, { "isatty", l_isatty }, { "realpath", l_realpath },
-	{ NULL, NULL },
+	{ "json_member", l_json_member }, { NULL, NULL },
 };
 
 void hum_raw_client_register(lua_State *L)

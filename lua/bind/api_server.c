@@ -3,7 +3,7 @@
  * (hum.control) and for `hum up -d`:
  *
  *   raw.api_start(dir) -> path, stale | nil, message     [-1, +2, raises]
- *   raw.api_reply(id, json)                              [-2, +0, raises]
+ *   raw.api_reply(id, ok, json)                          [-3, +0, raises]
  *   raw.api_stop()                                       [-0, +0]
  *   raw.api_running() -> boolean                         [-0, +1]
  *   raw.api_socket_path(dir) -> path | nil, message      [-1, +1|2]
@@ -83,19 +83,23 @@ static int l_api_reply(lua_State *L)
 {
 	lua_Integer id = luaL_checkinteger(L, 1);
 	size_t len;
-	const char *json = luaL_checklstring(L, 2, &len);
+	bool ok = lua_toboolean(L, 2);
+	const char *json = luaL_checklstring(L, 3, &len);
 	/* A reply reports states the client may read next (`hum start web`
 	 * then `hum ps`): publish the world they are in before the reply can
 	 * reach the client, instead of at the end of this loop iteration. */
 	if (hum_host_current && hum_host_current->st)
 		hum_store_publish_world(hum_host_current->st);
 	if (api && id > 0 && id <= UINT32_MAX)
-		hum_api_reply(api, (uint32_t)id, json, len);
+		hum_api_reply(api, (uint32_t)id, ok, json, len);
 	return 0;
 }
 
 static int l_api_stop(lua_State *L)
 {
+	/* followers and watchers get the last states before the end */
+	if (hum_host_current && hum_host_current->st)
+		hum_store_publish_world(hum_host_current->st);
 	hum_api *a = api;
 	api = NULL;
 	hum_api_stop(a);

@@ -102,10 +102,10 @@ prints every process with its dependencies (exit 0).]] },
 			return 0
 		end },
 
-	{ name = "ps", module = "hum.cli.ps", client = true, short = true, options = { FILE, "json" },
-		synopsis = { { "ps [--json]", "every process: state, pid, uptime, restarts, exit" } },
+	{ name = "ps", module = "hum.cli.ps", client = true, short = true, options = { FILE, "json", "w|watch" },
+		synopsis = { { "ps [--json] [--watch]", "every process: state, pid, uptime, restarts, exit" } },
 		help = [[
-usage: hum ps [-f FILE] [--json]
+usage: hum ps [-f FILE] [--json] [--watch]
 
 Lists the processes of the running hum: NAME, STATE, PID, UPTIME, RESTARTS,
 EXIT (code or signal of the last run), GROUP and the reason for the state.
@@ -116,6 +116,9 @@ EXIT (code or signal of the last run), GROUP and the reason for the state.
                     started_at, ended_at, changed_at, group, groups, ready,
                     reason, lines, bytes, dropped, first_seq, last_seq,
                     generation (times: seconds since the epoch; null if none)
+  -w, --watch       then one line per change (time, name, state, pid, reason)
+                    until hum stops; with --json the server's change feed
+                    (the `watch` request), one JSON object per line
 
 Exit status: 0, 1 on error, 3 when no hum is running for this project.]] },
 

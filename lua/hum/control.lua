@@ -7,8 +7,9 @@
 -- stop, restart, signal, down, eval) arrive here as "command" events from
 -- the dispatcher with the raw request line; each runs as a reaction (a
 -- coroutine), so it can wait for the processes to reach the state it asked
--- for, and answers exactly once with raw.api_reply(id, json).  Replies are JSON objects that start with
--- {"ok":true or {"ok":false (C inserts the request's id after that).
+-- for, and answers exactly once with raw.api_reply(id, ok, json): json is
+-- the reply's fields as one object; the server (core/api) builds the
+-- envelope {"ok":..,"id":..,...fields} with a real encoder.
 --
 -- Replies:
 --   start/stop/restart -> {"ok":true,"procs":[{"name","state","pid","reason"}...]}
@@ -30,18 +31,17 @@ local M = {}
 M.path = nil          -- the socket's path while listening
 M.controlled = false  -- a client has started/stopped something
 
-local function encode(ok, t)
-	local body = next(t or {}) and cjson.encode(t) or "{}"
-	local head = ok and '{"ok":true' or '{"ok":false'
-	if body == "{}" then return head .. "}" end
-	return head .. "," .. body:sub(2)
+local function encode(t)
+	return next(t or {}) and cjson.encode(t) or "{}"
 end
 
 -- Always answers: a value cjson cannot encode becomes an error reply.
 local function reply(id, ok, t)
-	local okc, json = pcall(encode, ok, t)
-	if not okc then json = encode(false, { error = "cannot encode the reply: " .. tostring(json) }) end
-	raw.api_reply(id, json)
+	local okc, json = pcall(encode, t)
+	if not okc then
+		ok, json = false, encode({ error = "cannot encode the reply: " .. tostring(json) })
+	end
+	raw.api_reply(id, ok, json)
 end
 
 -- Targets (names, groups, globs) -> instances, or nil, message.

@@ -4,6 +4,7 @@ local raw = require "hum.raw"
 local util = require "hum.util"
 local conn = require "hum.cli.conn"
 local fmt = require "hum.cli.fmt"
+local cjson = require "cjson"
 local die = require("hum.cli").die
 
 local M = {}
@@ -25,22 +26,69 @@ local function uptime(p, now)
 	return "-"
 end
 
+-- The reply's "procs" array as JSON, from a real parse of the reply (no
+-- assumption about where the key sits in the line).
 local function json_array_of(line)
-	-- the server puts "procs" last: the array is everything after the key
-	local k = line:find(',"procs":', 1, true)
-	return k and line:sub(k + 9, -2) or "[]"
+	return raw.json_member(line, "procs") or "[]"
+end
+
+local print_table -- below
+
+-- `hum ps --watch`: the table once, then a line per change from the
+-- server's change feed (the `watch` request), until hum stops.  --json: the
+-- feed's own lines.
+local function watch(opts, resp, line, c)
+	local color = fmt.want_color()
+	if opts.json then
+		io.stdout:write(line, "\n")
+	else
+		print_table(resp, color)
+	end
+	io.stdout:flush()
+	while true do
+		local l, e = c:read_line(nil)
+		if not l then
+			c:close()
+			return e == "eof" and die(1, "connection to hum lost") or die(1, "%s", e)
+		end
+		if opts.json then
+			io.stdout:write(l, "\n")
+		end
+		local ok, m = pcall(cjson.decode, l)
+		if ok and type(m) == "table" then
+			if m["end"] then
+				c:close()
+				if not opts.json then print(("hum %s"):format(null(m.reason) or "ended")) end
+				return 0
+			end
+			if not opts.json and m.event == "change" then
+				local stamp = os.date("%H:%M:%S", math.floor(m.time or raw.time()))
+				for _, p in ipairs(m.procs or {}) do
+					print(("%s %s %s%s%s"):format(stamp, p.name, fmt.paint(color, STATE_COLOR[p.state], p.state),
+						null(p.pid) and (" pid " .. p.pid) or "", p.reason ~= "" and ("  " .. p.reason) or ""))
+				end
+				for _, name in ipairs(m.removed or {}) do print(("%s %s removed"):format(stamp, name)) end
+			end
+		end
+		io.stdout:flush()
+	end
 end
 
 function M.ps(opts, pos, cmd)
 	if #pos > 0 then return die(2, "ps takes no arguments\n%s", cmd.help) end
-	local resp, line, c = conn.call(opts, { cmd = "ps" }, 30)
+	local resp, line, c = conn.call(opts, { cmd = opts.watch and "watch" or "ps" }, 30)
 	if not resp then return line end
+	if opts.watch then return watch(opts, resp, line, c) end
 	c:close()
 	if opts.json then
 		io.stdout:write(json_array_of(line), "\n")
 		return 0
 	end
-	local color = fmt.want_color()
+	print_table(resp, fmt.want_color())
+	return 0
+end
+
+print_table = function(resp, color)
 	local now = resp.time or raw.time()
 	local rows = { { "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "GROUP", "INFO" } }
 	for _, p in ipairs(resp.procs) do
