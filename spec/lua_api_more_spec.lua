@@ -5,19 +5,8 @@
 -- deadline (`eventually`), never on a fixed delay.
 local S = require "support"
 
--- Prepended to every scenario: eventually(fn, what) polls fn() inside a
--- reaction until it returns a truthy value, or records "gave-up what".
-local PRELUDE = [[
-local function eventually(fn, what)
-	local t0 = hum.clock()
-	while true do
-		local v = fn()
-		if v then return v end
-		if hum.clock() - t0 > 30 then rec("gave-up", what) return nil end
-		hum.sleep(0.02)
-	end
-end
-]]
+-- Prepended to every scenario: eventually(fn, what) (spec/support.lua).
+local PRELUDE = S.EVENTUALLY
 
 local function run(body, args, opts)
 	local file, dir, results = S.scenario(PRELUDE .. body)

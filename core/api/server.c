@@ -33,7 +33,7 @@
  *         (R: "removed" or "server stopping"); a follower too slow to read
  *         gets {"dropped":N} in place of lines it missed.
  *   {"cmd":"ping"} -> {"ok":true,"pong":true,"pid":P}
- *   start/stop/restart/signal/down/eval: forwarded to the loop thread as
+ *   start/stop/restart/signal/down/eval/run: forwarded to the loop thread as
  *   the raw request line; the reply comes from hum.control (Lua).
  *   Any error: {"ok":false[,"id":..],"error":"message"}.
  *   PROC = {"name","id","kind","state","pid","restarts","exit_code","signal",
@@ -471,7 +471,9 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 /* Requests --------------------------------------------------------------------- */
 
-static const char *const commands[] = { "start", "stop", "restart", "signal", "down", "eval" };
+/* Forwarded to the loop thread (hum.control answers).  "run" (`hum run TASK`
+ * inside a running hum) answers when the task's run is over. */
+static const char *const commands[] = { "start", "stop", "restart", "signal", "down", "eval", "run" };
 
 static void handle_line(client *c, char *line, size_t len)
 {
