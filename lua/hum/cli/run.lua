@@ -46,7 +46,7 @@ end
 --      run's last one, for at most 5 s);
 --   3. Ctrl-C (or TERM/HUP) sends {"cmd":"stop","targets":[T]} on a third
 --      connection and waits for the answer of 1: the environment keeps
---      running; hum run exits 128+N.
+--      running; hum run exits 128+N (at once on a second signal).
 -- Arguments after -- cannot be passed: the running hum registered T's
 -- command when it started.
 local function remote(c, file, target, opts)
@@ -81,7 +81,11 @@ local function remote(c, file, target, opts)
 	local reply, deadline, seen, sig = nil, nil, 0, nil
 	while true do
 		local s = raw.client_caught_signal()
-		if s and not sig then
+		if s and sig then
+			-- a second one: the stop was asked already; do not wait for it
+			io.stderr:write(("hum: %s is being stopped by the running hum\n"):format(target.name))
+			return 128 + s
+		elseif s then
 			sig = s
 			local stopc = conn.running(file)
 			if stopc then stopc:send(cjson.encode({ cmd = "stop", targets = { target.name } }) .. "\n") end
