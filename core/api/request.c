@@ -232,6 +232,16 @@ static int check_eval(hum_req *r, json_t *q, char *err, size_t errlen)
 	return 0;
 }
 
+/* run: `hum run TASK` inside a running hum (hum.control answers once the
+ * task's run is over) */
+static int check_run(hum_req *r, json_t *q, char *err, size_t errlen)
+{
+	json_t *v = field(q, "task");
+	if (!v || !json_is_string(v))
+		FAIL("run needs \"task\" (a string)");
+	return 0;
+}
+
 /* Every command: one entry. */
 static const struct command {
 	const char *name;
@@ -249,6 +259,7 @@ static const struct command {
 	{ "signal", HUM_REQ_COMMAND, check_signal },
 	{ "down", HUM_REQ_COMMAND, NULL },
 	{ "eval", HUM_REQ_COMMAND, check_eval },
+	{ "run", HUM_REQ_COMMAND, check_run },
 };
 
 /* Entry ----------------------------------------------------------------------- */

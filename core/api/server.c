@@ -34,7 +34,7 @@
  *         (R: "removed" or "server stopping"); a follower too slow to read
  *         gets {"dropped":N} in place of lines it missed.
  *   {"cmd":"ping"} -> {"ok":true,"pong":true,"pid":P}
- *   start/stop/restart/signal/down/eval: forwarded to the loop thread as
+ *   start/stop/restart/signal/down/eval/run: forwarded to the loop thread as
  *   the raw request line; the reply comes from hum.control (Lua).
  *   Any error: {"ok":false[,"id":..],"error":"message"}; what a request may
  *   hold, and the bounds on it, are request.h's.

@@ -11,6 +11,7 @@
  *   running/ready --stop--> stopping --exit (+sweep)--> stopped
  *   backoff/pending --stop--> stopped
  *   any idle state --start/restart--> running (spawn error: failed)
+ *   any start while the gate is closed --> pending (deferred, see below)
  * `starting` is never published here: posix_spawn is synchronous, so a spawn
  * either failed (failed, spawn_error) or the child is running.  A stopped run
  * stays stopped whatever its exit status.  restart on a live process is stop,
@@ -18,6 +19,13 @@
  * counts in `restarts` like a policy restart.  `restarts` in the snapshot is
  * cumulative; the policy's own attempt counter (for max and the backoff
  * delay) is reset by reset_after and by an explicit start.
+ *
+ * The start gate (hum_proc_set_gate) is Lua's "may start" (every `after`
+ * condition holds now).  C never decides dependencies, but it owns every
+ * spawn, and every spawn goes through sup_proc_spawn, which refuses while
+ * the gate is closed: so no start path — including the policy's backoff
+ * timer and a restart's second half — can start a process whose
+ * dependencies do not hold, without asking Lua at each of them.
  *
  * Errors: 0 or -errno everywhere; failures are logged as "<name>: <call>:
  * <errno text>" through the log hook (stderr without one).
@@ -82,6 +90,10 @@ void sup_proc_publish(hum_proc *p, hum_snap *n)
 	hum_sup *s = p->sup;
 	/* old stays valid until the next hum_store_flush: fine for the hook. */
 	const hum_snap *old = p->entry->snap;
+	/* "Ready now", one definition for every reader (socket, p:status(),
+	 * gating): the flag follows the state, so a clone of a ready snapshot
+	 * (stopping, backoff...) can never carry it along. */
+	n->ready = n->state == HUM_READY;
 	hum_store_publish(s->st, p->entry, n);
 	if (s->hooks.state)
 		s->hooks.state(p, old, n, s->ud);
@@ -123,8 +135,20 @@ static void strv_free(char **v)
 	free(v);
 }
 
+/* The reason a gate closed by hum_proc_set_gate keeps when its own copy
+ * could not be allocated: a gate never opens for want of memory. */
+static char gate_oom[] = "waiting for dependencies";
+
+static void gate_free(hum_proc *p)
+{
+	if (p->gate != gate_oom)
+		free(p->gate);
+	p->gate = NULL;
+}
+
 static void proc_free(hum_proc *p)
 {
+	gate_free(p);
 	strv_free(p->argv);
 	strv_free(p->env);
 	free(p->shell);
@@ -166,6 +190,19 @@ int sup_proc_spawn(hum_proc *p, int why)
 	/* Never two copies: whatever is left of the previous run goes first.
 	 * Its pipes, if still open, stay watched until EOF. */
 	sup_cleanup_run(p);
+	if (p->gate) {
+		/* Every start passes here (first start, restart, policy restart
+		 * after backoff, restart after a stop), so the gate holds for
+		 * all of them by construction: a closed gate turns the start
+		 * into `pending`, to be carried out by the next hum_proc_start. */
+		ev_timer_stop(s->loop, &p->backoff_timer);
+		p->restart_after = WHY_NONE;
+		p->deferred = (uint8_t)why;
+		set_state(p, HUM_PENDING, p->gate);
+		return -EAGAIN;
+	}
+	p->deferred = WHY_NONE;
+	p->failing = 0;
 	p->out = p->err = NULL;
 	p->run++;
 	p->stopping = p->killed = 0;
@@ -576,6 +613,7 @@ void hum_sup_kill_all(hum_sup *s)
 				p->stopping = 1;
 				set_state(p, HUM_STOPPING, "stopping (SIGKILL)");
 			}
+			p->failing = 0;
 			p->restart_after = WHY_NONE;
 			p->killed = 2;
 			ev_timer_stop(s->loop, &p->grace_timer);
@@ -601,14 +639,21 @@ int hum_proc_start(hum_proc *p)
 		return 0;
 	}
 	ev_timer_stop(p->sup->loop, &p->backoff_timer);
-	p->attempts = 0; /* an explicit start is a fresh start */
-	return sup_proc_spawn(p, WHY_START);
+	/* A start the gate held back is carried out as what it was: a policy
+	 * restart stays one (counted, its attempts kept); otherwise an
+	 * explicit start is a fresh start. */
+	int why = p->deferred ? p->deferred : WHY_START;
+	if (why != WHY_POLICY)
+		p->attempts = 0;
+	return sup_proc_spawn(p, why);
 }
 
 int hum_proc_stop(hum_proc *p)
 {
 	hum_sup *s = p->sup;
 	p->restart_after = WHY_NONE;
+	p->deferred = WHY_NONE;
+	p->failing = 0; /* asked to stop: the end is `stopped`, not a failure */
 	if (p->pid) {
 		if (p->stopping)
 			return 0;
@@ -675,6 +720,33 @@ int hum_proc_signal(hum_proc *p, int sig)
 	if (kill(-p->pgid, sig) != 0)
 		return -errno;
 	return 0;
+}
+
+int hum_proc_set_gate(hum_proc *p, const char *reason)
+{
+	if (reason == NULL) {
+		gate_free(p);
+		return 0;
+	}
+	if (p->gate && strcmp(p->gate, reason) == 0)
+		return 0;
+	char *copy = strdup(reason);
+	gate_free(p);
+	p->gate = copy ? copy : gate_oom;
+	return copy ? 0 : -ENOMEM;
+}
+
+int hum_proc_fail(hum_proc *p, const char *why)
+{
+	if (!p->pid || p->finish_pending)
+		return -ESRCH;
+	if (p->stopping)
+		return 0; /* on its way out already: a stop or restart wins */
+	snprintf(p->fail_why, sizeof p->fail_why, "%s", why ? why : "failed");
+	int rc = hum_proc_stop(p);
+	/* after hum_proc_stop, which clears it: the exit goes to the policy */
+	p->failing = 1;
+	return rc;
 }
 
 int hum_proc_set_pending(hum_proc *p, const char *reason)

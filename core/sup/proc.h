@@ -115,17 +115,40 @@ const char *hum_sup_token(hum_sup *s);
 int hum_sup_guard_group(hum_sup *s, pid_t pgid);
 int hum_sup_unguard_group(hum_sup *s, pid_t pgid);
 
-/* Control (0 or -errno).  start: spawn now unless already running; a spawn
- * error publishes state failed with spawn_error=1 and reason "<call>: <errno
+/* Control (0 or -errno).  start: spawn now unless already running (while a
+ * run is being stopped: once it is over); with the start gate closed,
+ * -EAGAIN and `pending` instead (hum_proc_set_gate); a spawn error
+ * publishes state failed with spawn_error=1 and reason "<call>: <errno
  * text>" and returns the -errno.  stop: cancels a pending restart; the state
  * ends as `stopped`.  restart: stop, then start once exited. */
 int hum_proc_start(hum_proc *p);
 int hum_proc_stop(hum_proc *p);
 int hum_proc_restart(hum_proc *p);
 int hum_proc_signal(hum_proc *p, int sig);
+/* The start gate ("may start", decided by Lua's dependency gating): while
+ * it is closed no run of p begins, whatever asks for it — hum_proc_start,
+ * hum_proc_restart, a restart by policy when its backoff ends, a restart
+ * after a stop.  Such a start is deferred instead: p is published `pending`
+ * with the gate's reason ("waiting for cache (ready)") and the next
+ * hum_proc_start carries it out (a deferred policy restart keeps counting
+ * as one: `restarts` + 1, the policy's attempts kept).  reason NULL opens
+ * the gate (it does not start anything by itself); a closed gate is never
+ * opened by running out of memory.  Open at registration.  0 or -ENOMEM
+ * (the gate is then closed with a generic reason). */
+int hum_proc_set_gate(hum_proc *p, const char *reason);
+/* Ends the current run as a failure (a liveness probe gave up): the stop
+ * signal and grace as for hum_proc_stop, then the exit goes through the
+ * restart policy like any failure — backoff, `max`, the reason naming
+ * `why`.  A liveness probe asks for restarts, so policy "no" counts as
+ * "on-failure" here.  A hum_proc_stop or restart meanwhile wins (the run
+ * then ends stopped).  0, or -ESRCH when no run is live. */
+int hum_proc_fail(hum_proc *p, const char *why);
 /* State set from outside the supervisor (Lua gating and probes). */
 int hum_proc_set_pending(hum_proc *p, const char *reason);
 int hum_proc_set_ready(hum_proc *p); /* running -> ready */
+/* A snapshot's `ready` flag is derived from its state when published
+ * (ready iff state is `ready`): stopping, stopped, backoff and failed are
+ * never ready, whatever the flag of the snapshot they were cloned from. */
 int hum_proc_set_reason(hum_proc *p, const char *reason);
 /* Stops reading p's pipes (of every run, including pipes a new run opens)
  * or reads them again.  While paused the child blocks once its pipe is full,

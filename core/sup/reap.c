@@ -31,7 +31,13 @@
  * stayed up `reset_after` seconds resets the attempt count; after `max`
  * attempts the state stays failed ("... (gave up after N restarts)").
  * Spawn errors are never retried by the policy (they are not transient in
- * practice: missing binary, bad cwd).
+ * practice: missing binary, bad cwd).  A run ended by hum_proc_fail (a
+ * liveness probe gave up) is stopped with the stop signal and grace, and
+ * its exit is then a failure for the policy (policy "no" counts as
+ * on-failure there), never a stop and never an immediate respawn.
+ * Whether the new run may begin is not decided here: the backoff timer
+ * calls sup_proc_spawn, which defers it to `pending` while the process's
+ * start gate is closed (proc.c, hum_proc_set_gate).
  *
  * Groups and recycled ids.  A process group id is ours only while the group
  * is not empty, and hum cannot see it empty out (a member may be reaped by
@@ -182,7 +188,11 @@ static void exited(hum_proc *p, int status)
 	p->finish_pending = 1;
 	sup_proc_drain(p);
 	p->wstatus = status;
-	if (p->stopping) {
+	/* A run ended by hum_proc_fail (liveness) is not a stop: its exit goes
+	 * to the restart policy below, like any failure. */
+	bool failing = p->failing;
+	p->failing = 0;
+	if (p->stopping && !failing) {
 		/* Stopped: kill what is left at once, publish after the sweep.
 		 * The group id is still ours (see "Groups" above). */
 		p->cleaned = 1;
@@ -192,17 +202,28 @@ static void exited(hum_proc *p, int status)
 		return;
 	}
 	p->finish_pending = 0;
+	p->stopping = 0;
 	int asked = p->restart_after; /* start/restart called while draining */
 	p->restart_after = WHY_NONE;
 
-	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	bool ok = !failing && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	const hum_restart *r = &p->restart;
 	if (r->reset_after > 0 && sup_mono() - p->started_mono >= r->reset_after)
 		p->attempts = 0;
-	bool want = r->policy == HUM_RESTART_ALWAYS || (r->policy == HUM_RESTART_ON_FAILURE && !ok);
+	/* a liveness probe asks for restarts: policy "no" acts as on-failure */
+	bool want = r->policy == HUM_RESTART_ALWAYS ||
+		    ((r->policy == HUM_RESTART_ON_FAILURE || failing) && !ok);
 	bool can = r->max < 0 || p->attempts < (unsigned)r->max;
-	char what[96], reason[160];
-	describe(status, what, sizeof what);
+	char what[192], reason[320];
+	if (failing)
+		snprintf(what, sizeof what, "%s", p->fail_why);
+	else
+		describe(status, what, sizeof what);
+	if (failing && !(want && can)) {
+		/* it had the stop signal: nothing of the run stays */
+		sup_kill_group(p, SIGKILL);
+		sup_cleanup_run(p);
+	}
 	if (want && can) {
 		/* A restart must not meet the old run: kill its group while the
 		 * id is surely ours, and its token carriers. */
@@ -210,7 +231,8 @@ static void exited(hum_proc *p, int status)
 		sup_cleanup_run(p);
 		p->attempts++;
 		double d = backoff_delay(p);
-		snprintf(reason, sizeof reason, "restarting in %gs (attempt %u)", d, p->attempts);
+		snprintf(reason, sizeof reason, "restarting in %gs (attempt %u%s%s)", d, p->attempts,
+			 failing ? "; " : "", failing ? what : "");
 		ev_timer_set(&p->backoff_timer, d, 0);
 		ev_timer_start(s->loop, &p->backoff_timer);
 	} else if (want) {

@@ -100,6 +100,11 @@ struct hum_proc {
 	uint8_t cleaned;     /* this run's leftovers were killed (or none) */
 	uint8_t output_paused; /* hum_proc_pause_output: pipes not watched */
 	uint8_t removing;    /* hum_sup_remove: retire once the run is over */
+	uint8_t failing;     /* hum_proc_fail: this run's end is a failure for
+				* the restart policy, not a stop */
+	uint8_t deferred;    /* WHY_*: a start the closed gate held back */
+	char *gate;          /* NULL: may start; else why not (hum_proc_set_gate) */
+	char fail_why[160];  /* hum_proc_fail's reason for this run */
 	char *base;          /* replica base ("" if none): for spec equality */
 	void *udata;
 };

@@ -17,12 +17,20 @@
  *       member `key` of the JSON object `text`, re-encoded compactly by
  *       jansson (a real parser and encoder: empty arrays stay arrays,
  *       integers stay exact, key order is kept)
+ *   raw.client_trap_signals()  SIGINT, SIGTERM and SIGHUP no longer end
+ *       the client; they are recorded for client_caught_signal (one
+ *       that was ignored when hum started stays ignored)       [-0, +0]
+ *   raw.client_caught_signal() -> signo | nil (and forgets it)  [-0, +1]
+ *       For a client that must tell the server something before it
+ *       goes (`hum run` inside a running hum stops its task on Ctrl-C):
+ *       it polls with short read timeouts and checks after each.
  *
  * A conn owns its fd and its read buffer; __gc closes it.
  */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -238,6 +246,41 @@ static int l_isatty(lua_State *L)
 	return 1;
 }
 
+static volatile sig_atomic_t caught;
+
+static void on_signal(int sig)
+{
+	caught = sig;
+}
+
+static int l_trap_signals(lua_State *L)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	/* no SA_RESTART: a blocked poll returns (read_line retries it until
+	 * its timeout, so callers use short timeouts and check in between) */
+	struct sigaction sa = { .sa_handler = on_signal }, old;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		/* one ignored by whoever started us (nohup, a background job's
+		 * SIGINT) stays ignored */
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
+		sigaction(sigs[i], &sa, NULL);
+	}
+	return 0;
+}
+
+static int l_caught_signal(lua_State *L)
+{
+	int sig = caught;
+	caught = 0;
+	if (sig == 0)
+		lua_pushnil(L);
+	else
+		lua_pushinteger(L, sig);
+	return 1;
+}
+
 static int l_realpath(lua_State *L)
 {
 	char out[PATH_MAX];
@@ -278,7 +321,9 @@ static const luaL_Reg conn_methods[] = {
 
 static const luaL_Reg fns[] = {
 	{ "client_connect", l_connect }, { "isatty", l_isatty }, { "realpath", l_realpath },
-	{ "json_member", l_json_member }, { NULL, NULL },
+	{ "json_member", l_json_member },
+	{ "client_trap_signals", l_trap_signals }, { "client_caught_signal", l_caught_signal },
+	{ NULL, NULL },
 };
 
 void hum_raw_client_register(lua_State *L)

@@ -161,6 +161,22 @@ static int l_set_pending(lua_State *L)
 	return push_result(L, hum_proc_set_pending(p, luaL_optstring(L, 2, "")));
 }
 
+/* raw.set_gate(id, reason|nil): close the start gate with a reason, or
+ * open it (proc.h, hum_proc_set_gate) [-2, +1|2, raises] */
+static int l_set_gate(lua_State *L)
+{
+	hum_proc *p = checkproc(L, 1);
+	return push_result(L, hum_proc_set_gate(p, luaL_optstring(L, 2, NULL)));
+}
+
+/* raw.fail(id, why): end the run as a failure for the restart policy
+ * (proc.h, hum_proc_fail) [-2, +1|2, raises] */
+static int l_fail(lua_State *L)
+{
+	hum_proc *p = checkproc(L, 1);
+	return push_result(L, hum_proc_fail(p, luaL_checkstring(L, 2)));
+}
+
 static int l_set_reason(lua_State *L)
 {
 	hum_proc *p = checkproc(L, 1);
@@ -199,6 +215,7 @@ static void push_snap(lua_State *L, const hum_snap *s)
 		lua_setfield(L, -2, "signal");
 	}
 	lua_pushinteger(L, s->restarts);      lua_setfield(L, -2, "restarts");
+	lua_pushinteger(L, s->run);           lua_setfield(L, -2, "run");
 	lua_pushboolean(L, s->ready);         lua_setfield(L, -2, "ready");
 	lua_pushboolean(L, s->spawn_error);   lua_setfield(L, -2, "spawn_error");
 	lua_pushnumber(L, (double)s->started_at_ms / 1000.0); lua_setfield(L, -2, "started_at");
@@ -212,6 +229,17 @@ static void push_snap(lua_State *L, const hum_snap *s)
 	lua_pushnumber(L, (double)k.dropped);   lua_setfield(L, -2, "dropped");
 	lua_pushnumber(L, (double)k.first_seq); lua_setfield(L, -2, "first_seq");
 	lua_pushnumber(L, (double)k.last_seq);  lua_setfield(L, -2, "last_seq");
+}
+
+/* raw.state(id) -> state name, spawn_error [-1, +2, raises]: the
+ * published state now, without building a status table (dependency gating
+ * asks it per edge). */
+static int l_state(lua_State *L)
+{
+	const hum_snap *s = hum_proc_snap(checkproc(L, 1));
+	lua_pushstring(L, hum_state_name(s->state));
+	lua_pushboolean(L, s->spawn_error);
+	return 2;
 }
 
 /* raw.status(id) -> table [-1, +1, raises] */
@@ -608,7 +636,7 @@ static const luaL_Reg fns[] = {
 	{ "set_dispatch", l_set_dispatch }, { "add", l_add }, { "start", l_start },
 	{ "stop", l_stop }, { "restart", l_restart }, { "signal", l_signal },
 	{ "set_pending", l_set_pending }, { "set_ready", l_set_ready },
-	{ "set_reason", l_set_reason }, { "status", l_status }, { "find", l_find },
+	{ "set_reason", l_set_reason }, { "set_gate", l_set_gate }, { "fail", l_fail }, { "status", l_status }, { "state", l_state }, { "find", l_find },
 	{ "ps", l_ps }, { "select", l_select }, { "select_match", l_select_match },
 	{ "logs", l_logs }, { "watch_lines", l_watch_lines },
 	{ "timer", l_timer }, { "timer_stop", l_timer_stop }, { "now", l_now },

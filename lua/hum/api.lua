@@ -158,13 +158,8 @@ local function each(p, fn)
 end
 
 function Proc:start() return each(self, runtime.start_instance) end
-function Proc:stop() return each(self, function(i) i.wanted = false raw.stop(i.id) end) end
-function Proc:restart()
-	return each(self, function(i)
-		runtime.want(i)
-		if runtime.FINAL[i.state] or i.state == "pending" then runtime.start_instance(i) else raw.restart(i.id) end
-	end)
-end
+function Proc:stop() return each(self, runtime.stop_instance) end
+function Proc:restart() return each(self, runtime.restart_instance) end
 function Proc:signal(sig)
 	if not raw.signum(sig) then error(("%s:signal: unknown signal %q"):format(self.name, tostring(sig)), 2) end
 	return each(self, function(i) raw.signal(i.id, sig) end)
@@ -190,7 +185,7 @@ function hum.stop(pattern)
 	running("hum.stop")
 	local list, err = select_or_error(pattern, "hum.stop")
 	if not list then return nil, err end
-	for _, i in ipairs(list) do i.wanted = false raw.stop(i.id) end
+	for _, i in ipairs(list) do runtime.stop_instance(i) end
 	return #list
 end
 
@@ -198,10 +193,7 @@ function hum.restart(pattern)
 	running("hum.restart")
 	local list, err = select_or_error(pattern, "hum.restart")
 	if not list then return nil, err end
-	for _, i in ipairs(list) do
-		runtime.want(i)
-		if runtime.FINAL[i.state] or i.state == "pending" then runtime.start_instance(i) else raw.restart(i.id) end
-	end
+	for _, i in ipairs(list) do runtime.restart_instance(i) end
 	return #list
 end
 
@@ -239,7 +231,7 @@ function hum.wait(p, what, timeout)
 		by_key[keys[k]] = k
 	end
 	local function holds(i, s)
-		if what == "ready" then return i.ready end
+		if what == "ready" then return runtime.ready_now(i) end
 		if what == "started" then return s == "running" or s == "ready" end
 		return s == what
 	end

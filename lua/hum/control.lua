@@ -16,6 +16,17 @@
 --                         ("timeout":true if a state was not reached in time)
 --   signal             -> {"ok":true,"procs":[...]} or ok=false when a target
 --                         was not running
+--   run {"task":T}     -> runs task T here (`hum run T` while this hum runs):
+--                         started like `hum start T` (its dependencies are
+--                         reused, missing ones started; a task that ran
+--                         before runs again; one running now is waited
+--                         for), answered once its run is over:
+--                         {"ok":true,"task","state","exit_code","signal",
+--                          "reason","start_seq","last_seq"}: the task's
+--                         log range of this run is (start_seq, last_seq];
+--                         or ok=false with "error" when T can never start
+--                         ("bad cannot start: db failed").  The output
+--                         itself is read with `logs` + follow.
 --   down               -> {"ok":true,"stopping":true}; the socket closes when
 --                         hum has stopped everything and exits
 --   eval               -> {"ok":true,"output":"printed text","result":"..."}
@@ -118,10 +129,7 @@ function COMMANDS.stop(req)
 	local list, err = resolve(req)
 	if not list then return nil, err end
 	M.controlled = true
-	for _, i in ipairs(list) do
-		i.wanted = false
-		raw.stop(i.id)
-	end
+	for _, i in ipairs(list) do runtime.stop_instance(i) end
 	local ok = wait_all(list, function(_, s) return not ACTIVE[s.state] end,
 		tonumber(req.timeout) or grace_of(list) + 10)
 	return { procs = briefs(list), timeout = not ok or nil }
@@ -135,8 +143,7 @@ function COMMANDS.restart(req)
 	for _, i in ipairs(list) do
 		local s = raw.status(i.id)
 		before[i] = { pid = s.pid, started = s.started_at }
-		runtime.want(i)
-		if runtime.FINAL[i.state] or i.state == "pending" then runtime.start_instance(i) else raw.restart(i.id) end
+		runtime.restart_instance(i)
 	end
 	-- done: a new run has begun (new pid or start time), or the process
 	-- ended up in a state that no longer moves by itself
@@ -146,6 +153,31 @@ function COMMANDS.restart(req)
 		return (s.pid ~= 0 and (s.pid ~= b.pid or s.started_at ~= b.started)) or not ACTIVE[s.state]
 	end, tonumber(req.timeout) or grace_of(list) + 30)
 	return { procs = briefs(list), timeout = not ok or nil }
+end
+
+function COMMANDS.run(req)
+	local name = req.task
+	if type(name) ~= "string" then return nil, "run needs \"task\" (a task's name)" end
+	local i = runtime.by_name[name]
+	if not i or i.def.kind ~= "task" then return nil, ("no task %q in the running hum"):format(name) end
+	local s0 = raw.status(i.id)
+	-- a run in progress is the one reported; otherwise the next one
+	local attach = ACTIVE[i.state]
+	runtime.start_instance(i)
+	while true do
+		local s = raw.status(i.id)
+		if runtime.FINAL[i.state] and runtime.FINAL[s.state]
+			and (attach or s.run > s0.run or not i.wanted or runtime.shutting_down()) then
+			return { task = name, state = s.state, exit_code = s.exit_code, signal = s.signal,
+				reason = s.reason ~= "" and s.reason or nil, start_seq = s0.last_seq, last_seq = s.last_seq }
+		end
+		local gate, why = runtime.gate(i)
+		if i.state == "pending" and gate == false then
+			return nil, ("%s cannot start: %s"):format(name, why), { state = "pending" }
+		end
+		-- woken by its next state change: a start, an exit, a new reason
+		reactions.wait_for("state:" .. i.id, nil, "control command")
+	end
 end
 
 function COMMANDS.signal(req)

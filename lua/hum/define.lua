@@ -397,28 +397,36 @@ function M.finish()
 			end
 		end
 	end
-	-- cycle detection: depth-first with colours, reporting the path
-	local colour, stack = {}, {}
-	local function visit(p)
-		colour[p] = "grey"
-		stack[#stack + 1] = p.name
-		for _, d in ipairs(p.after) do
-			if colour[d.proc] == "grey" then
-				local i = 1
-				while stack[i] ~= d.proc.name do i = i + 1 end
-				local path = {}
-				for j = i, #stack do path[#path + 1] = stack[j] end
-				path[#path + 1] = d.proc.name
-				error(("%s: dependency cycle: %s"):format(d.proc.where, table.concat(path, " -> ")), 0)
-			elseif not colour[d.proc] then
-				visit(d.proc)
+	-- cycle detection: depth-first with colours, reporting the path; an
+	-- explicit stack (frames of process and next edge), so an `after`
+	-- chain of any length is checked in time and memory linear in its size
+	local colour = {}
+	for _, root in ipairs(defs.list) do
+		if not colour[root] then
+			colour[root] = "grey"
+			local stack = { { p = root, k = 1 } }
+			while #stack > 0 do
+				local top = stack[#stack]
+				local d = top.p.after[top.k]
+				if not d then
+					colour[top.p] = "black"
+					stack[#stack] = nil
+				else
+					top.k = top.k + 1
+					if colour[d.proc] == "grey" then
+						local i = 1
+						while stack[i].p ~= d.proc do i = i + 1 end
+						local path = {}
+						for j = i, #stack do path[#path + 1] = stack[j].p.name end
+						path[#path + 1] = d.proc.name
+						error(("%s: dependency cycle: %s"):format(d.proc.where, table.concat(path, " -> ")), 0)
+					elseif not colour[d.proc] then
+						colour[d.proc] = "grey"
+						stack[#stack + 1] = { p = d.proc, k = 1 }
+					end
+				end
 			end
 		end
-		stack[#stack] = nil
-		colour[p] = "black"
-	end
-	for _, p in ipairs(defs.list) do
-		if not colour[p] then visit(p) end
 	end
 end
 

@@ -10,10 +10,14 @@
 -- every check so far; without `retries` failures are retried until the
 -- timeout, as a process that is still booting is the normal case.
 -- Liveness: checked every `interval` once ready; `retries` (default 3)
--- consecutive failures restart the process.  Checks run on the loop
--- (non-blocking connects, exec'd children; a host name is resolved on a
--- worker thread, `localhost` is both ::1 and 127.0.0.1: core/sup/probe.c);
--- nothing here waits.  Exec probes run in the process's working directory.
+-- consecutive failures end the run as a failure (raw.fail): stop signal and
+-- grace, then the restart policy decides (backoff, max; policy "no" acts as
+-- on-failure), so a failing probe never makes a tight restart loop.  Checks
+-- run on the loop (non-blocking connects, exec'd children; a host name is
+-- resolved on a worker thread, `localhost` is both ::1 and 127.0.0.1:
+-- core/sup/probe.c); nothing here waits.  Exec probes run with the
+-- process's environment (i.env: hum.env, env files, its `env`, HUM_PROCESS)
+-- in its working directory.
 local raw = require "hum.raw"
 local reactions = require "hum.reactions"
 local util = require "hum.util"
@@ -74,7 +78,9 @@ local function check(i, pr, done)
 			done(false, status > 0 and ("HTTP %d"):format(status) or err)
 		end
 	elseif pr.__probe == "exec" then
-		local ok, err = M.exec(pr.cmd, { timeout = t, cwd = i.cwd }, function(code, sig, _, _, e)
+		-- the process's own environment and directory: a probe checks
+		-- what the process sees (its env, hum.env, env files, HUM_PROCESS)
+		local ok, err = M.exec(pr.cmd, { timeout = t, cwd = i.cwd, env = i.env }, function(code, sig, _, _, e)
 			if code == 0 then return done(true) end
 			done(false, e or (sig ~= 0 and ("killed by SIG" .. raw.signame(sig))) or ("exit code " .. tostring(code)))
 		end)
@@ -104,13 +110,13 @@ function M.start_ready(i)
 	if pr.timeout > 0 then
 		i.probe_deadline = reactions.new_timer(pr.timeout, 0, function()
 			i.probe_deadline = nil
-			if i.probe_gen ~= gen or i.ready then return end
+			if i.probe_gen ~= gen or require("hum.runtime").ready_now(i) then return end
 			M.stop(i)
 			i.probe_failed = true
 			raw.set_reason(i.id, ("not ready: %s probe gave up after %gs%s"):format(pr.__probe, pr.timeout,
 				i.probe_why and (" (" .. i.probe_why .. ")") or ""))
 			raw.log(("%s: readiness probe timed out after %gs"):format(i.name, pr.timeout))
-			require("hum.runtime").evaluate()
+			require("hum.runtime").changed(i)
 		end)
 	end
 	if pr.__probe == "line" then
@@ -136,7 +142,7 @@ function M.start_ready(i)
 				raw.set_reason(i.id, ("not ready: %s probe failed %d times in a row (%s)"):format(pr.__probe,
 					failures, why or "?"))
 				raw.log(("%s: readiness probe failed %d times in a row (%s)"):format(i.name, failures, why or "?"))
-				require("hum.runtime").evaluate()
+				require("hum.runtime").changed(i)
 				return
 			end
 			i.probe_timer = reactions.new_timer(pr.interval, 0, attempt)
@@ -158,9 +164,12 @@ function M.start_liveness(i)
 			else
 				failures = failures + 1
 				if failures >= math.max(1, pr.retries or 3) then
-					raw.log(("%s: liveness probe failed %d times (%s); restarting"):format(i.name, failures, why or "?"))
+					local what = ("liveness probe failed %d times in a row (%s)"):format(failures, why or "?")
+					raw.log(("%s: %s"):format(i.name, what))
 					M.stop(i)
-					raw.restart(i.id)
+					-- a failure for the restart policy (backoff, max), never an
+					-- immediate respawn; the new run passes the start gate
+					raw.fail(i.id, what)
 					return
 				end
 			end

@@ -33,9 +33,11 @@ M.mode = "up"  -- or "run"
 --                    down); when none does, hum finishes with the outcome
 --   state(i, new, old)  after each state event of an instance
 --   command(id, req) a control-socket request; true when handled
+--   gate(i, ok, why) i's "may start" changed: true (open), nil (not yet),
+--                    false (can never hold without a user's command)
 --   teardown()       once the loop has returned (M.run), newest first: the
 --                    API thread must stop before the supervisor is freed
-local listeners = { idle = {}, state = {}, command = {}, teardown = {} }
+local listeners = { idle = {}, state = {}, command = {}, teardown = {}, gate = {} }
 local Listener = {}
 Listener.__index = Listener
 function Listener:off()
@@ -85,18 +87,326 @@ M.ACTIVE, M.FINAL = ACTIVE, FINAL
 
 local function log(fmt, ...) raw.log(fmt:format(...)) end
 
+-- Dependencies ----------------------------------------------------------------
+-- The start side's rules, each defined once here and used by every consumer
+-- (README, "Lifecycle rules"):
+--
+--   ready now   an instance is ready while its published state is `ready`
+--               (M.ready_now): stopping, stopped, backoff and failed never
+--               are.  C derives the snapshot's `ready` flag from the state
+--               the same way, so the socket and p:status() agree with
+--               gating, hum.wait and hum.on("ready").
+--   may start   every `after` condition holds now (edge() below, cached per
+--               instance as i.gate).  The cached gate is also C's start gate
+--               (raw.set_gate): C refuses every spawn while it is closed —
+--               first start, restart, a policy restart when its backoff
+--               ends, the second half of a restart — and publishes the
+--               process `pending` with the gate's reason instead; it starts
+--               once the gate opens (evaluate).  So no start path can pass
+--               it, whether Lua or C began the start.
+--   can never   a condition that can no longer become true without a user's
+--               command (its process failed, was stopped, exited without
+--               becoming ready, gave up its readiness probe, or waits itself
+--               for something that can never happen): i.gate == false, and
+--               i.cause names the root ("db failed").  Those who wait for it
+--               show "X cannot start: <root>"; nothing is retried, but a
+--               user's start of the dependency reopens everything (its
+--               state changes, so its dependents are examined again).
+--
+-- Conditions are judged on the state C has published (raw.state), not on
+-- i.state, which follows the events and may lag behind within a dispatch
+-- (a reaction's p:stop() publishes `stopping` at once; its event comes
+-- later).  Judging ahead of the events is safe: every publish is an event,
+-- and each one makes the dependents look again.
+--
+-- Cost: a state change re-examines only the dependents of the instance that
+-- changed, through a work queue (no recursion: an `after` chain of any
+-- length costs the same per step), and only those whose gate then changed
+-- pass it on.  Instances ready to start wait in a heap ordered by
+-- definition order.  Whole-graph walks (want, start_instance) use explicit
+-- stacks.
+
+function M.ready_now(i) return raw.state(i.id) == "ready" end
+local ready_now = M.ready_now
+
+-- Whether a condition holds now, given the dependency instance's state.
+local HOLDS = {
+	started = function(s) return s == "running" or s == "ready" or s == "succeeded" end,
+	ready = function(s) return s == "ready" end,
+	succeeded = function(s) return s == "succeeded" end,
+	completed = function(s, spawn_error) return s == "succeeded" or (s == "failed" and not spawn_error) end,
+}
+
+-- A final state that is about to move anyway: revived by a start, or
+-- restarted (the old run's `stopped` comes just before the new run).
+local function will_move(di) return di.restart_wanted or di.restarting end
+
+-- One edge: i waits for di to meet cond.  true; or false, why, cause,
+-- failure (can never hold without a user's command; cause is the root, and
+-- failure says whether the root is a failure rather than a user's stop);
+-- or nil, why.
+local function edge(di, cond)
+	local s, spawn_error = raw.state(di.id)
+	if HOLDS[cond](s, spawn_error) then return true end
+	local never
+	if will_move(di) then
+		never = nil
+	elseif s == "pending" then
+		if di.gate == false then
+			return false, ("%s cannot start: %s"):format(di.name, di.cause), di.cause, di.cause_failure
+		end
+	elseif s == "stopped" then
+		never = di.name .. " stopped"
+		return false, never, never, false
+	elseif s == "failed" then never = di.name .. " failed"
+	elseif s == "succeeded" then never = di.name .. " exited before it was ready"
+	elseif cond == "ready" and di.probe_failed and s == "running" then
+		never = di.name .. " never became ready"
+	end
+	if never then return false, never, never, true end
+	return nil, ("waiting for %s (%s)"):format(di.name, cond)
+end
+
+-- The gate of i: true, or false/nil with the reason (and the root cause
+-- when false).  "Can never" wins over "not yet": it is the news.
+local function gate_of(i)
+	local wait
+	for _, e in ipairs(i.deps) do
+		local ok, why, cause, failure = edge(e.di, e.cond)
+		if ok == false then return false, why, cause, failure end
+		if ok == nil and not wait then wait = why end
+	end
+	if wait then return nil, wait end
+	return true
+end
+
+-- Links i to the instances it waits for (i.deps) and they to it (rdeps).
+local function link(i)
+	i.deps = {}
+	for _, d in ipairs(i.def.after) do
+		for _, di in ipairs(M.instances(d.proc)) do
+			i.deps[#i.deps + 1] = { di = di, cond = d.cond }
+			di.rdeps[#di.rdeps + 1] = i
+		end
+	end
+end
+
+-- A min-heap of instances by definition order (idx), each at most once.
+local function heap_new() return { n = 0, has = {} } end
+local function heap_push(h, i)
+	if h.has[i] then return end
+	h.has[i] = true
+	local n = h.n + 1
+	h.n = n
+	h[n] = i
+	while n > 1 do
+		local up = math.floor(n / 2)
+		if h[up].idx <= i.idx then break end
+		h[n], h[up] = h[up], i
+		n = up
+	end
+end
+local function heap_pop(h)
+	local top = h[1]
+	if not top then return nil end
+	local last = h[h.n]
+	h[h.n] = nil
+	h.n = h.n - 1
+	h.has[top] = nil
+	if h.n > 0 then
+		local k = 1
+		h[1] = last
+		while true do
+			local l, r, m = 2 * k, 2 * k + 1, k
+			if l <= h.n and h[l].idx < h[m].idx then m = l end
+			if r <= h.n and h[r].idx < h[m].idx then m = r end
+			if m == k then break end
+			h[k], h[m] = h[m], h[k]
+			k = m
+		end
+	end
+	return top
+end
+
+local startable = heap_new() -- candidates whose gate is open
+local slot_wait = heap_new() -- tasks whose gate is open, waiting for a job slot
+-- Lazily cleaned sets (a member that no longer qualifies is dropped when
+-- met), so the questions "is anything active / waiting / not ready yet?"
+-- cost O(1) amortized instead of a walk over every instance:
+local active = {}  -- may be active (ACTIVE state, or being started)
+local waiting = {} -- may be a wanted candidate that can still start
+local unready = {} -- may be wanted and not done (hum.on("ready"))
+
+local jobs_running = 0
+M.jobs = nil -- maximum concurrently running tasks (hum run); nil = no limit
+
+-- Wanted and waiting to be started: pending, or finished and asked to run
+-- again (revived), and not being started already.
+local function candidate(i)
+	return i.wanted and not i.starting and (i.state == "pending" or (FINAL[i.state] and i.restart_wanted))
+end
+
+local function show_wait(i, why)
+	if i.reason ~= why then
+		i.reason = why
+		raw.set_pending(i.id, why)
+	end
+end
+
+-- i may have become startable, or its reason for waiting may have changed.
+local function consider(i)
+	if not candidate(i) then return end
+	waiting[i] = true
+	if i.gate == true then
+		heap_push(startable, i)
+	else
+		show_wait(i, i.gate_why)
+	end
+end
+
+-- Re-examines i's gate; returns whether it changed in a way that matters
+-- to i's dependents (open/closed/never, or the root cause).
+local function refresh(i)
+	local ok, why, cause, failure = gate_of(i)
+	local was, was_cause, was_failure = i.gate, i.cause, i.cause_failure
+	if ok == was and why == i.gate_why and cause == was_cause and failure == i.cause_failure then
+		return false
+	end
+	i.gate, i.gate_why, i.cause, i.cause_failure = ok, why, cause, failure
+	raw.set_gate(i.id, ok ~= true and why or nil)
+	if ok == false and was ~= false and candidate(i) and why == cause then
+		-- the first of a chain (its dependents carry the reason without a line each)
+		log("%s cannot start: %s", i.name, why)
+	end
+	notify("gate", i, ok, why)
+	consider(i)
+	return ok ~= was or cause ~= was_cause or failure ~= was_failure
+end
+
+-- Work queue: dependents of what changed.  Never re-entered: a listener
+-- that causes more changes adds to the queue being processed.
+local queue, queued, settling = {}, {}, false
+local function touch(i)
+	for _, j in ipairs(i.rdeps) do
+		if not queued[j] then
+			queued[j] = true
+			queue[#queue + 1] = j
+		end
+	end
+end
+
+local function settle()
+	if settling then return end
+	settling = true
+	local k = 1
+	while queue[k] do
+		local j = queue[k]
+		queue[k] = nil
+		queued[j] = nil
+		k = k + 1
+		if refresh(j) then touch(j) end
+	end
+	settling = false
+end
+
+-- i changed in a way its dependents may care about (a probe gave up).
+function M.changed(i)
+	touch(i)
+	M.evaluate()
+end
+
+function M.gate(i) return i.gate, i.gate_why, i.cause end
+
+local function mark_wanted(i)
+	if not i.wanted then
+		i.wanted = true
+		unready[i] = true
+	end
+	consider(i)
+end
+
+-- Marks i and, transitively, its dependencies as wanted (an explicit stack:
+-- a chain of any length).
+function M.want(i)
+	if i.wanted then return end
+	local stack = { i }
+	while #stack > 0 do
+		local x = stack[#stack]
+		stack[#stack] = nil
+		if not x.wanted then
+			mark_wanted(x)
+			for _, e in ipairs(x.deps) do
+				if not e.di.wanted then stack[#stack + 1] = e.di end
+			end
+		end
+	end
+end
+
+function M.unwant(i)
+	i.wanted = false
+	i.restart_wanted, i.restarting = nil, nil
+end
+
+local function start(i)
+	i.starting = true
+	i.restart_wanted = nil
+	active[i] = true
+	if i.def.kind == "task" and not i.job then
+		i.job = true
+		jobs_running = jobs_running + 1
+	end
+	-- a spawn error is published as `failed` (and logged by the supervisor
+	-- with its reason): nothing to add
+	raw.start(i.id)
+end
+
+local function slot_free() return not M.jobs or jobs_running < M.jobs end
+
+-- Starts every wanted instance whose gate is open, in definition order
+-- (tasks within the job limit of `hum run`).
+function M.evaluate()
+	settle()
+	if shutting then return end
+	while slot_wait.n > 0 and slot_free() do
+		local i = heap_pop(slot_wait)
+		if candidate(i) and i.gate == true then start(i) end
+	end
+	while startable.n > 0 do
+		local i = heap_pop(startable)
+		if candidate(i) and i.gate == true then
+			if i.def.kind == "task" and not i.job and not slot_free() then
+				heap_push(slot_wait, i)
+				show_wait(i, "waiting for a job slot")
+			else
+				start(i)
+			end
+		end
+	end
+end
+
 -- Registration ---------------------------------------------------------------
+-- hum's environment (unless env_clear) with hum.env and env files applied:
+-- the same for every process, so made once per registration (10,000
+-- processes must not read and merge the environment 10,000 times).
+local base_envs
+local function base_env(clear)
+	local key = clear and "clear" or "inherit"
+	if not base_envs[key] then
+		local env = clear and {} or raw.environ()
+		for _, kv in ipairs(defs.env) do
+			env[kv[1]] = kv[2] ~= false and tostring(kv[2]) or nil
+		end
+		base_envs[key] = env
+	end
+	return base_envs[key]
+end
+
 local function build_env(p, replica, name, cwd)
 	local env = {}
-	if not p.env_clear then
-		env = raw.environ()
-		-- the inherited PWD names where hum was started (or not even that:
-		-- env -C keeps the caller's); the child gets its own directory
-		env.PWD = util.realdir(cwd)
-	end
-	for _, kv in ipairs(defs.env) do
-		env[kv[1]] = kv[2] ~= false and tostring(kv[2]) or nil
-	end
+	for k, v in pairs(base_env(p.env_clear)) do env[k] = v end
+	-- the inherited PWD names where hum was started (or not even that:
+	-- env -C keeps the caller's); the child gets its own directory
+	if not p.env_clear then env.PWD = util.realdir(cwd) end
 	for k, v in pairs(p.env) do
 		if v == false then env[k] = nil else env[k] = tostring(v) end
 	end
@@ -125,6 +435,7 @@ local of_def = setmetatable({}, { __mode = "k" })
 function M.instances(p) return p.instances or of_def[p] or {} end
 
 function M.register_all(base_dir)
+	base_envs = {}
 	for _, p in ipairs(defs.list) do
 		local list = {}
 		of_def[p] = list
@@ -151,12 +462,19 @@ function M.register_all(base_dir)
 			local id, err = raw.add(name, spec)
 			if not id then error(("%s: cannot register %q: %s"):format(p.where, name, err), 0) end
 			local i = { id = id, name = name, def = p, replica = r, state = "pending", cwd = cwd,
-				wanted = false, ready = false, started = false, idx = #inst_list + 1 }
+				env = spec.env, wanted = false, rdeps = {}, idx = #inst_list + 1 }
 			inst[id], by_name[name] = i, i
 			inst_list[#inst_list + 1] = i
 			list[#list + 1] = i
 		end
 		M.watch_lines(p)
+	end
+	-- every instance exists: link the graph and close the gates of those
+	-- that wait for something (everything is pending: nothing can be
+	-- "never" yet, so no propagation is needed)
+	for _, i in ipairs(inst_list) do link(i) end
+	for _, i in ipairs(inst_list) do
+		if i.deps[1] then refresh(i) else i.gate = true end
 	end
 end
 
@@ -194,116 +512,6 @@ function M.watch_lines(p)
 	for _, i in ipairs(M.instances(p)) do M.line_interest(i) end
 end
 
--- Dependencies ----------------------------------------------------------------
--- true: satisfied; false, why: can never be satisfied in this state; nil, why: not yet.
-local function dep_status(d)
-	local insts = M.instances(d.proc)
-	for _, di in ipairs(insts) do
-		local s, c = di.state, d.cond
-		local ok
-		if c == "started" then ok = di.started and s ~= "pending"
-		elseif c == "ready" then ok = di.ready
-		elseif c == "succeeded" then ok = s == "succeeded"
-		elseif c == "completed" then ok = s == "succeeded" or (s == "failed" and di.started)
-		end
-		if not ok then
-			if c == "ready" and di.probe_failed then return false, ("%s never became ready"):format(di.name) end
-			if s == "stopped" and di.started then return false, ("%s stopped"):format(di.name) end
-			if s == "failed" and (c ~= "completed" or not di.started) then
-				return false, ("%s failed"):format(di.name)
-			end
-			if s == "succeeded" and c == "ready" and not di.ready then
-				return false, ("%s exited before it was ready"):format(di.name)
-			end
-			if s == "succeeded" and c == "started" then ok = true end
-			if not ok and s == "pending" and not di.started then
-				-- a dependency that can never start blocks its dependents too
-				local dok, dwhy = M.deps_status(di)
-				if dok == false then return false, ("%s cannot start: %s"):format(di.name, dwhy) end
-			end
-			if not ok then return nil, ("waiting for %s (%s)"):format(di.name, c) end
-		end
-	end
-	return true
-end
-
-local function deps_status(i)
-	for _, d in ipairs(i.def.after) do
-		local ok, why = dep_status(d)
-		if not ok then return ok, why end
-	end
-	return true
-end
-M.deps_status = deps_status
-
--- Instances evaluate() must look at: a superset of the wanted ones that are
--- pending (or stopped and asked to start again) and not yet starting.  Added
--- to wherever one of those conditions may have become true (want, a state
--- change to pending/stopped, start_instance); evaluate() drops the rest.  A
--- state change then costs work in proportion to what waits, not to every
--- process (a 1000-process burst made evaluate() the main cost).
-local cands = {}
-
--- Marks i and, transitively, its dependencies as wanted.
-function M.want(i)
-	if i.wanted then return end
-	i.wanted = true
-	cands[i] = true
-	for _, d in ipairs(i.def.after) do
-		for _, di in ipairs(M.instances(d.proc)) do M.want(di) end
-	end
-end
-
-local jobs_running = 0
-M.jobs = nil -- maximum concurrently running tasks (hum run); nil = no limit
-
--- Starts every wanted pending instance whose dependencies are satisfied.
-local function by_idx(a, b) return a.idx < b.idx end
-
-function M.evaluate()
-	if shutting or next(cands) == nil then return end
-	local list = {}
-	for i in pairs(cands) do
-		if i.wanted and (i.state == "pending" or (i.state == "stopped" and i.restart_wanted)) and not i.starting then
-			list[#list + 1] = i
-		else
-			cands[i] = nil
-		end
-	end
-	table.sort(list, by_idx) -- definition order, as the config reads
-	local changed = true
-	while changed do
-		changed = false
-		for _, i in ipairs(list) do
-			if i.wanted and (i.state == "pending" or (i.state == "stopped" and i.restart_wanted)) and not i.starting then
-				local ok, why = deps_status(i)
-				if ok then
-					if not (M.jobs and i.def.kind == "task" and jobs_running >= M.jobs) then
-						i.starting = true
-						cands[i] = nil
-						i.restart_wanted = nil
-						if i.def.kind == "task" and not i.job then
-							i.job = true
-							jobs_running = jobs_running + 1
-						end
-						-- a spawn error is published as `failed` (and logged
-						-- by the supervisor with its reason): nothing to add
-						raw.start(i.id)
-						changed = true
-					elseif i.reason ~= "waiting for a job slot" then
-						i.reason = "waiting for a job slot"
-						raw.set_pending(i.id, i.reason)
-					end
-				elseif why ~= i.reason then
-					i.reason = why
-					if ok == false then i.blocked = true end
-					raw.set_pending(i.id, why)
-				end
-			end
-		end
-	end
-end
-
 -- Events ------------------------------------------------------------------------
 -- Runs every reaction of a list.  A reaction may :off() itself or another
 -- one while the list is walked (removing from it): walk a copy, and skip
@@ -324,22 +532,26 @@ local function fire(i, event, ev, ...)
 end
 M.fire = fire
 
+-- What hum.on("ready") waits for, per instance: a task succeeded, a
+-- service ready now.
+local function done(i)
+	if i.def.kind == "task" then return raw.state(i.id) == "succeeded" end
+	return ready_now(i)
+end
+
+-- Every wanted instance is done, now.
 local function all_ready()
-	for _, i in ipairs(inst_list) do
-		if i.wanted then
-			if i.def.kind == "task" then
-				if i.state ~= "succeeded" then return false end
-			elseif not i.ready then
-				return false
-			end
-		end
+	for i in pairs(unready) do
+		if i.wanted and not done(i) then return false end
+		unready[i] = nil
 	end
 	return true
 end
 
 local function anything_active()
-	for _, i in ipairs(inst_list) do
+	for i in pairs(active) do
 		if ACTIVE[i.state] or i.starting then return true end
+		active[i] = nil
 	end
 	if raw.active() > 0 then
 		-- only pipes held by leftovers: no state event will follow, so ask
@@ -354,11 +566,9 @@ end
 -- suspended (sleeping, waiting, exec'ing) may still start or stop something.
 local function progress_possible()
 	if anything_active() or reactions.live > 0 then return true end
-	for _, i in ipairs(inst_list) do
-		if i.wanted and i.state == "pending" then
-			local ok = deps_status(i)
-			if ok ~= false then return true end
-		end
+	for i in pairs(waiting) do
+		if candidate(i) and i.gate ~= false then return true end
+		waiting[i] = nil
 	end
 	return false
 end
@@ -368,6 +578,9 @@ local function outcome_code()
 		if i.wanted then
 			if i.state == "failed" then return 1 end
 			if i.def.kind == "task" and i.state ~= "succeeded" then return 1 end
+			-- waited for something that could never happen
+			-- (a user's stop of a dependency is not a failure)
+			if i.state == "pending" and i.gate == false and i.cause_failure then return 1 end
 		end
 	end
 	return 0
@@ -401,30 +614,39 @@ local function on_state(ev)
 	i.state, i.reason = new, reason
 	i.exit_code, i.signal = code, sig
 	if new ~= "pending" then i.starting = false end
-	if new == "pending" or new == "stopped" then cands[i] = true end
+	-- a restart's new run began, or the gate deferred it (pending)
+	if ev.began or new == "pending" then i.restarting = nil end
+	if ACTIVE[new] then active[i] = true end
+	if i.wanted and not done(i) then unready[i] = true end
 	-- a task holds a job slot from its start until it leaves the active states
 	if i.job and not ACTIVE[new] and new ~= "pending" then
 		i.job = false
 		jobs_running = jobs_running - 1
 	end
-	if new == "running" and ev.began then
-		i.started = true
-		i.ready = false
-		if probes == nil then probes = require "hum.probes" end
+	if probes == nil then probes = require "hum.probes" end
+	local began_running = new == "running" and ev.began
+	local became_ready = new == "ready" and old ~= "ready"
+	if began_running then
 		if i.def.ready_probe then
 			probes.start_ready(i)
 		else
 			raw.set_ready(id)
 		end
+	elseif became_ready and i.def.liveness then
+		probes.start_liveness(i)
+	end
+	-- What waits for i looks again (its gate and reason change now), before
+	-- any reaction runs: a reaction woken by this event sees the graph as
+	-- it is after it.  i itself may start, or show why not.
+	if new ~= old or ev.began then touch(i) end
+	consider(i)
+	settle()
+	if began_running then
 		fire(i, "start", { name = i.name, pid = ev.pid, restarts = ev.restarts, time = ev.time })
-	elseif new == "ready" and old ~= "ready" then
-		i.ready = true
-		if probes == nil then probes = require "hum.probes" end
-		if i.def.liveness then probes.start_liveness(i) end
+	elseif became_ready then
 		fire(i, "ready", { name = i.name, captures = i.captures or {}, time = ev.time })
 		reactions.wake("ready:" .. id, true)
 	end
-	if not ACTIVE[new] and new ~= "pending" then i.ready = false end
 	-- "exit" also reports a spawn error (from pending, or from backoff when
 	-- a restart could not spawn): the process failed without running
 	local spawn_error = new == "failed" and ev.spawn_error
@@ -455,7 +677,7 @@ local function on_line(ev)
 	local id, line, stream, t, continued = ev.id, ev.line, ev.stream, ev.time, ev.continued
 	local i = inst[id]
 	if not i then return end
-	if i.probe_line and not i.ready then
+	if i.probe_line and not ready_now(i) then
 		local caps = { line:match(i.probe_line) }
 		if caps[1] ~= nil then
 			i.captures = caps
@@ -620,32 +842,64 @@ local function revive(i)
 	i.state = "pending"
 	i.reason = nil
 	i.starting = false
-	cands[i] = true
+	touch(i) -- it is about to move: what waited for it waits again
 end
 
 -- An explicit start: i runs again whatever its last run did, and whatever
--- it depends on that was stopped or failed starts again too (a dependency
--- that succeeded stays done: it satisfies `succeeded` and `completed`).
+-- it depends on, transitively, is wanted again, a stopped or failed one
+-- revived (a dependency that succeeded stays done: it satisfies
+-- `succeeded` and `completed`).  The start itself goes through the gate
+-- like every other: i waits `pending` until its conditions hold.
+local AGAIN = { stopped = true, failed = true }
+
+-- x is to run again if its published state is in `over`: a finished run is
+-- revived; a run being stopped starts again once it is over (C carries
+-- that out, through the gate).  The published state, not x.state: a stop
+-- asked just before may not have reached Lua as an event yet.
+local function rerun(x, over)
+	local s = raw.state(x.id)
+	if over[s] then
+		revive(x)
+	elseif s == "stopping" then
+		x.restarting = true
+		raw.start(x.id)
+	end
+end
+
 function M.start_instance(i)
-	M.want(i)
-	if FINAL[i.state] then revive(i) end
-	local seen = { [i] = true }
-	local function deps(x)
-		for _, d in ipairs(x.def.after) do
-			for _, di in ipairs(M.instances(d.proc)) do
-				if not seen[di] then
-					seen[di] = true
-					di.wanted = true
-					cands[di] = true
-					if di.state == "stopped" or di.state == "failed" then revive(di) end
-					deps(di)
-				end
+	rerun(i, FINAL)
+	local seen, stack = { [i] = true }, { i }
+	while #stack > 0 do
+		local x = stack[#stack]
+		stack[#stack] = nil
+		mark_wanted(x)
+		for _, e in ipairs(x.deps) do
+			local di = e.di
+			if not seen[di] then
+				seen[di] = true
+				rerun(di, AGAIN)
+				stack[#stack + 1] = di
 			end
 		end
 	end
-	deps(i)
-	cands[i] = true
 	M.evaluate()
+end
+
+-- An explicit restart (p:restart(), hum.restart, `hum restart`): a live
+-- run is stopped and C starts the next one once it is over — through the
+-- start gate, so with a dependency not ready the new run waits `pending`.
+-- Anything not live is started as by start_instance.
+function M.restart_instance(i)
+	M.want(i)
+	if FINAL[i.state] or i.state == "pending" then return M.start_instance(i) end
+	i.restarting = true
+	raw.restart(i.id)
+end
+
+-- An explicit stop: no longer wanted, so nothing starts it again by itself.
+function M.stop_instance(i)
+	M.unwant(i)
+	raw.stop(i.id)
 end
 
 return M

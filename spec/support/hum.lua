@@ -157,6 +157,34 @@ end
 	return S.config(text, dir), dir, results
 end
 
+-- Runs `hum up` (or `args[1]` given as { "run", ... } etc.) on a scenario
+-- whose reactions may use rec(...) and eventually(fn, what) — which polls
+-- fn() inside a reaction (every 20 ms, up to 30 s) until it returns a
+-- truthy value, or records "gave-up what".  Returns the exit code, the
+-- output, the results file's text and the directory.  hum runs in the
+-- config's directory (unless opts.cwd), so relative paths in reactions and
+-- in commands name the same files.
+S.EVENTUALLY = [[
+local function eventually(fn, what)
+	local t0 = hum.clock()
+	while true do
+		local v = fn()
+		if v then return v end
+		if hum.clock() - t0 > 30 then rec("gave-up", what) return nil end
+		hum.sleep(0.02)
+	end
+end
+]]
+function S.run_scenario(body, args, opts)
+	local file, dir, results = S.scenario(S.EVENTUALLY .. body)
+	local a = { "up", "-f", file }
+	for _, x in ipairs(args or {}) do a[#a + 1] = x end
+	opts = opts or {}
+	opts.cwd = opts.cwd or dir
+	local code, out = S.run(a, opts)
+	return code, out, S.read(results) or "", dir
+end
+
 -- random ports and markers must differ between runs
 math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
 

@@ -47,6 +47,15 @@ function M.connect(opts)
 	return conn
 end
 
+-- A connection to the hum running for config `file`, or nil when none
+-- answers there (no socket, a stale one, or it cannot be reached): quiet,
+-- for commands that behave differently when a hum runs (`hum run`).
+function M.running(file)
+	local path = raw.api_socket_path(util.dirname(file))
+	if not path then return nil end
+	return (raw.client_connect(path))
+end
+
 local next_id = 0
 -- Sends one request; returns the decoded first response and its raw line,
 -- or nil, message.

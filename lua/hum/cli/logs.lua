@@ -42,6 +42,26 @@ local function parse_since(s, now)
 end
 M.parse_since = parse_since
 
+-- A function that prints one decoded LINE object as `hum logs` does: time,
+-- the name padded to width and coloured as in hum up's output (ids: name ->
+-- process id), the stream's marker, the text.  Also `hum run`'s, for a task
+-- run inside a running hum.
+function M.printer(out, width, color, ids)
+	return function(l)
+		local name = l.name
+		local ts = os.date("%H:%M:%S", math.floor(l.time))
+		local sep = l.stream == "err" and (color and " \027[31m!\027[0m " or " ! ")
+			or l.stream == "sys" and " * " or " \226\148\130 "
+		local pad = (" "):rep(math.max(0, width - #name))
+		if color then
+			out:write("\027[2m", ts, "\027[0m \027[", fmt.PALETTE[(ids[name] or 0) % #fmt.PALETTE + 1], "m",
+				name, pad, "\027[0m", sep, l.line, "\n")
+		else
+			out:write(ts, " ", name, pad, sep, l.line, "\n")
+		end
+	end
+end
+
 function M.logs(opts, pos)
 	local req = { cmd = "logs", follow = opts.follow or nil }
 	if #pos > 0 then req.names = pos end
@@ -82,6 +102,7 @@ function M.logs(opts, pos)
 	end
 	if not opts.follow then io.stdout:setvbuf("full") end
 	local out = io.stdout
+	local print_line = M.printer(out, width, color, ids)
 	local nlines = 0
 	while true do
 		local line, e = c:read_line(nil)
@@ -96,18 +117,7 @@ function M.logs(opts, pos)
 			if opts.json then
 				out:write(line, "\n")
 			else
-				local l = cjson.decode(line)
-				local name = l.name
-				local ts = os.date("%H:%M:%S", math.floor(l.time))
-				local sep = l.stream == "err" and (color and " \027[31m!\027[0m " or " ! ")
-					or l.stream == "sys" and " * " or " \226\148\130 "
-				local pad = (" "):rep(math.max(0, width - #name))
-				if color then
-					out:write("\027[2m", ts, "\027[0m \027[", fmt.PALETTE[(ids[name] or 0) % #fmt.PALETTE + 1], "m",
-						name, pad, "\027[0m", sep, l.line, "\n")
-				else
-					out:write(ts, " ", name, pad, sep, l.line, "\n")
-				end
+				print_line(cjson.decode(line))
 			end
 			if opts.follow and #line < 4096 then out:flush() end
 		elseif head == '{"dropp' then
