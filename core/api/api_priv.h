@@ -102,6 +102,8 @@ struct hum_api {
 	dev_t sock_dev;
 	ino_t sock_ino;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char tmpdir[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* our mkdtemp dir, or "" */
+	char record[4200];    /* .hum/hum.sock.path when written, or "" */
 	pthread_t thread;
 	bool thread_started;
 
@@ -165,8 +167,12 @@ void hum_api_follow_poll_(hum_api *a, client *c); /* one poll of one follower */
 void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* path.c */
-void hum_api_fallback_dir_(char *out, size_t n);
 int hum_api_socket_path_(const char *real, char *out, size_t outlen, bool *fallback);
+/* fills a->path (and a->tmpdir, a->record) for a project whose primary path
+ * does not fit in sun_path */
+int hum_api_fallback_place_(hum_api *a, const char *humdir, const char *real, char *err, size_t errlen);
+/* 0 if fd is a regular file owned by us with one link, else -EPERM */
+int hum_api_own_file_(int fd);
 int hum_api_secure_dir_(const char *dir, bool strict, char *err, size_t errlen);
 int hum_api_probe_existing_(const char *path, bool *stale, char *err, size_t errlen);
 int hum_api_take_lock_(const char *humdir, int *lock_fd, char *err, size_t errlen);

@@ -697,16 +697,12 @@ int hum_api_start(hum_api **out, const char *project_dir, const hum_api_opts *o,
 	if ((rc = hum_api_take_lock_(humdir, &a->lock_fd, err, errlen)) < 0)
 		goto fail;
 	bool fallback;
-	if ((rc = hum_api_socket_path_(real, a->path, sizeof a->path, &fallback)) < 0) {
+	if ((rc = hum_api_socket_path_(real, a->path, sizeof a->path, &fallback)) < 0 && !fallback) {
 		hum_api_seterr_(err, errlen, "no usable socket path for %s", real);
 		goto fail;
 	}
-	if (fallback) {
-		char dir[PATH_MAX];
-		hum_api_fallback_dir_(dir, sizeof dir);
-		if ((rc = hum_api_secure_dir_(dir, true, err, errlen)) < 0)
-			goto fail;
-	}
+	if (fallback && (rc = hum_api_fallback_place_(a, humdir, real, err, errlen)) < 0)
+		goto fail;
 	if ((rc = hum_api_probe_existing_(a->path, stale, err, errlen)) < 0) {
 		if (!err[0])
 			hum_api_seterr_(err, errlen, "cannot check %s: %s", a->path, strerror(-rc));
@@ -759,6 +755,8 @@ int hum_api_start(hum_api **out, const char *project_dir, const hum_api_opts *o,
 fail:
 	if (a->listen_fd >= 0)
 		hum_api_unlink_ours_(a);
+	else if (a->tmpdir[0])
+		rmdir(a->tmpdir);
 	api_free(a);
 	return rc;
 }

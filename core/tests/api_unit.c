@@ -772,15 +772,24 @@ static void test_api(void)
 	mkdir(longdir, 0700);
 	unsetenv("XDG_RUNTIME_DIR");
 	char fb[200];
-	ok(hum_api_socket_path(longdir, fb, sizeof fb) == 0 && strncmp(fb, "/tmp/hum-", 9) == 0 &&
-	   strlen(fb) < sizeof sa.sun_path, "long path falls back: %s", fb);
+	ok(hum_api_socket_path(longdir, fb, sizeof fb) == -ENOENT, "long path, nobody listens: no socket path");
 	rc = hum_api_start(&api, longdir, &o, &stale, err, sizeof err);
-	ok(rc == 0 && strcmp(hum_api_path(api), fb) == 0, "listens on the fallback (%s)", err);
+	ok(rc == 0, "listens on the fallback (%s)", err);
+	ok(hum_api_socket_path(longdir, fb, sizeof fb) == 0 && strncmp(fb, "/tmp/hum-", 9) == 0 &&
+	   strlen(fb) < sizeof sa.sun_path && strcmp(hum_api_path(api), fb) == 0,
+	   "long path falls back to a recorded private directory: %s", fb);
+	struct stat fsb;
+	char fbdir[200];
+	snprintf(fbdir, sizeof fbdir, "%s", fb);
+	*strrchr(fbdir, '/') = 0;
+	ok(lstat(fbdir, &fsb) == 0 && S_ISDIR(fsb.st_mode) && (fsb.st_mode & 0777) == 0700,
+	   "the fallback directory is private (%s)", fbdir);
 	if (rc == 0) {
 		c = open_conn();
 		ok(ask(c, "{\"cmd\":\"ps\"}\n") > 0 && strstr(line, "procs"), "fallback answers");
 		close_conn(c);
 		hum_api_stop(api);
+		ok(lstat(fbdir, &fsb) < 0 && errno == ENOENT, "the fallback directory is removed at stop");
 	}
 	hum_store_free(st);
 	char cmd[600];

@@ -97,13 +97,13 @@ function M.logs(opts, pos)
 				out:write(line, "\n")
 			else
 				local l = cjson.decode(line)
-				local name = l.name
+				local name = fmt.safe(l.name)
 				local ts = os.date("%H:%M:%S", math.floor(l.time))
 				local sep = l.stream == "err" and (color and " \027[31m!\027[0m " or " ! ")
 					or l.stream == "sys" and " * " or " \226\148\130 "
 				local pad = (" "):rep(math.max(0, width - #name))
 				if color then
-					out:write("\027[2m", ts, "\027[0m \027[", fmt.PALETTE[(ids[name] or 0) % #fmt.PALETTE + 1], "m",
+					out:write("\027[2m", ts, "\027[0m \027[", fmt.PALETTE[(ids[l.name] or 0) % #fmt.PALETTE + 1], "m",
 						name, pad, "\027[0m", sep, l.line, "\n")
 				else
 					out:write(ts, " ", name, pad, sep, l.line, "\n")
