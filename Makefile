@@ -9,7 +9,7 @@
 # lua/main.c, lua/bind/*.c and the embedded Lua modules (lua/hum/**/*.lua,
 # compiled to LuaJIT bytecode with line info) make `hum`.
 
-DEPS      := libluajit2-5.1-dev luajit2 libev-dev libck-dev libjansson-dev lua-busted lua-cjson
+DEPS      := libluajit2-5.1-dev luajit2 libev-dev libck-dev libjansson-dev libpcre2-dev lua-busted lua-cjson
 B         ?= build
 CC        ?= cc
 SANFLAGS  ?=
@@ -17,7 +17,7 @@ OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -D_GNU_SOURCE \
              -Icore -I/usr/include/luajit-2.1 -pthread $(SANFLAGS)
-LDLIBS    := -lluajit-5.1 -lev -lck -ljansson -lpthread -lm -ldl
+LDLIBS    := -lluajit-5.1 -lev -lck -ljansson -lpcre2-8 -lpthread -lm -ldl
 LUAJIT    ?= luajit
 
 CORE_DIRS := api sup state

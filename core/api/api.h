@@ -45,9 +45,10 @@ typedef struct hum_api_opts {
 	hum_api_command_fn on_command;
 	void *ud;
 	size_t max_request;            /* bytes per request line; 0 = 1 MiB */
-	size_t max_output;             /* unsent bytes per client; 0 = 16 MiB */
-	size_t max_clients;            /* 0 = 1024 */
+	size_t max_output;             /* unsent bytes per follower; 0 = 256 KiB */
+	size_t max_clients;            /* 0 = 1024 (32 of them never for followers) */
 	double follow_interval;        /* seconds between log polls; 0 = 0.05 */
+	double idle_timeout;           /* seconds a connection may sit idle; 0 = 60 */
 } hum_api_opts;
 
 #define HUM_API_MAX_REQUEST (1u << 20)
