@@ -55,8 +55,10 @@ typedef struct hum_api_opts {
 
 /* The socket path for a project directory (no file is created): primary
  * <realpath(dir)>/.hum/hum.sock, or when that does not fit in sun_path,
- * $XDG_RUNTIME_DIR/hum/<hash>.sock or /tmp/hum-<uid>/<hash>.sock where hash
- * is 16 hex digits of FNV-1a over the real path.  0 or -errno. */
+ * the path recorded in <dir>/.hum/hum.sock.path by the hum that listens
+ * there (checked: our own file, naming a socket in a private directory of
+ * ours), else $XDG_RUNTIME_DIR/hum/<hash>.sock where hash is 16 hex digits
+ * of FNV-1a over the real path, else -ENOENT.  0 or -errno. */
 int hum_api_socket_path(const char *project_dir, char *out, size_t outlen);
 
 /* Creates (mode 0700) or checks <realpath(dir)>/.hum, hum's per-project

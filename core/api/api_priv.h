@@ -6,7 +6,7 @@
  *   request.c   parsing (jansson) and validation of one request line
  *   read.c      the read requests answered from the store: ps, status,
  *               logs, follow
- *   grep.c      the checks a "grep" pattern passes before regcomp
+ *   grep.c      a "grep" pattern: plain text, or PCRE2 with bounds
  *   path.c      where the socket lives, the per-project lock, a stale
  *               socket, binding
  *   jsonw.c     the JSON writer every answer goes through

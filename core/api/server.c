@@ -51,16 +51,25 @@
  * Bounds (a client can never block the API thread, the loop thread or other
  * clients; the socket is non-blocking and every wait is a watcher):
  *   - requests are answered in order, one at a time per client; while a
- *     command is with the loop thread the client's later requests wait;
- *   - a client that does not read stops being read once 256 KiB of its
- *     answers are unsent (backpressure: its requests stay in the kernel), so
- *     its buffer holds at most that plus one response;
- *   - a logs backlog is cut to what fits in max_output (16 MiB), oldest
- *     lines first, and says so ("truncated": K);
- *   - a follower's unsent output is bounded by max_output: lines beyond it,
- *     and lines its process wrote faster than the ring keeps them between
- *     two polls (every follow_interval, 50 ms), are counted and reported
- *     with {"dropped":N} once it reads again;
+ *     command is with the loop thread, or a logs answer is being streamed,
+ *     the client's later requests wait;
+ *   - a logs answer is streamed (read.c): produced in slices while the
+ *     client has less than PAUSE_OUT (256 KiB) unsent and all clients
+ *     together less than TOTAL_OUT (32 MiB), resumed by write_cb as the
+ *     client drains, by an idle watcher after a slice used its time, and by
+ *     the follow timer when the total bound paused it;
+ *   - a client that does not read stops being read once PAUSE_OUT of its
+ *     answers are unsent (backpressure: its requests stay in the kernel);
+ *   - a follower's unsent output is bounded by max_output (256 KiB) and
+ *     TOTAL_OUT: lines beyond, and lines its process wrote faster than the
+ *     ring keeps them between two polls (every follow_interval, 50 ms), are
+ *     counted and reported with {"dropped":N} once it reads again;
+ *   - a follower is always read (its input discarded), so its EOF frees it
+ *     even while the process it follows is quiet; followers may take at
+ *     most max_clients - FOLLOW_RESERVE slots, so `hum ps`/`hum down` get in;
+ *   - a connection idle for idle_timeout (60 s: no byte in or out, no
+ *     command pending, not following) is closed;
+ *   - hum_api_stop sets `stopping`, which a long search checks per line;
  *   - a request line over max_request gets an error, then the connection is
  *     closed; EOF in the middle of a line gets an error; an unparseable or
  *     unknown request gets an error and the connection stays usable.
@@ -400,8 +409,8 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ssize_t n;
 		do
 			n = recv(c->fd, sink, sizeof sink, 0);
-		while (n > 0 || (n < 0 && errno == EINTR));
-		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+		while ((n > 0 && (got += (size_t)n) < READ_BUDGET) || (n < 0 && errno == EINTR));
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
 			c->broken = true;
 		hum_api_settle_(c);
 		return;

@@ -867,6 +867,57 @@ static void test_slow_follower(void)
 		fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+/* Slots: followers can never take the last FOLLOW_RESERVE (32); a follower
+ * that goes away is freed though it follows a quiet process; an idle
+ * connection is closed after idle_timeout. */
+static void test_slots(void)
+{
+	st = hum_store_new(64 * 1024);
+	hum_entry *e = add_proc("quiet", "", HUM_RUNNING, 1);
+	log_line(e, HUM_STREAM_OUT, "hello");
+	hum_store_flush(st);
+	char dir[64] = "/tmp/hum-apitest3-XXXXXX";
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	hum_api_opts o = { .store = st, .loop = loop, .on_command = on_command, .max_clients = 40,
+			   .idle_timeout = 0.4, .follow_interval = 0.01 };
+	char err[300];
+	if (hum_api_start(&api, dir, &o, NULL, err, sizeof err) != 0) {
+		ok(0, "api starts: %s", err);
+		return;
+	}
+	conn *f[9];
+	int followed = 0;
+	for (int i = 0; i < 9; i++) {
+		f[i] = open_conn();
+		if (ask(f[i], "{\"cmd\":\"logs\",\"names\":[\"quiet\"],\"n\":1,\"follow\":true}\n") > 0 &&
+		    strstr(line, "hello"))
+			followed++;
+	}
+	ok(followed == 8 && strstr(line, "too many followers"), "8 of 40 slots may follow, the 9th is refused: %s",
+	   line);
+	conn *c = open_conn();
+	ok(ask(c, "{\"cmd\":\"ps\"}\n") > 0 && strstr(line, "\"procs\""), "ps gets a reserved slot");
+	hum_api_stats stats;
+	for (int i = 0; i < 8; i++)
+		close_conn(f[i]); /* they go away without a word */
+	double until = mono() + 10;
+	do {
+		ev_run(loop, EVRUN_NOWAIT);
+		hum_api_get_stats(api, &stats);
+	} while (stats.clients > 2 && mono() < until);
+	ok(stats.clients <= 2, "followers of a quiet process that went away are freed (%u left)", stats.clients);
+	/* c and f[8] sit idle: closed after 0.4 s */
+	ok(read_line(c, line, sizeof line, 10) < 0 && c->eof, "an idle connection is closed");
+	close_conn(c);
+	close_conn(f[8]);
+	hum_api_stop(api);
+	hum_store_free(st);
+	char cmd[200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
 int main(void)
 {
 	test_writer();
@@ -874,5 +925,6 @@ int main(void)
 	test_grep();
 	test_api();
 	test_slow_follower();
+	test_slots();
 	return done_testing();
 }
