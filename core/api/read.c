@@ -796,6 +796,8 @@ void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents)
 	hum_api_count_unsent_(a);
 	for (client *c = a->clients, *next; c; c = next) {
 		next = c->next;
+		if (__atomic_load_n(&a->stopping, __ATOMIC_RELAXED))
+			break; /* stop_cb is next */
 		size_t before = hum_api_unsent_(c);
 		if (c->following && !c->broken)
 			hum_api_follow_poll_(a, c);
