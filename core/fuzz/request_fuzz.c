@@ -48,7 +48,7 @@ static hum_entry *add(const char *name, const char *groups, int state, int pid)
 
 static void logl(hum_entry *e, int stream, const char *text, size_t len)
 {
-	hum_logring_append(st, &e->log, stream, 0, 1700000000500LL, text, len);
+	hum_logring_append(&e->log, stream, 0, 1700000000500LL, text, len);
 	hum_logring_commit(&e->log);
 }
 
