@@ -9,7 +9,7 @@
 # lua/main.c, lua/bind/*.c and the embedded Lua modules (lua/hum/**/*.lua,
 # compiled to LuaJIT bytecode with line info) make `hum`.
 
-DEPS      := libluajit2-5.1-dev luajit2 libev-dev libck-dev libjansson-dev lua-busted lua-cjson
+DEPS      := libluajit2-5.1-dev luajit2 libev-dev libck-dev libjansson-dev libpcre2-dev lua-busted lua-cjson
 B         ?= build
 CC        ?= cc
 SANFLAGS  ?=
@@ -17,7 +17,7 @@ OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -D_GNU_SOURCE \
              -Icore -I/usr/include/luajit-2.1 -pthread $(SANFLAGS)
-LDLIBS    := -lluajit-5.1 -lev -lck -ljansson -lpthread -lm -ldl
+LDLIBS    := -lluajit-5.1 -lev -lck -ljansson -lpcre2-8 -lpthread -lm -ldl
 LUAJIT    ?= luajit
 
 CORE_DIRS := api sup state
@@ -114,6 +114,26 @@ check-asan: deps
 check-tsan: deps
 	@$(MAKE) --no-print-directory all B=build/tsan OPT=-O1 SANFLAGS="$(TSAN_FLAGS)"
 	@B=build/tsan HUM_SAN=tsan sh spec/run.sh
+
+# not part of `make test`: core/fuzz/*_fuzz.c with clang, ASan and UBSan into
+# build/fuzz/, run for FUZZ_SECONDS on the seed corpus (core/fuzz/corpus/,
+# read only) plus what it found before (build/fuzz/corpus/); crashes, leaks
+# and slow inputs land in build/fuzz/crashes/.
+FUZZ_SECONDS ?= 60
+FUZZ_B       := build/fuzz
+FUZZ_DEPS    := clang libclang-rt-14-dev
+FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+fuzz:
+	@sh spec/deps.sh $(DEPS) $(FUZZ_DEPS)
+	@$(MAKE) --no-print-directory $(CORE_DIRS:%=$(FUZZ_B)/libhum%.a) B=$(FUZZ_B) CC=clang OPT=-O1 \
+	  SANFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)"
+	clang $(CFLAGS) -O1 -fsanitize=fuzzer $(FUZZ_SAN) \
+	  -o $(FUZZ_B)/request_fuzz core/fuzz/request_fuzz.c $(CORE_DIRS:%=$(FUZZ_B)/libhum%.a) $(LDLIBS)
+	@mkdir -p $(FUZZ_B)/corpus $(FUZZ_B)/crashes
+	$(FUZZ_B)/request_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=5 \
+	  -dict=core/fuzz/request.dict -artifact_prefix=$(FUZZ_B)/crashes/ -print_final_stats=1 \
+	  $(FUZZ_B)/corpus core/fuzz/corpus
+
 
 .PHONY: all test deps run bench check-asan check-tsan clean spec ctest ctest-asan ctest-tsan fuzz
 

@@ -332,6 +332,15 @@ describe("peer credentials", function()
 		p:close()
 		local code = tonumber(out:match("__EXIT:(%d+)"))
 		assert.are.equal(1, code, out)
+		-- the client checks the server first (SO_PEERCRED on its side) and
+		-- sends nothing; a raw client gets the server's own refusal at once
+		assert.matches("the server runs as uid %d+, not as uid %d+; refusing to talk to it", out)
+		cmd = ("setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c %s %s 2>&1")
+			:format(S.q("import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+				.. "print(s.makefile().readline())"), S.q(u.sock))
+		p = io.popen(cmd)
+		out = p:read("*a")
+		p:close()
 		assert.matches("permission denied", out)
 		-- the owner is still served
 		assert.is_true(u:ask({ cmd = "ping" }).ok)

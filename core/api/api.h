@@ -45,17 +45,20 @@ typedef struct hum_api_opts {
 	hum_api_command_fn on_command;
 	void *ud;
 	size_t max_request;            /* bytes per request line; 0 = 1 MiB */
-	size_t max_output;             /* unsent bytes per client; 0 = 16 MiB */
-	size_t max_clients;            /* 0 = 1024 */
+	size_t max_output;             /* unsent bytes per follower; 0 = 256 KiB */
+	size_t max_clients;            /* 0 = 1024 (32 of them never for followers) */
 	double follow_interval;        /* seconds between log polls; 0 = 0.05 */
+	double idle_timeout;           /* seconds a connection may sit idle; 0 = 60 */
 } hum_api_opts;
 
 #define HUM_API_MAX_REQUEST (1u << 20)
 
 /* The socket path for a project directory (no file is created): primary
  * <realpath(dir)>/.hum/hum.sock, or when that does not fit in sun_path,
- * $XDG_RUNTIME_DIR/hum/<hash>.sock or /tmp/hum-<uid>/<hash>.sock where hash
- * is 16 hex digits of FNV-1a over the real path.  0 or -errno. */
+ * the path recorded in <dir>/.hum/hum.sock.path by the hum that listens
+ * there (checked: our own file, naming a socket in a private directory of
+ * ours), else $XDG_RUNTIME_DIR/hum/<hash>.sock where hash is 16 hex digits
+ * of FNV-1a over the real path, else -ENOENT.  0 or -errno. */
 int hum_api_socket_path(const char *project_dir, char *out, size_t outlen);
 
 /* Creates (mode 0700) or checks <realpath(dir)>/.hum, hum's per-project

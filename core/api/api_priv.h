@@ -8,7 +8,7 @@
  *               logs, follow
  *   watch.c     the change feed (`watch`): changed processes per world
  *               generation, riding on the follower machinery
- *   grep.c      the checks a "grep" pattern passes before regcomp
+ *   grep.c      a "grep" pattern: plain text, or PCRE2 with bounds
  *   path.c      where the socket lives, the per-project lock, a stale
  *               socket, binding
  *   jsonw.c     the JSON writer every answer goes through
@@ -21,7 +21,6 @@
 #define HUM_API_PRIV_H
 
 #include <pthread.h>
-#include <regex.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -29,10 +28,15 @@
 #include <sys/un.h>
 
 #include "api.h"
+#include "grep.h"
 #include "jsonw.h"
 #include "request.h"
 
-#define PAUSE_OUT (256u * 1024)   /* stop taking requests above this unsent */
+#define PAUSE_OUT (256u * 1024)   /* stop taking requests, and stop producing
+				   * a streamed answer, above this unsent */
+#define FOLLOW_RESERVE 32         /* slots followers may never take: `hum ps`
+				   * and `hum down` always get in */
+#define TOTAL_OUT (32u << 20)     /* unsent bytes of all clients together */
 #define READ_CHUNK 65536
 #define READ_BUDGET (256u * 1024) /* bytes read per callback: fairness */
 
@@ -47,20 +51,24 @@ typedef struct msg {
 typedef struct cursor {
 	uint32_t id;
 	bool gone;
-	uint64_t last; /* highest seq of this process already handled */
+	uint64_t last; /* follow: highest seq of this process already handled */
 	uint64_t ord;  /* about how many of its lines were handled (ordinal of
 			* `last` among all lines it ever logged): lines the ring
 			* dropped beyond it were never seen, and are reported */
 	char *name;
+	/* a logs answer being streamed: lines up to `pos` were sent (or did
+	 * not match); lines up to `hz` (the horizon when it was asked) are
+	 * the answer's */
+	uint64_t pos, hz;
+	bool done;
+	uint64_t upto; /* one slice: the last line visited ... */
+	bool end;      /* ... and whether that reached hz */
 } cursor;
 
 typedef struct filter {
 	int stream;       /* 0: any */
 	int64_t since_ms; /* 0: none */
-	bool has_re, has_needle;
-	regex_t re;
-	char *needle;     /* plain-text --grep: memmem */
-	size_t needlen;
+	hum_grep grep;
 } filter;
 
 typedef struct client {
@@ -73,6 +81,8 @@ typedef struct client {
 	hum_buf out;
 	size_t out_off;
 	bool eof, closing, broken, busy, following, follow_all, reading, writing;
+	bool streaming;   /* a logs answer is being produced slice by slice */
+	ev_tstamp active; /* last byte in or out, or request answered */
 	uint32_t cmd_id;
 	char idraw[HUM_REQ_ID_MAX];
 	size_t idlen;
@@ -85,6 +95,9 @@ typedef struct client {
 	uint64_t watch_gen;
 	struct hum_wseen *seen, *seen2;
 	size_t nseen, capseen, capseen2;
+	/* a logs answer being streamed (c->streaming) */
+	size_t sent, wanted; /* lines sent; lines it should have */
+	bool then_follow;
 } client;
 
 typedef struct lref { uint64_t seq; size_t cost; } lref;
@@ -104,12 +117,14 @@ struct hum_api {
 	hum_api_command_fn on_command;
 	void *ud;
 	size_t max_request, max_output, max_clients;
-	double follow_interval;
+	double follow_interval, idle_timeout;
 	uid_t uid;
 	int listen_fd, lock_fd;
 	dev_t sock_dev;
 	ino_t sock_ino;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char tmpdir[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* our mkdtemp dir, or "" */
+	char record[4200];    /* .hum/hum.sock.path when written, or "" */
 	pthread_t thread;
 	bool thread_started;
 
@@ -123,6 +138,7 @@ struct hum_api {
 	ev_io accept_w;
 	ev_timer accept_retry;
 	ev_timer follow_timer;
+	ev_timer idle_timer;
 	client *clients;
 	size_t nclients, nfollow;
 	uint32_t next_cmd;
@@ -139,6 +155,11 @@ struct hum_api {
 	size_t caphz;
 	uint8_t *mark;
 	size_t capmark;
+
+	ev_idle stream_idle; /* streamed answers that used up their time slice */
+	size_t nstream;      /* clients with c->streaming */
+	size_t total_unsent; /* all clients' unsent bytes, as of the last count */
+	bool stopping;       /* set (atomic) by hum_api_stop: long reads give up */
 
 	hum_api_stats stats; /* API thread writes (relaxed atomics) */
 };
@@ -170,9 +191,17 @@ int hum_api_add_cursor_(client *c, uint32_t id, const char *name, uint64_t last,
 void hum_api_do_ps_(client *c, const char *id, size_t idlen);
 void hum_api_do_status_(client *c, const hum_req *r);
 void hum_api_do_logs_(client *c, const hum_req *r);
+/* more of a streamed logs answer, until the client has PAUSE_OUT unsent,
+ * all clients TOTAL_OUT, or a slice of time is used; true if it stopped
+ * only for time (call again soon) */
+bool hum_api_stream_(client *c);
+size_t hum_api_count_unsent_(hum_api *a); /* sets a->total_unsent */
 void hum_api_end_follow_(client *c, const char *reason);
 void hum_api_follow_poll_(hum_api *a, client *c); /* one poll of one follower */
 void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents);
+/* server.c: a client's next step after output drained or time passed:
+ * more of its streamed answer, or its next requests */
+void hum_api_resume_(client *c);
 
 /* watch.c */
 void hum_api_do_watch_(client *c, const hum_req *r);
@@ -180,8 +209,12 @@ void hum_api_watch_poll_(hum_api *a, client *c);
 void hum_api_watch_free_(client *c);
 
 /* path.c */
-void hum_api_fallback_dir_(char *out, size_t n);
 int hum_api_socket_path_(const char *real, char *out, size_t outlen, bool *fallback);
+/* fills a->path (and a->tmpdir, a->record) for a project whose primary path
+ * does not fit in sun_path */
+int hum_api_fallback_place_(hum_api *a, const char *humdir, const char *real, char *err, size_t errlen);
+/* 0 if fd is a regular file owned by us with one link, else -EPERM */
+int hum_api_own_file_(int fd);
 int hum_api_secure_dir_(const char *dir, bool strict, char *err, size_t errlen);
 int hum_api_probe_existing_(const char *path, bool *stale, char *err, size_t errlen);
 int hum_api_take_lock_(const char *humdir, int *lock_fd, char *err, size_t errlen);

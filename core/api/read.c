@@ -7,14 +7,26 @@
  * copied into the client's output inside the section, so nothing read from
  * the store is used after it ends.  The only allocations are the growth of
  * the client's buffer and of scratch arrays in hum_api that every request
- * reuses (and regcomp for a --grep that is a regular expression rather than
- * plain text).
+ * reuses (and PCRE2's compiled pattern for a --grep).
+ *
+ * No read holds the API thread for long (README "Limits and guarantees"):
+ *   - a logs answer is streamed: found in one pass over the rings (bounded
+ *     by REQUEST_BUDGET seconds of wall clock), then sent in slices of at
+ *     most SLICE_LINES lines, produced only while the client has less than
+ *     PAUSE_OUT unsent and all clients together less than TOTAL_OUT, each
+ *     slice yielding back to the loop after SLICE_TIME;
+ *   - a follower's poll stops after SLICE_TIME and goes on at the next;
+ *   - a --grep is matched with PCRE2's bounds (grep.h): a line that hits
+ *     one ends the request with an error.
  */
+#define REQUEST_BUDGET 1.0  /* s: finding the lines of one logs request */
+#define SLICE_TIME 0.01     /* s: one slice of a streamed answer or a poll */
+#define SLICE_LINES 4096    /* lines visited per process per slice */
+#define SLICE_BYTES 65536   /* bytes copied per slice, all processes */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,7 +40,6 @@
 #include <unistd.h>
 
 #include "api_priv.h"
-#include "grep.h"
 #include "state/atomic.h"
 #include "state/select.h"
 
@@ -209,21 +220,27 @@ void hum_api_do_status_(client *c, const hum_req *r)
 
 /* Reads: logs --------------------------------------------------------------------- */
 
-static bool line_matches(const filter *f, const hum_line *l)
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* 1: the line passes the filter, 0: it does not, -1: the grep hit a bound
+ * (message in err). */
+static int line_matches(filter *f, const hum_line *l, char *err, size_t errlen)
 {
 	if (f->stream && l->stream != f->stream)
-		return false;
+		return 0;
 	if (f->since_ms && l->time_ms < f->since_ms)
-		return false;
-	if (f->has_needle)
-		return memmem(l->data, l->len, f->needle, f->needlen) != NULL;
-	if (f->has_re) {
-		regmatch_t m[1];
-		m[0].rm_so = 0;
-		m[0].rm_eo = (regoff_t)l->len;
-		return regexec(&f->re, l->data ? l->data : "", 1, m, REG_STARTEND) == 0;
-	}
-	return true;
+		return 0;
+	return hum_grep_match(&f->grep, l->data, l->len, err, errlen);
+}
+
+static bool filter_none(const filter *f)
+{
+	return !f->stream && !f->since_ms && !f->grep.re && !f->grep.needle;
 }
 
 /* The filter of a logs request; its fields are validated (request.c), so
@@ -235,71 +252,55 @@ static int filter_init(filter *f, const hum_req *r, char *err, size_t errlen)
 	f->since_ms = r->since_ms;
 	if (!r->grep)
 		return 0;
-	if (!strpbrk(r->grep, ".[]()*+?{}|^$\\")) {
-		/* plain text: a substring search, no regex engine */
-		f->needle = strdup(r->grep);
-		if (!f->needle) {
-			hum_api_seterr_(err, errlen, "out of memory");
-			return -1;
-		}
-		f->needlen = r->greplen;
-		f->has_needle = true;
-		return 0;
-	}
-	if (hum_grep_check(r->grep, err, errlen) < 0)
-		return -1;
-	int rc = regcomp(&f->re, r->grep, REG_EXTENDED | REG_NOSUB);
-	if (rc != 0) {
-		char m[160];
-		regerror(rc, &f->re, m, sizeof m);
-		hum_api_seterr_(err, errlen, "bad grep pattern: %s", m);
-		return -1;
-	}
-	f->has_re = true;
-	return 0;
+	return hum_grep_compile(&f->grep, r->grep, r->greplen, err, errlen);
 }
 
-/* Pass 1: which lines match (seq and estimated encoded size). */
+/* Pass 1: which lines match (their seqs), within a wall-clock budget. */
 typedef struct pass1 {
 	hum_api *a;
-	const filter *f;
+	filter *f;
 	uint64_t horizon;
-	size_t namelen;
-	bool oom;
+	double deadline;
+	char *err;
+	size_t errlen;
+	bool failed;
 } pass1;
 
 static int pass1_cb(const hum_line *l, void *ud)
 {
 	pass1 *p = ud;
+	hum_api *a = p->a;
 	if (l->seq > p->horizon)
 		return 1; /* committed after we started (visits are oldest first) */
-	if (!line_matches(p->f, l))
-		return 0;
-	hum_api *a = p->a;
+	/* every line: one that is costly to match may take PCRE2 up to its
+	 * match limit, and a clock read costs ~20 ns */
+	if (__atomic_load_n(&a->stopping, __ATOMIC_RELAXED)) {
+		hum_api_seterr_(p->err, p->errlen, "hum is stopping");
+		p->failed = true;
+		return 1;
+	}
+	if (mono() > p->deadline) {
+		hum_api_seterr_(p->err, p->errlen,
+				"logs request too costly: searching the logs took more than %g s; "
+				"name fewer processes or use a simpler --grep", REQUEST_BUDGET);
+		p->failed = true;
+		return 1;
+	}
+	int m = line_matches(p->f, l, p->err, p->errlen);
+	if (m < 0)
+		p->failed = true;
+	if (m <= 0)
+		return m < 0;
 	if (!hum_api_grow_((void **)&a->refs, &a->capref, a->nref + 1, sizeof *a->refs)) {
-		p->oom = true;
+		hum_api_seterr_(p->err, p->errlen, "out of memory");
+		p->failed = true;
 		return 1;
 	}
 	a->refs[a->nref].seq = l->seq;
-	a->refs[a->nref].cost = l->len + p->namelen + 96;
+	a->refs[a->nref].cost = 0;
 	a->nref++;
 	return 0;
 }
-
-/* Pass 2 (and follow): copy the chosen lines, or encode them directly. */
-typedef struct pass2 {
-	hum_api *a;
-	client *c;
-	const filter *f;
-	uint64_t lo, hi;     /* seq range */
-	const char *name;
-	bool direct;         /* encode into c->out (one process: already ordered) */
-	bool budget;         /* follow: count drops over max_output */
-	uint64_t *cursor;    /* follow: last seq visited */
-	size_t count;
-	uint64_t visited;    /* lines up to hi, matching or not */
-	bool oom;
-} pass2;
 
 static void put_line(hum_buf *b, uint64_t seq, int64_t t, const char *name, int stream, int flags,
 		     const char *data, size_t len)
@@ -319,45 +320,21 @@ static void put_line(hum_buf *b, uint64_t seq, int64_t t, const char *name, int 
 	hum_buf_puts(b, "}\n");
 }
 
-static int pass2_cb(const hum_line *l, void *ud)
+/* Copies a line into the scratch records (a->recs, a->bytes). */
+static bool keep_line(hum_api *a, const hum_line *l, const char *name)
 {
-	pass2 *p = ud;
-	if (l->seq > p->hi)
-		return 1;
-	p->visited++;
-	if (p->cursor)
-		*p->cursor = l->seq;
-	if (l->seq < p->lo || !line_matches(p->f, l))
-		return 0;
-	hum_api *a = p->a;
-	if (p->budget && hum_api_unsent_(p->c) + a->bytes.len + l->len > a->max_output) {
-		p->c->dropped++;
-		STAT_INC(a, dropped_lines);
-		return 0;
-	}
-	p->count++;
-	if (p->direct) {
-		put_line(&p->c->out, l->seq, l->time_ms, p->name, l->stream, l->flags, l->data, l->len);
-		return 0;
-	}
-	if (!hum_api_grow_((void **)&a->recs, &a->caprec, a->nrec + 1, sizeof *a->recs)) {
-		p->oom = true;
-		return 1;
-	}
+	if (!hum_api_grow_((void **)&a->recs, &a->caprec, a->nrec + 1, sizeof *a->recs))
+		return false;
 	rec *r = &a->recs[a->nrec++];
 	r->seq = l->seq;
 	r->time_ms = l->time_ms;
-	r->name = p->name;
+	r->name = name;
 	r->stream = l->stream;
 	r->flags = l->flags;
 	r->off = a->bytes.len;
 	r->len = l->len;
 	hum_buf_put(&a->bytes, l->data, l->len);
-	if (a->bytes.oom) {
-		p->oom = true;
-		return 1;
-	}
-	return 0;
+	return !a->bytes.oom;
 }
 
 static int cmp_ref_desc(const void *x, const void *y)
@@ -372,16 +349,11 @@ static int cmp_rec(const void *x, const void *y)
 	return a < b ? -1 : a > b ? 1 : 0;
 }
 
-static void emit_recs(hum_api *a, client *c)
+static void scratch_reset(hum_api *a)
 {
-	if (a->nrec > 1)
-		qsort(a->recs, a->nrec, sizeof *a->recs, cmp_rec);
-	for (size_t i = 0; i < a->nrec; i++) {
-		rec *r = &a->recs[i];
-		put_line(&c->out, r->seq, r->time_ms, r->name, r->stream, r->flags, a->bytes.p + r->off, r->len);
-	}
 	a->nrec = 0;
 	a->bytes.len = 0;
+	a->bytes.oom = false;
 }
 
 int hum_api_add_cursor_(client *c, uint32_t id, const char *name, uint64_t last, uint64_t ord)
@@ -391,8 +363,30 @@ int hum_api_add_cursor_(client *c, uint32_t id, const char *name, uint64_t last,
 	char *n = strdup(name);
 	if (!n)
 		return -1;
-	c->cur[c->ncur++] = (cursor){ .id = id, .last = last, .ord = ord, .name = n };
+	c->cur[c->ncur++] = (cursor){ .id = id, .last = last, .ord = ord, .name = n, .pos = last, .hz = last,
+				      .done = true };
 	return 0;
+}
+
+size_t hum_api_count_unsent_(hum_api *a)
+{
+	size_t t = 0;
+	for (client *c = a->clients; c; c = c->next)
+		t += hum_api_unsent_(c);
+	a->total_unsent = t;
+	return t;
+}
+
+/* Ends a request with an error after lines were sent: one error line that
+ * also says the answer ended. */
+static void fail_stream(client *c, const char *err)
+{
+	hum_buf_puts(&c->out, "{\"ok\":false");
+	hum_api_put_id_(&c->out, c->idraw, c->idlen);
+	hum_buf_puts(&c->out, ",\"end\":true,\"error\":");
+	hum_json_cstr(&c->out, err);
+	hum_buf_puts(&c->out, "}\n");
+	STAT_INC(c->api, errors);
 }
 
 void hum_api_do_logs_(client *c, const hum_req *r)
@@ -401,125 +395,259 @@ void hum_api_do_logs_(client *c, const hum_req *r)
 	const char *id = r->id;
 	size_t idlen = r->idlen;
 	size_t n = r->n;
-	bool follow = r->follow;
 	char err[300];
-	filter f;
-	if (filter_init(&f, r, err, sizeof err) < 0) {
-		hum_api_filter_free_(&f);
+	if (r->follow && a->nfollow + FOLLOW_RESERVE >= a->max_clients) {
+		hum_api_send_error_(c, id, idlen, "too many followers (at most %zu; the other %d connections are "
+				    "kept for other requests)", a->max_clients - FOLLOW_RESERVE, FOLLOW_RESERVE);
+		return;
+	}
+	filter *f = &c->flt;
+	if (filter_init(f, r, err, sizeof err) < 0) {
+		hum_api_filter_free_(f);
 		hum_api_send_error_(c, id, idlen, "%s", err);
 		return;
 	}
-	bool plain = !f.stream && !f.since_ms && !f.has_re && !f.has_needle;
-	size_t budget = hum_api_unsent_(c) < a->max_output ? a->max_output - hum_api_unsent_(c) : 0;
+	bool plain = filter_none(f);
 
 	hum_read_begin(a->rd);
 	const hum_world *w = hum_store_world(a->st);
 	if (select_procs(a, w, r, err, sizeof err) < 0) {
 		hum_read_end(a->rd);
-		hum_api_filter_free_(&f);
+		hum_api_filter_free_(f);
 		hum_api_send_error_(c, id, idlen, "%s", err);
 		return;
 	}
-	/* Entries and commit horizons, fixed for both passes and the follow
+	/* Entries and commit horizons, fixed for the answer and the follow
 	 * cursors.  A ring's lines commit in seq order, so a line committed
 	 * after its horizon was read has a larger seq: it is the follower's. */
 	size_t nsel = a->nsel;
-	bool oom = !hum_api_grow_((void **)&a->ents, &a->capents, nsel + 1, sizeof *a->ents) ||
-		   !hum_api_grow_((void **)&a->hz, &a->caphz, nsel + 1, sizeof *a->hz);
-	a->nref = a->nrec = 0;
-	a->bytes.len = 0;
-	a->bytes.oom = false;
-	for (size_t i = 0; i < nsel && !oom; i++) {
+	bool failed = !hum_api_grow_((void **)&a->ents, &a->capents, nsel + 1, sizeof *a->ents) ||
+		      !hum_api_grow_((void **)&a->hz, &a->caphz, nsel + 1, sizeof *a->hz);
+	if (failed)
+		hum_api_seterr_(err, sizeof err, "out of memory");
+	a->nref = 0;
+	for (size_t i = 0; i < nsel && !failed; i++) {
 		hum_entry *e = hum_store_lookup(a->st, a->sels[i]->name);
 		a->ents[i] = e && e->id == a->sels[i]->id ? e : NULL;
 		a->hz[i] = a->ents[i] ? hum_logring_last_seq(&e->log) : 0;
 	}
-	uint64_t threshold = UINT64_MAX, total = 0;
-	size_t taken = 0, cost = 0;
+	/* the newest n matching lines: the seq of the oldest of them */
+	uint64_t threshold = UINT64_MAX;
+	size_t total = 0;
 	if (n > 0) {
-		for (size_t i = 0; i < nsel && !oom; i++) {
+		double deadline = mono() + REQUEST_BUDGET;
+		for (size_t i = 0; i < nsel && !failed; i++) {
 			if (!a->ents[i])
 				continue;
-			pass1 p = { a, &f, a->hz[i], strlen(a->sels[i]->name), false };
+			pass1 p = { .a = a, .f = f, .horizon = a->hz[i], .deadline = deadline, .err = err,
+				    .errlen = sizeof err };
 			if (plain)
 				hum_logring_tail_upto(&a->ents[i]->log, a->hz[i], n, pass1_cb, &p);
 			else
 				hum_logring_read(&a->ents[i]->log, 0, 0, pass1_cb, &p);
-			oom = p.oom;
+			failed = p.failed;
 		}
 		total = a->nref;
-		if (a->nref > 1)
+		if (!failed && total) {
 			qsort(a->refs, a->nref, sizeof *a->refs, cmp_ref_desc);
-		/* the newest n matching lines, as many as fit the output bound */
-		for (size_t i = 0; i < a->nref && taken < n; i++) {
-			if (cost + a->refs[i].cost > budget)
-				break;
-			cost += a->refs[i].cost;
-			threshold = a->refs[i].seq;
-			taken++;
+			threshold = a->refs[(total < n ? total : n) - 1].seq;
 		}
 	}
-	size_t count = 0;
-	bool follow_oom = false;
-	for (size_t i = 0; i < nsel && !oom; i++) {
+	for (size_t i = 0; i < nsel && !failed; i++) {
 		if (!a->ents[i])
 			continue;
-		const char *pname = a->ents[i]->name;
-		if (taken) {
-			pass2 p = { .a = a, .c = c, .f = &f, .lo = threshold, .hi = a->hz[i], .name = pname,
-				    .direct = nsel == 1 };
-			hum_logring_read(&a->ents[i]->log, threshold, 0, pass2_cb, &p);
-			count += p.count;
-			oom = p.oom;
-		}
 		/* lines counts what was committed up to at least the horizon */
-		if (follow && hum_api_add_cursor_(c, a->sels[i]->id, pname, a->hz[i],
-					 hum_load_u64_relaxed(&a->ents[i]->log.lines)) < 0)
-			follow_oom = true;
-	}
-	if (!oom)
-		emit_recs(a, c);
-	hum_read_end(a->rd);
-	a->nrec = 0;
-	a->bytes.len = 0;
-	if (a->bytes.cap > (8u << 20)) /* do not keep a huge scratch around */
-		hum_buf_free(&a->bytes);
-	if (oom || follow_oom) {
-		hum_api_filter_free_(&f);
-		hum_api_cursors_free_(c);
-		hum_api_send_error_(c, id, idlen, "out of memory");
-		return;
-	}
-	size_t wanted = total < n ? (size_t)total : n;
-	if (!follow) {
-		hum_api_filter_free_(&f);
-		hum_buf_puts(&c->out, "{\"ok\":true");
-		hum_api_put_id_(&c->out, id, idlen);
-		hum_buf_puts(&c->out, ",\"end\":true,\"lines\":");
-		hum_json_u64(&c->out, count);
-		if (wanted > taken) {
-			hum_buf_puts(&c->out, ",\"truncated\":");
-			hum_json_u64(&c->out, wanted - taken);
+		if (hum_api_add_cursor_(c, a->sels[i]->id, a->ents[i]->name, a->hz[i],
+			       hum_load_u64_relaxed(&a->ents[i]->log.lines)) < 0) {
+			hum_api_seterr_(err, sizeof err, "out of memory");
+			failed = true;
+			break;
 		}
-		hum_buf_puts(&c->out, "}\n");
-		STAT_INC(a, reads);
+		cursor *k = &c->cur[c->ncur - 1];
+		k->done = threshold > a->hz[i];
+		k->pos = k->done ? a->hz[i] : threshold - 1;
+	}
+	hum_read_end(a->rd);
+	a->nref = 0;
+	if (a->capref > 65536) { /* do not keep a huge scratch around */
+		free(a->refs);
+		a->refs = NULL;
+		a->capref = 0;
+	}
+	if (failed) {
+		hum_api_filter_free_(f);
+		hum_api_cursors_free_(c);
+		hum_api_send_error_(c, id, idlen, "%s", err);
 		return;
 	}
-	/* follow: the filter moves into the client; since only applied to
-	 * the backlog */
-	f.since_ms = 0;
-	c->flt = f;
-	c->following = true;
+	c->streaming = true;
+	a->nstream++;
+	c->sent = 0;
+	c->wanted = total < n ? total : n;
+	c->then_follow = r->follow;
 	c->follow_all = r->nnames == 0;
-	if (wanted > taken)
-		c->dropped += wanted - taken;
 	c->idlen = idlen;
 	if (idlen)
 		memcpy(c->idraw, id, idlen);
-	a->nfollow++;
-	if (!ev_is_active(&a->follow_timer))
-		ev_timer_again(a->loop, &a->follow_timer);
-	STAT_INC(a, reads);
+}
+
+/* One slice of a streamed answer. */
+typedef struct slice {
+	hum_api *a;
+	client *c;
+	cursor *k;
+	size_t per, copied, visited;
+	double end; /* the slice's time */
+	char *err;
+	size_t errlen;
+	bool failed;
+} slice;
+
+static int slice_cb(const hum_line *l, void *ud)
+{
+	slice *s = ud;
+	cursor *k = s->k;
+	if (l->seq > k->hz)
+		return 1;
+	if (s->visited >= SLICE_LINES || s->copied >= s->per || (s->visited && mono() > s->end)) {
+		k->end = false;
+		return 1;
+	}
+	s->visited++;
+	k->upto = l->seq;
+	int m = line_matches(&s->c->flt, l, s->err, s->errlen);
+	if (m == 0)
+		return 0;
+	if (m > 0 && keep_line(s->a, l, k->name)) {
+		s->copied += l->len;
+		return 0;
+	}
+	if (m > 0)
+		hum_api_seterr_(s->err, s->errlen, "out of memory");
+	s->failed = true;
+	return 1;
+}
+
+/* Merges the next lines of every process by seq: each process gives lines
+ * up to a budget; only lines up to the smallest last-visited seq of those
+ * that did not reach their end can be sent in order (the rest are visited
+ * again next time).  1: the answer is complete, 0: more to come, -1: an
+ * error (in err). */
+static int stream_slice(hum_api *a, client *c, char *err, size_t errlen)
+{
+	size_t active = 0;
+	for (size_t i = 0; i < c->ncur; i++)
+		active += !c->cur[i].done;
+	if (!active)
+		return 1;
+	scratch_reset(a);
+	uint64_t cutoff = UINT64_MAX;
+	bool failed = false;
+	double end = mono() + SLICE_TIME;
+	hum_read_begin(a->rd);
+	for (size_t i = 0; i < c->ncur && !failed; i++) {
+		cursor *k = &c->cur[i];
+		if (k->done)
+			continue;
+		hum_entry *e = hum_store_lookup(a->st, k->name);
+		if (!e || e->id != k->id) {
+			k->done = true; /* removed: its lines went with it */
+			continue;
+		}
+		k->upto = k->pos;
+		k->end = true;
+		slice s = { .a = a, .c = c, .k = k, .per = SLICE_BYTES / active, .end = end, .err = err,
+			   .errlen = errlen };
+		hum_logring_read(&e->log, k->pos + 1, 0, slice_cb, &s);
+		failed = s.failed;
+		if (!k->end && k->upto < cutoff)
+			cutoff = k->upto;
+	}
+	if (!failed) {
+		if (a->nrec > 1)
+			qsort(a->recs, a->nrec, sizeof *a->recs, cmp_rec);
+		for (size_t i = 0; i < a->nrec && a->recs[i].seq <= cutoff; i++) {
+			rec *r = &a->recs[i];
+			if (i && hum_api_unsent_(c) >= PAUSE_OUT) {
+				cutoff = a->recs[i - 1].seq; /* the rest next time */
+				break;
+			}
+			put_line(&c->out, r->seq, r->time_ms, r->name, r->stream, r->flags, a->bytes.p + r->off,
+				 r->len);
+			c->sent++;
+		}
+		for (size_t i = 0; i < c->ncur; i++) {
+			cursor *k = &c->cur[i];
+			if (k->done)
+				continue;
+			k->pos = k->upto < cutoff ? k->upto : cutoff;
+			k->done = k->end && k->upto <= cutoff;
+		}
+	}
+	hum_read_end(a->rd);
+	scratch_reset(a);
+	if (a->bytes.cap > (1u << 20))
+		hum_buf_free(&a->bytes);
+	return failed ? -1 : 0;
+}
+
+static void end_stream(client *c)
+{
+	c->streaming = false;
+	c->api->nstream--;
+}
+
+bool hum_api_stream_(client *c)
+{
+	hum_api *a = c->api;
+	char err[300];
+	double end = mono() + SLICE_TIME;
+	size_t total = hum_api_count_unsent_(a);
+	size_t others = total - hum_api_unsent_(c);
+	while (c->streaming && !c->broken) {
+		if (hum_api_unsent_(c) >= PAUSE_OUT || others + hum_api_unsent_(c) >= TOTAL_OUT)
+			return false; /* resumed when output drains (write_cb, follow timer) */
+		if (mono() > end)
+			return true;
+		int rc = stream_slice(a, c, err, sizeof err);
+		if (rc == 0)
+			continue;
+		end_stream(c);
+		if (rc < 0) {
+			fail_stream(c, err);
+			hum_api_filter_free_(&c->flt);
+			hum_api_cursors_free_(c);
+			c->closing = c->then_follow;
+			return false;
+		}
+		size_t missing = c->wanted > c->sent ? c->wanted - c->sent : 0;
+		if (!c->then_follow) {
+			hum_api_filter_free_(&c->flt);
+			hum_api_cursors_free_(c);
+			hum_buf_puts(&c->out, "{\"ok\":true");
+			hum_api_put_id_(&c->out, c->idraw, c->idlen);
+			hum_buf_puts(&c->out, ",\"end\":true,\"lines\":");
+			hum_json_u64(&c->out, c->sent);
+			if (missing) { /* the ring dropped them while the answer was sent */
+				hum_buf_puts(&c->out, ",\"truncated\":");
+				hum_json_u64(&c->out, missing);
+			}
+			hum_buf_puts(&c->out, "}\n");
+			c->idlen = 0;
+			STAT_INC(a, reads);
+			return false;
+		}
+		/* follow: the filter stays with the client; since only applied
+		 * to the backlog */
+		c->flt.since_ms = 0;
+		c->dropped += missing;
+		c->following = true;
+		a->nfollow++;
+		if (!ev_is_active(&a->follow_timer))
+			ev_timer_again(a->loop, &a->follow_timer);
+		STAT_INC(a, reads);
+	}
+	return false;
 }
 
 void hum_api_end_follow_(client *c, const char *reason)
@@ -542,24 +670,69 @@ static bool has_cursor(const client *c, uint32_t id)
 	return false;
 }
 
+/* Follow: the new lines of one process, or the count of those beyond the
+ * client's output bound (or all clients'). */
+typedef struct pass2 {
+	hum_api *a;
+	client *c;
+	cursor *k;
+	uint64_t hi;
+	double end;       /* the poll's time slice */
+	uint64_t visited; /* lines up to hi, matching or not */
+	char *err;
+	size_t errlen;
+	bool failed;
+} pass2;
+
+static int pass2_cb(const hum_line *l, void *ud)
+{
+	pass2 *p = ud;
+	hum_api *a = p->a;
+	if (l->seq > p->hi)
+		return 1;
+	if (p->visited && mono() > p->end)
+		return 1; /* the rest at the next poll (or counted as dropped) */
+	p->visited++;
+	p->k->last = l->seq;
+	int m = line_matches(&p->c->flt, l, p->err, p->errlen);
+	if (m == 0)
+		return 0;
+	if (m < 0) {
+		p->failed = true;
+		return 1;
+	}
+	size_t pending = hum_api_unsent_(p->c) + a->bytes.len + l->len;
+	if (pending > a->max_output || a->total_unsent + a->bytes.len + l->len > TOTAL_OUT) {
+		p->c->dropped++;
+		STAT_INC(a, dropped_lines);
+		return 0;
+	}
+	if (!keep_line(a, l, p->k->name)) {
+		hum_api_seterr_(p->err, p->errlen, "out of memory");
+		p->failed = true;
+		return 1;
+	}
+	return 0;
+}
+
 /* One poll of one follower: new lines of every followed process, merged by
  * seq; lines beyond the client's output bound are counted, not kept. */
 void hum_api_follow_poll_(hum_api *a, client *c)
 {
-	a->nrec = 0;
-	a->bytes.len = 0;
-	a->bytes.oom = false;
+	scratch_reset(a);
 	size_t live = 0;
-	bool oom = false;
+	bool failed = false;
+	char err[300] = "out of memory";
+	double end = mono() + SLICE_TIME;
 	hum_read_begin(a->rd);
 	if (c->follow_all) {
 		const hum_world *w = hum_store_world(a->st);
 		for (uint32_t i = 0; w && i < w->count; i++)
 			if (!has_cursor(c, w->procs[i]->id) &&
 			    hum_api_add_cursor_(c, w->procs[i]->id, w->procs[i]->name, 0, 0) < 0)
-				oom = true;
+				failed = true;
 	}
-	for (size_t i = 0; i < c->ncur && !oom; i++) {
+	for (size_t i = 0; i < c->ncur && !failed; i++) {
 		cursor *k = &c->cur[i];
 		if (k->gone)
 			continue;
@@ -578,10 +751,9 @@ void hum_api_follow_poll_(hum_api *a, client *c)
 		 * more than the ring holds between two polls).  Approximate by
 		 * a few lines when a drop races with the read. */
 		uint64_t dropped = hum_load_u64_relaxed(&e->log.dropped);
-		pass2 p = { .a = a, .c = c, .f = &c->flt, .lo = 0, .hi = last, .name = k->name,
-			    .budget = true, .cursor = &k->last };
+		pass2 p = { .a = a, .c = c, .k = k, .hi = last, .end = end, .err = err, .errlen = sizeof err };
 		hum_logring_read(&e->log, k->last + 1, 0, pass2_cb, &p);
-		oom = p.oom;
+		failed = p.failed;
 		if (dropped > k->ord) {
 			c->dropped += dropped - k->ord;
 			__atomic_fetch_add(&a->stats.dropped_lines, dropped - k->ord, __ATOMIC_RELAXED);
@@ -595,13 +767,23 @@ void hum_api_follow_poll_(hum_api *a, client *c)
 		hum_buf_puts(&c->out, "}\n");
 		c->dropped = 0;
 	}
-	if (!oom)
-		emit_recs(a, c);
+	if (!failed) {
+		if (a->nrec > 1)
+			qsort(a->recs, a->nrec, sizeof *a->recs, cmp_rec);
+		for (size_t i = 0; i < a->nrec; i++) {
+			rec *r = &a->recs[i];
+			put_line(&c->out, r->seq, r->time_ms, r->name, r->stream, r->flags, a->bytes.p + r->off,
+				 r->len);
+		}
+	}
 	hum_read_end(a->rd);
-	a->nrec = 0;
-	a->bytes.len = 0;
-	if (oom) {
-		c->broken = true;
+	scratch_reset(a);
+	if (failed) {
+		/* a grep that hit its bound ends the follow with the error */
+		fail_stream(c, err);
+		c->following = false;
+		a->nfollow--;
+		c->closing = true;
 		return;
 	}
 	if (!c->follow_all && !c->watching && live == 0)
@@ -611,15 +793,24 @@ void hum_api_follow_poll_(hum_api *a, client *c)
 void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	hum_api *a = w->data;
+	hum_api_count_unsent_(a);
 	for (client *c = a->clients, *next; c; c = next) {
 		next = c->next;
+		if (__atomic_load_n(&a->stopping, __ATOMIC_RELAXED))
+			break; /* stop_cb is next */
+		size_t before = hum_api_unsent_(c);
 		if (c->following && !c->broken) {
 			hum_api_follow_poll_(a, c);
 			if (c->watching && c->following && !c->broken)
 				hum_api_watch_poll_(a, c);
-			hum_api_settle_(c);
-		}
+		} else if (c->streaming && !c->broken)
+			hum_api_resume_(c); /* paused by the total bound */
+		else
+			continue;
+		size_t after = hum_api_unsent_(c);
+		a->total_unsent += after > before ? after - before : 0;
+		hum_api_settle_(c);
 	}
-	if (!a->nfollow)
+	if (!a->nfollow && !a->nstream)
 		ev_timer_stop(loop, w);
 }

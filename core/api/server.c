@@ -51,26 +51,33 @@
  * Bounds (a client can never block the API thread, the loop thread or other
  * clients; the socket is non-blocking and every wait is a watcher):
  *   - requests are answered in order, one at a time per client; while a
- *     command is with the loop thread the client's later requests wait;
- *   - a client that does not read stops being read once 256 KiB of its
- *     answers are unsent (backpressure: its requests stay in the kernel), so
- *     its buffer holds at most that plus one response;
- *   - a logs backlog is cut to what fits in max_output (16 MiB), oldest
- *     lines first, and says so ("truncated": K);
- *   - a follower's unsent output is bounded by max_output: lines beyond it,
- *     and lines its process wrote faster than the ring keeps them between
- *     two polls (every follow_interval, 50 ms), are counted and reported
- *     with {"dropped":N} once it reads again;
+ *     command is with the loop thread, or a logs answer is being streamed,
+ *     the client's later requests wait;
+ *   - a logs answer is streamed (read.c): produced in slices while the
+ *     client has less than PAUSE_OUT (256 KiB) unsent and all clients
+ *     together less than TOTAL_OUT (32 MiB), resumed by write_cb as the
+ *     client drains, by an idle watcher after a slice used its time, and by
+ *     the follow timer when the total bound paused it;
+ *   - a client that does not read stops being read once PAUSE_OUT of its
+ *     answers are unsent (backpressure: its requests stay in the kernel);
+ *   - a follower's unsent output is bounded by max_output (256 KiB) and
+ *     TOTAL_OUT: lines beyond, and lines its process wrote faster than the
+ *     ring keeps them between two polls (every follow_interval, 50 ms), are
+ *     counted and reported with {"dropped":N} once it reads again;
+ *   - a follower is always read (its input discarded), so its EOF frees it
+ *     even while the process it follows is quiet; followers may take at
+ *     most max_clients - FOLLOW_RESERVE slots, so `hum ps`/`hum down` get in;
+ *   - a connection idle for idle_timeout (60 s: no byte in or out, no
+ *     command pending, not following) is closed;
+ *   - hum_api_stop sets `stopping`, which a long search checks per line;
  *   - a request line over max_request gets an error, then the connection is
  *     closed; EOF in the middle of a line gets an error; an unparseable or
  *     unknown request gets an error and the connection stays usable.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <pthread.h>
-#include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -197,6 +204,7 @@ static void flush_out(client *c)
 		ssize_t n = send(c->fd, c->out.p + c->out_off, hum_api_unsent_(c), MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			c->out_off += (size_t)n;
+			c->active = ev_now(a->loop);
 		} else if (n < 0 && errno == EINTR) {
 			continue;
 		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -207,8 +215,8 @@ static void flush_out(client *c)
 	}
 	if (c->out_off == c->out.len) {
 		c->out_off = c->out.len = 0;
-		/* a burst (a large logs response) need not keep its memory */
-		if (c->out.cap > (4u << 20)) {
+		/* a burst (a large answer) need not keep its memory */
+		if (c->out.cap > PAUSE_OUT) {
 			free(c->out.p);
 			c->out.p = NULL;
 			c->out.cap = 0;
@@ -237,9 +245,7 @@ void hum_api_cursors_free_(client *c)
 
 void hum_api_filter_free_(filter *f)
 {
-	if (f->has_re)
-		regfree(&f->re);
-	free(f->needle);
+	hum_grep_free(&f->grep);
 	memset(f, 0, sizeof *f);
 }
 
@@ -258,6 +264,8 @@ static void client_free(client *c)
 	a->nclients--;
 	if (c->following)
 		a->nfollow--;
+	if (c->streaming)
+		a->nstream--;
 	hum_api_cursors_free_(c);
 	hum_api_filter_free_(&c->flt);
 	hum_api_watch_free_(c);
@@ -281,7 +289,8 @@ static bool all_space(const char *s, size_t n)
 static void process_input(client *c)
 {
 	hum_api *a = c->api;
-	while (!c->busy && !c->following && !c->closing && !c->broken && hum_api_unsent_(c) <= PAUSE_OUT) {
+	while (!c->busy && !c->following && !c->streaming && !c->closing && !c->broken &&
+	       hum_api_unsent_(c) <= PAUSE_OUT) {
 		char *start = c->in + c->in_off;
 		size_t avail = c->in_len - c->in_off;
 		if (c->scan < c->in_off)
@@ -322,8 +331,48 @@ static void process_input(client *c)
 		c->scan -= c->in_off;
 		c->in_off = 0;
 	}
-	if (c->eof && !c->busy && !c->following && c->in_len == c->in_off)
+	if (c->eof && !c->busy && !c->following && !c->streaming && c->in_len == c->in_off)
 		c->closing = true;
+}
+
+/* After hum_api_stream_ stopped: for time, the idle watcher (and the timer,
+ * in case the loop never idles) goes on with it; for a full output, write_cb
+ * does, or the timer when all clients together are over TOTAL_OUT. */
+static void stream_later(client *c, bool for_time)
+{
+	hum_api *a = c->api;
+	if (!c->streaming)
+		return;
+	if (for_time)
+		ev_idle_start(a->loop, &a->stream_idle);
+	if (!ev_is_active(&a->follow_timer))
+		ev_timer_again(a->loop, &a->follow_timer);
+}
+
+void hum_api_resume_(client *c)
+{
+	if (c->streaming)
+		stream_later(c, hum_api_stream_(c));
+	if (!c->streaming)
+		process_input(c);
+}
+
+static void stream_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	hum_api *a = w->data;
+	bool more = false;
+	for (client *c = a->clients, *next; c; c = next) {
+		next = c->next;
+		if (!c->streaming || c->broken || hum_api_unsent_(c) >= PAUSE_OUT)
+			continue;
+		if (hum_api_stream_(c))
+			more = true;
+		else if (!c->streaming)
+			process_input(c);
+		hum_api_settle_(c);
+	}
+	if (!more)
+		ev_idle_stop(loop, w);
 }
 
 /* Flushes, adjusts watchers, and frees the client when it is finished or
@@ -337,8 +386,12 @@ bool hum_api_settle_(client *c)
 		client_free(c);
 		return false;
 	}
-	bool want = !c->eof && !c->closing && !c->following && hum_api_unsent_(c) <= PAUSE_OUT &&
-		    c->in_len - c->in_off < a->max_request + READ_CHUNK;
+	/* A follower is always read, whatever it has unsent: its input is
+	 * discarded, and reading is how its end (EOF, reset) is seen at all
+	 * while the process it follows is quiet. */
+	bool want = !c->eof && !c->closing &&
+		    (c->following || (!c->streaming && hum_api_unsent_(c) <= PAUSE_OUT &&
+				      c->in_len - c->in_off < a->max_request + READ_CHUNK));
 	if (want && !c->reading)
 		ev_io_start(a->loop, &c->rio);
 	else if (!want && c->reading)
@@ -352,6 +405,19 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	client *c = (client *)((char *)w - offsetof(client, rio));
 	hum_api *a = c->api;
 	size_t got = 0;
+	if (c->following) {
+		/* a follow is a connection's last request: what comes after it
+		 * is dropped; its end frees the client */
+		char sink[4096];
+		ssize_t n;
+		do
+			n = recv(c->fd, sink, sizeof sink, 0);
+		while ((n > 0 && (got += (size_t)n) < READ_BUDGET) || (n < 0 && errno == EINTR));
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+			c->broken = true;
+		hum_api_settle_(c);
+		return;
+	}
 	while (got < READ_BUDGET && c->in_len - c->in_off < a->max_request + READ_CHUNK) {
 		if (c->in_cap - c->in_len < READ_CHUNK) {
 			void *p = c->in;
@@ -365,6 +431,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (n > 0) {
 			c->in_len += (size_t)n;
 			got += (size_t)n;
+			c->active = ev_now(loop);
 		} else if (n == 0) {
 			c->eof = true;
 			break;
@@ -387,7 +454,7 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	client *c = (client *)((char *)w - offsetof(client, wio));
 	flush_out(c);
 	if (hum_api_unsent_(c) <= PAUSE_OUT)
-		process_input(c);
+		hum_api_resume_(c);
 	hum_api_settle_(c);
 }
 
@@ -453,6 +520,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		c->api = a;
 		c->fd = fd;
+		c->active = ev_now(loop);
 		ev_io_init(&c->rio, read_cb, fd, EV_READ);
 		ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
 		c->next = a->clients;
@@ -471,6 +539,24 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	hum_api *a = w->data;
 	ev_io_start(loop, &a->accept_w);
+}
+
+/* Every idle_timeout/4: closes connections that did nothing (no byte in or
+ * out) for idle_timeout while no command of theirs is with the loop thread
+ * and they follow nothing: a client that connected and went quiet, sent
+ * half a request, or stopped reading its answer.  Without this, such
+ * connections would hold their slots (and memory) forever. */
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	hum_api *a = w->data;
+	ev_tstamp now = ev_now(loop);
+	for (client *c = a->clients, *next; c; c = next) {
+		next = c->next;
+		if (!c->busy && !c->following && now - c->active >= a->idle_timeout) {
+			c->broken = true;
+			hum_api_settle_(c);
+		}
+	}
 }
 /* Requests --------------------------------------------------------------------- */
 
@@ -521,6 +607,7 @@ void hum_api_handle_line_(client *c, const char *line, size_t len)
 		break;
 	case HUM_REQ_LOGS:
 		hum_api_do_logs_(c, &r);
+		stream_later(c, hum_api_stream_(c));
 		break;
 	case HUM_REQ_WATCH:
 		hum_api_do_watch_(c, &r);
@@ -615,6 +702,7 @@ static void reply_cb(struct ev_loop *loop, ev_async *w, int revents)
 				put_reply(&c->out, m, c->idraw, c->idlen);
 				c->busy = false;
 				c->idlen = 0;
+				c->active = ev_now(loop);
 				process_input(c);
 				hum_api_settle_(c);
 				break;
@@ -649,6 +737,8 @@ static void stop_cb(struct ev_loop *loop, ev_async *w, int revents)
 	ev_io_stop(loop, &a->accept_w);
 	ev_timer_stop(loop, &a->accept_retry);
 	ev_timer_stop(loop, &a->follow_timer);
+	ev_timer_stop(loop, &a->idle_timer);
+	ev_idle_stop(loop, &a->stream_idle);
 	ev_async_stop(loop, &a->reply_async);
 	ev_async_stop(loop, &a->stop_async);
 	ev_break(loop, EVBREAK_ALL);
@@ -719,24 +809,21 @@ int hum_api_start(hum_api **out, const char *project_dir, const hum_api_opts *o,
 	a->on_command = o->on_command;
 	a->ud = o->ud;
 	a->max_request = o->max_request ? o->max_request : HUM_API_MAX_REQUEST;
-	a->max_output = o->max_output ? o->max_output : (16u << 20);
+	a->max_output = o->max_output ? o->max_output : PAUSE_OUT;
 	a->max_clients = o->max_clients ? o->max_clients : 1024;
 	a->follow_interval = o->follow_interval > 0 ? o->follow_interval : 0.05;
+	a->idle_timeout = o->idle_timeout > 0 ? o->idle_timeout : 60;
 	a->uid = geteuid();
 
 	if ((rc = hum_api_take_lock_(humdir, &a->lock_fd, err, errlen)) < 0)
 		goto fail;
 	bool fallback;
-	if ((rc = hum_api_socket_path_(real, a->path, sizeof a->path, &fallback)) < 0) {
+	if ((rc = hum_api_socket_path_(real, a->path, sizeof a->path, &fallback)) < 0 && !fallback) {
 		hum_api_seterr_(err, errlen, "no usable socket path for %s", real);
 		goto fail;
 	}
-	if (fallback) {
-		char dir[PATH_MAX];
-		hum_api_fallback_dir_(dir, sizeof dir);
-		if ((rc = hum_api_secure_dir_(dir, true, err, errlen)) < 0)
-			goto fail;
-	}
+	if (fallback && (rc = hum_api_fallback_place_(a, humdir, real, err, errlen)) < 0)
+		goto fail;
 	if ((rc = hum_api_probe_existing_(a->path, stale, err, errlen)) < 0) {
 		if (!err[0])
 			hum_api_seterr_(err, errlen, "cannot check %s: %s", a->path, strerror(-rc));
@@ -761,6 +848,11 @@ int hum_api_start(hum_api **out, const char *project_dir, const hum_api_opts *o,
 	a->accept_retry.data = a;
 	ev_timer_init(&a->follow_timer, hum_api_follow_cb_, 0., a->follow_interval);
 	a->follow_timer.data = a;
+	ev_timer_init(&a->idle_timer, idle_cb, a->idle_timeout / 4, a->idle_timeout / 4);
+	a->idle_timer.data = a;
+	ev_timer_start(a->loop, &a->idle_timer);
+	ev_idle_init(&a->stream_idle, stream_idle_cb);
+	a->stream_idle.data = a;
 	ev_async_init(&a->reply_async, reply_cb);
 	a->reply_async.data = a;
 	ev_async_start(a->loop, &a->reply_async);
@@ -789,6 +881,8 @@ int hum_api_start(hum_api **out, const char *project_dir, const hum_api_opts *o,
 fail:
 	if (a->listen_fd >= 0)
 		hum_api_unlink_ours_(a);
+	else if (a->tmpdir[0])
+		rmdir(a->tmpdir);
 	api_free(a);
 	return rc;
 }
@@ -798,6 +892,8 @@ void hum_api_stop(hum_api *a)
 	if (!a)
 		return;
 	if (a->thread_started) {
+		/* a request in progress on the API thread gives up on this */
+		__atomic_store_n(&a->stopping, true, __ATOMIC_RELAXED);
 		ev_async_send(a->loop, &a->stop_async);
 		pthread_join(a->thread, NULL);
 	}

@@ -131,7 +131,7 @@ void hum_api_do_watch_(client *c, const hum_req *r)
 
 void hum_api_watch_poll_(hum_api *a, client *c)
 {
-	if (hum_api_unsent_(c) > a->max_output / 2)
+	if (hum_api_unsent_(c) > a->max_output / 2 || a->total_unsent > TOTAL_OUT / 2)
 		return; /* coalesced into a later message */
 	hum_read_begin(a->rd);
 	const hum_world *w = hum_store_world(a->st);

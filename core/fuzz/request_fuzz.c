@@ -48,7 +48,7 @@ static hum_entry *add(const char *name, const char *groups, int state, int pid)
 
 static void logl(hum_entry *e, int stream, const char *text, size_t len)
 {
-	hum_logring_append(st, &e->log, stream, 0, 1700000000500LL, text, len);
+	hum_logring_append(&e->log, stream, 0, 1700000000500LL, text, len);
 	hum_logring_commit(&e->log);
 }
 
@@ -132,6 +132,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	client c = { .api = api, .fd = -1 };
 	hum_api_handle_line_(&c, (const char *)data, size);
+	for (int k = 0; c.streaming && k < 100000; k++) /* a streamed logs answer: all of it */
+		hum_api_stream_(&c);
+	ev_idle_stop(api->loop, &api->stream_idle);
 	if (c.following) {
 		logl(web, HUM_STREAM_OUT, "a new line for followers", 24);
 		hum_store_flush(st);

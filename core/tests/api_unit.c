@@ -287,60 +287,60 @@ static void test_request(void)
 
 static void test_grep(void)
 {
-	/* NULL: passes (and regcomp takes it); else the error it gets */
+	/* NULL: compiles; else the error it gets */
 	static const struct { const char *re, *want; } cases[] = {
 		{ "ERROR|WARN(ING)?|fatal: .*", NULL },
 		{ "[[:digit:]]{4}-[0-9]{2}-[0-9]{2}T", NULL },
 		{ "^(GET|POST) /api/[^ ]+ (2|3)[0-9]{2}$", NULL },
-		{ "[]x]{3}|a{2}{3}|(b+)+|\\bword\\b", NULL },
-		{ "a{1000}", NULL },
-		{ "(a|b|c|d|e|f|g|h|i|j){100}", NULL },
-		{ "((a|b)*c){300}", NULL },
-		{ "a+++++++++", NULL },
-		{ "x{", "Unmatched" }, /* regcomp's own error */
-		/* copies: found by make fuzz (every '+' doubles the tree) */
-		{ "hi++++++++++++++++++++++++++++++++++++++++++++++++++$", "too large once its repetitions are expanded" },
-		{ "a{1,}{1,}{1,}{1,}{1,}{1,}{1,}{1,}{1,}{1,}{1,}", "too large" },
+		/* what regcomp could not take: PCRE2 compiles them, bounded */
+		{ "hi++++++++++++++++++++++++++++++++++++++++++++++++++$", "quantifier does not follow" },
 		{ "((a{100}){100}){100}", "too large" },
-		{ "a{1001}", "too large" },
-		{ "[[:alpha:]]{500}[]x]{501}", "too large" },
-		{ "(a{999}(b{999}", "too large" }, /* unclosed groups count too */
-		{ "(x|y|z)(x|y|z{100}){200}", "too large" },
-		{ "(a|b)*a(a|b){998}", "too large" },
-		/* repetitions of what can match nothing: found by make fuzz */
-		{ "G[*R]+]+OR|time*??????????????~??????????????***************", "the repetition at byte 17 applies to something that can match nothing" },
-		{ "(a|){0,3}+{2}{0,3}{2}", "can match nothing" },
-		{ "(a?){1000}", "can match nothing" },
-		{ "(x(a|b?)*y)", "can match nothing" },
-		{ "a**", "can match nothing" },
-		{ "()+", "can match nothing" },
-		{ "(|a)*", "can match nothing" },
-		{ "^*", "can match nothing" },
-		{ "\\b+", "can match nothing" },
-		{ "a|*b", "can match nothing" },
-		{ "{2}", "can match nothing" },
-		/* the rest */
-		{ "(a*)*\\1", "can match nothing" },
-		{ "(a)\\1", "back-references are not supported" },
+		{ "(a|){0,3}+{2}{0,3}{2}", "quantifier does not follow" },
+		{ "(a|){0,3}+", NULL },
+		{ "(a)\\1", NULL },
+		{ "x{", NULL }, /* a literal in PCRE2 */
+		{ "(", "missing closing parenthesis" },
+		{ "a{70000}", "number too big" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char err[300] = "";
-		int rc = hum_grep_check(cases[i].re, err, sizeof err);
-		regex_t re;
-		if (rc == 0) {
-			int rrc = regcomp(&re, cases[i].re, REG_EXTENDED | REG_NOSUB);
-			if (rrc == 0)
-				regfree(&re);
-			else
-				regerror(rrc, &re, err, sizeof err);
-		}
-		ok(cases[i].want ? strstr(err, cases[i].want) != NULL : rc == 0 && !err[0], "grep %s: %s", cases[i].re,
-		   err[0] ? err : "passes");
+		hum_grep g;
+		int rc = hum_grep_compile(&g, cases[i].re, strlen(cases[i].re), err, sizeof err);
+		hum_grep_free(&g);
+		ok(cases[i].want ? rc < 0 && strstr(err, cases[i].want) != NULL : rc == 0 && !err[0], "grep %s: %s",
+		   cases[i].re, err[0] ? err : "compiles");
 	}
-	char nest[100];
-	snprintf(nest, sizeof nest, "%.65s", "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((");
-	char err[300];
-	ok(hum_grep_check(nest, err, sizeof err) < 0 && strstr(err, "groups nested more than 64 deep"), "grep groups nested too deep");
+	char nest[200], err[300];
+	snprintf(nest, sizeof nest, "%.65s%.65s", "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((",
+		 "))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))");
+	hum_grep g;
+	ok(hum_grep_compile(&g, nest, strlen(nest), err, sizeof err) < 0 && strstr(err, "parentheses"),
+	   "grep groups nested more than 64 deep: %s", err);
+	hum_grep_free(&g);
+	char big[HUM_GREP_MAX_LEN + 2];
+	memset(big, '.', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	ok(hum_grep_compile(&g, big, strlen(big), err, sizeof err) < 0 && strstr(err, "too long"), "grep too long");
+	hum_grep_free(&g);
+	/* matching is bounded: a catastrophic pattern is an error, quickly */
+	const char *evil = "(x*)*(x*)*\\2\\1y";
+	char xs[153];
+	memset(xs, 'x', 150);
+	memcpy(xs + 150, "zy", 3); /* a 'y' for PCRE2's required-character check to find */
+	ok(hum_grep_compile(&g, evil, strlen(evil), err, sizeof err) == 0, "evil pattern compiles");
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err[0] = 0;
+	int m = hum_grep_match(&g, xs, 152, err, sizeof err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ok(m < 0 && strstr(err, "too costly") && secs < 2, "a backtracking blow-up hits the match limit in %.3f s: %s",
+	   secs, err);
+	ok(hum_grep_match(&g, "xxy", 3, err, sizeof err) == 1, "the same pattern matches a short line");
+	hum_grep_free(&g);
+	ok(hum_grep_compile(&g, "needle", 6, err, sizeof err) == 0 && hum_grep_match(&g, "a needle!", 9, err, sizeof err) == 1 &&
+	   hum_grep_match(&g, "a needl", 7, err, sizeof err) == 0, "plain text is a substring search");
+	hum_grep_free(&g);
 }
 
 /* The API thread ------------------------------------------------------------- */
@@ -621,13 +621,13 @@ static void test_api(void)
 	ok(ask(c, "{\"id\":\"\\u00e9\\t\",\"cmd\":\"ping\"}\n") > 0 && strncmp(line, "{\"ok\":true,\"id\":\"\xc3\xa9\\t\",", 21) == 0,
 	   "a string id is echoed as JSON");
 	ok(commands_seen == 0, "no bad request reached the loop thread");
-	/* grep patterns glibc's regcomp would take gigabytes or seconds over
-	 * (test_grep has the rules): an error reply, at once */
+	/* grep patterns glibc's regcomp would take gigabytes or seconds over:
+	 * PCRE2 refuses them at once (test_grep has its bounds) */
 	double t_re = mono();
 	ok(error_reply(c, "{\"cmd\":\"logs\",\"grep\":\"hi++++++++++++++++++++++++++++++++++++++++++++++++++$\",\"id\":1}\n",
-		       "grep pattern too large once its repetitions are expanded (more than 1000 elements)", "1") &&
+		       "bad grep pattern: quantifier does not follow a repeatable item", "1") &&
 	   error_reply(c, "{\"cmd\":\"logs\",\"grep\":\"time*??????????????~\"}\n",
-		       "bad grep pattern: the repetition at byte 6 applies to something that can match nothing", NULL) &&
+		       "bad grep pattern: quantifier does not follow a repeatable item", NULL) &&
 	   mono() - t_re < 1, "grep patterns regcomp cannot bound: error replies (%.3fs)", mono() - t_re);
 	long got_re = ask(c, "{\"cmd\":\"logs\",\"grep\":\"(one|two|ERR?OR)+[[:space:]]*$\"}\n");
 	int lines_re = 0;
@@ -772,15 +772,24 @@ static void test_api(void)
 	mkdir(longdir, 0700);
 	unsetenv("XDG_RUNTIME_DIR");
 	char fb[200];
-	ok(hum_api_socket_path(longdir, fb, sizeof fb) == 0 && strncmp(fb, "/tmp/hum-", 9) == 0 &&
-	   strlen(fb) < sizeof sa.sun_path, "long path falls back: %s", fb);
+	ok(hum_api_socket_path(longdir, fb, sizeof fb) == -ENOENT, "long path, nobody listens: no socket path");
 	rc = hum_api_start(&api, longdir, &o, &stale, err, sizeof err);
-	ok(rc == 0 && strcmp(hum_api_path(api), fb) == 0, "listens on the fallback (%s)", err);
+	ok(rc == 0, "listens on the fallback (%s)", err);
+	ok(hum_api_socket_path(longdir, fb, sizeof fb) == 0 && strncmp(fb, "/tmp/hum-", 9) == 0 &&
+	   strlen(fb) < sizeof sa.sun_path && strcmp(hum_api_path(api), fb) == 0,
+	   "long path falls back to a recorded private directory: %s", fb);
+	struct stat fsb;
+	char fbdir[200];
+	snprintf(fbdir, sizeof fbdir, "%s", fb);
+	*strrchr(fbdir, '/') = 0;
+	ok(lstat(fbdir, &fsb) == 0 && S_ISDIR(fsb.st_mode) && (fsb.st_mode & 0777) == 0700,
+	   "the fallback directory is private (%s)", fbdir);
 	if (rc == 0) {
 		c = open_conn();
 		ok(ask(c, "{\"cmd\":\"ps\"}\n") > 0 && strstr(line, "procs"), "fallback answers");
 		close_conn(c);
 		hum_api_stop(api);
+		ok(lstat(fbdir, &fsb) < 0 && errno == ENOENT, "the fallback directory is removed at stop");
 	}
 	hum_store_free(st);
 	char cmd[600];
@@ -858,6 +867,57 @@ static void test_slow_follower(void)
 		fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+/* Slots: followers can never take the last FOLLOW_RESERVE (32); a follower
+ * that goes away is freed though it follows a quiet process; an idle
+ * connection is closed after idle_timeout. */
+static void test_slots(void)
+{
+	st = hum_store_new(64 * 1024);
+	hum_entry *e = add_proc("quiet", "", HUM_RUNNING, 1);
+	log_line(e, HUM_STREAM_OUT, "hello");
+	hum_store_flush(st);
+	char dir[64] = "/tmp/hum-apitest3-XXXXXX";
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	hum_api_opts o = { .store = st, .loop = loop, .on_command = on_command, .max_clients = 40,
+			   .idle_timeout = 0.4, .follow_interval = 0.01 };
+	char err[300];
+	if (hum_api_start(&api, dir, &o, NULL, err, sizeof err) != 0) {
+		ok(0, "api starts: %s", err);
+		return;
+	}
+	conn *f[9];
+	int followed = 0;
+	for (int i = 0; i < 9; i++) {
+		f[i] = open_conn();
+		if (ask(f[i], "{\"cmd\":\"logs\",\"names\":[\"quiet\"],\"n\":1,\"follow\":true}\n") > 0 &&
+		    strstr(line, "hello"))
+			followed++;
+	}
+	ok(followed == 8 && strstr(line, "too many followers"), "8 of 40 slots may follow, the 9th is refused: %s",
+	   line);
+	conn *c = open_conn();
+	ok(ask(c, "{\"cmd\":\"ps\"}\n") > 0 && strstr(line, "\"procs\""), "ps gets a reserved slot");
+	hum_api_stats stats;
+	for (int i = 0; i < 8; i++)
+		close_conn(f[i]); /* they go away without a word */
+	double until = mono() + 10;
+	do {
+		ev_run(loop, EVRUN_NOWAIT);
+		hum_api_get_stats(api, &stats);
+	} while (stats.clients > 2 && mono() < until);
+	ok(stats.clients <= 2, "followers of a quiet process that went away are freed (%u left)", stats.clients);
+	/* c and f[8] sit idle: closed after 0.4 s */
+	ok(read_line(c, line, sizeof line, 10) < 0 && c->eof, "an idle connection is closed");
+	close_conn(c);
+	close_conn(f[8]);
+	hum_api_stop(api);
+	hum_store_free(st);
+	char cmd[200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
 int main(void)
 {
 	test_writer();
@@ -865,5 +925,6 @@ int main(void)
 	test_grep();
 	test_api();
 	test_slow_follower();
+	test_slots();
 	return done_testing();
 }

@@ -4,7 +4,11 @@
  *
  *   raw.client_connect(path) -> conn | nil, message, errname   [-1, +1|3]
  *       errname: "ENOENT", "ECONNREFUSED", "EACCES", ... so the CLI can
- *       tell "no running instance" (exit 3) from other failures
+ *       tell "no running instance" (exit 3) from other failures.
+ *       Before anything is sent the server is checked: the path must not
+ *       be a symlink (lstat: a repository can ship .hum/hum.sock pointing
+ *       at another user's socket) and the peer must run as our euid
+ *       (SO_PEERCRED), else "EPERM" and nothing was written.
  *   conn:send(string) -> true | nil, message                    [-1, +1|2]
  *   conn:read_line([timeout]) -> line | nil, "timeout" | nil, "eof"
  *       | nil, message (without the newline; timeout in seconds, nil =
@@ -33,7 +37,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,6 +73,7 @@ static const char *errname(int e)
 	case ENOTDIR: return "ENOTDIR";
 	case ENAMETOOLONG: return "ENAMETOOLONG";
 	case EAGAIN: return "EAGAIN";
+	case EPERM: return "EPERM";
 	default: return "E?";
 	}
 }
@@ -83,6 +90,13 @@ static int l_connect(lua_State *L)
 		return 3;
 	}
 	memcpy(sa.sun_path, path, n + 1);
+	struct stat sb;
+	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s is a symbolic link, not hum's socket; refusing to use it", path);
+		lua_pushstring(L, "EPERM");
+		return 3;
+	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		int e = errno;
@@ -101,6 +115,24 @@ static int l_connect(lua_State *L)
 		lua_pushnil(L);
 		lua_pushstring(L, strerror(e));
 		lua_pushstring(L, errname(e));
+		return 3;
+	}
+	/* Whose server is this?  Checked before the first byte is sent: a
+	 * request (eval code, signal targets) must never reach another user. */
+	struct ucred cr;
+	socklen_t cl = sizeof cr;
+	int got = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl);
+	if (got < 0 || cr.uid != geteuid()) {
+		char msg[160];
+		if (got == 0)
+			snprintf(msg, sizeof msg, "the server runs as uid %u, not as uid %u; refusing to talk to it",
+				 (unsigned)cr.uid, (unsigned)geteuid());
+		else
+			snprintf(msg, sizeof msg, "cannot check the server's credentials: %s", strerror(errno));
+		close(fd);
+		lua_pushnil(L);
+		lua_pushstring(L, msg);
+		lua_pushstring(L, "EPERM");
 		return 3;
 	}
 	conn *c = lua_newuserdata(L, sizeof *c);

@@ -152,7 +152,7 @@ of replicas; default: every process.
   -f, --follow      (also -F) keep printing new lines until the processes are
                     removed or hum stops
   -n, --lines N     the last N lines (default 100; 0 with --follow: only new)
-  -g, --grep RE     only lines matching the POSIX extended regular expression
+  -g, --grep RE     only lines matching the PCRE2 (Perl) regular expression
                     RE (plain text is matched as a substring)
   -s, --since T     only lines since T: a duration ago (30s, 10m, 2h, 1d),
                     a time today (14:05, 14:05:30), a date and time

@@ -42,7 +42,54 @@ local M = {}
 M.path = nil          -- the socket's path while listening
 M.controlled = false  -- a client has started/stopped something
 
+-- Replies are UTF-8 JSON whatever bytes they carry (a reason quoting a path,
+-- eval output, a name from the config): lua-cjson passes bytes through, so
+-- every string is cleaned first, as C's writer (core/api/jsonw.c) does:
+-- each byte that does not start a valid sequence (bad lead or continuation,
+-- overlong, surrogate, past U+10FFFF, cut short) becomes U+FFFD.
+local byte, concat = string.byte, table.concat
+local function utf8_clean(s)
+	if not s:find("[\128-\255]") then return s end
+	local out, i, n = {}, 1, #s
+	while i <= n do
+		local c, len, lo, hi = byte(s, i), 0, 0x80, 0xBF
+		if c < 0x80 then len = 1
+		elseif c >= 0xC2 and c <= 0xDF then len = 2
+		elseif c >= 0xE0 and c <= 0xEF then
+			len = 3
+			if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+		elseif c >= 0xF0 and c <= 0xF4 then
+			len = 4
+			if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+		end
+		local good = len > 0 and i + len - 1 <= n
+		for k = 1, len - 1 do
+			if not good then break end
+			local d = byte(s, i + k)
+			if k == 1 then good = d >= lo and d <= hi else good = d >= 0x80 and d <= 0xBF end
+		end
+		if good then
+			out[#out + 1] = s:sub(i, i + len - 1)
+			i = i + len
+		else
+			out[#out + 1] = "\239\191\189" -- U+FFFD
+			i = i + 1
+		end
+	end
+	return concat(out)
+end
+M.utf8_clean = utf8_clean
+
+local function clean(v, depth)
+	if type(v) == "string" then return utf8_clean(v) end
+	if type(v) ~= "table" or depth > 32 then return v end
+	local t = {}
+	for k, x in pairs(v) do t[clean(k, depth + 1)] = clean(x, depth + 1) end
+	return setmetatable(t, getmetatable(v))
+end
+
 local function encode(t)
+	t = clean(t, 0)
 	return next(t or {}) and cjson.encode(t) or "{}"
 end
 

@@ -152,21 +152,21 @@ local Up = {}
 Up.__index = Up
 
 -- The documented socket path: <realpath(dir)>/.hum/hum.sock, or when that
--- does not fit in sun_path (107 bytes), $XDG_RUNTIME_DIR/hum/<fnv>.sock or
--- /tmp/hum-<uid>/<fnv>.sock with fnv = FNV-1a 64 of the real path in hex.
+-- does not fit in sun_path (107 bytes), the path recorded in
+-- .hum/hum.sock.path by the running hum ($XDG_RUNTIME_DIR/hum/<fnv>.sock or
+-- a private mkdtemp directory /tmp/hum-<uid>-XXXXXX/hum.sock), or nil while
+-- there is no record.
 function H.sock(dir)
 	local p = io.popen("realpath " .. S.q(dir))
 	local real = p:read("*l")
 	p:close()
 	local primary = real .. "/.hum/hum.sock"
 	if #primary < 108 then return primary end
-	local h = ffi.new("uint64_t", 0xcbf29ce484222325ULL)
-	for k = 1, #real do
-		h = bit.bxor(h, real:byte(k)) * 0x100000001b3ULL
-	end
-	local x = os.getenv("XDG_RUNTIME_DIR")
-	local base = (x and x:sub(1, 1) == "/" and #x + 32 < 108) and (x .. "/hum") or ("/tmp/hum-" .. ffi.C.getuid())
-	return base .. "/" .. bit.tohex(h, 16) .. ".sock"
+	local f = io.open(real .. "/.hum/hum.sock.path")
+	if not f then return nil end
+	local path = f:read("*l")
+	f:close()
+	return path
 end
 
 -- Writes `text` as hum.lua in a fresh directory, starts `hum up` there and
@@ -181,6 +181,8 @@ function H.up(text, opts)
 	local u = setmetatable({ dir = dir, file = file, bg = bg, sock = H.sock(dir) }, Up)
 	S.wait(function()
 		if bg:code() then error("hum up exited early (" .. bg:code() .. "):\n" .. bg:output(), 0) end
+		u.sock = H.sock(dir)
+		if not u.sock then return false end
 		local c = H.connect(u.sock)
 		if not c then return false end
 		local r = c:request({ cmd = "ping" }, 10)

@@ -24,13 +24,25 @@ function M.paint(on, code, s)
 	return "\027[" .. code .. "m" .. s .. "\027[0m"
 end
 
+-- Text from the server made safe to print on a terminal: control bytes
+-- (C0, DEL, and C1 as UTF-8: U+0080-U+009F) become visible \xHH, so a
+-- process name or a reason cannot move the cursor, retitle the window or
+-- send escape sequences to the terminal.  Process output (`hum logs`) is
+-- the process's own and is printed as it is.
+function M.safe(s)
+	s = tostring(s)
+	if not s:find("[%z\1-\31\127\194]") then return s end
+	s = s:gsub("[%z\1-\31\127]", function(c) return ("\\x%02x"):format(c:byte()) end)
+	return (s:gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
+end
+
 -- Prints rows of cells, columns padded to their widest cell (the last one
 -- is not padded); a cell is text or { text, colour code }.
 function M.table_print(rows, color)
 	local w = {}
 	for _, r in ipairs(rows) do
 		for k, cell in ipairs(r) do
-			local len = #(type(cell) == "table" and cell[1] or cell)
+			local len = #M.safe(type(cell) == "table" and cell[1] or cell)
 			if k < #r and (not w[k] or len > w[k]) then w[k] = len end
 		end
 	end
@@ -40,6 +52,7 @@ function M.table_print(rows, color)
 		for k, cell in ipairs(r) do
 			local text, code = cell, nil
 			if type(cell) == "table" then text, code = cell[1], cell[2] end
+			text = M.safe(text)
 			local pad = k < #r and (" "):rep(w[k] - #text) or ""
 			parts[#parts + 1] = M.paint(color, code, text) .. pad
 		end

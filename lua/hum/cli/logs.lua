@@ -48,13 +48,13 @@ M.parse_since = parse_since
 -- run inside a running hum.
 function M.printer(out, width, color, ids)
 	return function(l)
-		local name = l.name
+		local name = fmt.safe(l.name) -- a name is no terminal control sequence
 		local ts = os.date("%H:%M:%S", math.floor(l.time))
 		local sep = l.stream == "err" and (color and " \027[31m!\027[0m " or " ! ")
 			or l.stream == "sys" and " * " or " \226\148\130 "
 		local pad = (" "):rep(math.max(0, width - #name))
 		if color then
-			out:write("\027[2m", ts, "\027[0m \027[", fmt.PALETTE[(ids[name] or 0) % #fmt.PALETTE + 1], "m",
+			out:write("\027[2m", ts, "\027[0m \027[", fmt.PALETTE[(ids[l.name] or 0) % #fmt.PALETTE + 1], "m",
 				name, pad, "\027[0m", sep, l.line, "\n")
 		else
 			out:write(ts, " ", name, pad, sep, l.line, "\n")
