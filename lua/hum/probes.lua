@@ -39,9 +39,21 @@ function M.on_event(ev)
 end
 
 -- The environment of an exec'd command: hum's own with `changes` (a
--- table; false unsets) and PWD naming the directory it runs in.
+-- table; false unsets), or, when `changes` is a list of "K=V" strings, that
+-- complete environment (a process's own, for its probes); PWD names the
+-- directory it runs in either way.
 local function exec_env(changes, cwd)
-	local e = raw.environ()
+	local e
+	if changes and changes[1] ~= nil then
+		e = {}
+		for _, kv in ipairs(changes) do
+			local k, v = kv:match("^([^=]*)=(.*)$")
+			if k then e[k] = v end
+		end
+		changes = nil
+	else
+		e = raw.environ()
+	end
 	e.PWD = util.realdir(cwd or ".")
 	for k, v in pairs(changes or {}) do e[k] = v ~= false and tostring(v) or nil end
 	local list = {}
