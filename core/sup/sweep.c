@@ -395,6 +395,7 @@ void sup_scan_request(hum_sup *s, hum_proc *p, int sig, int after, pid_t skip_pg
 			*one = r;
 			post_done(w, one, 1, rc);
 		} else {
+			sup_scan_req_release(&r);
 			w->lost = true;
 		}
 		pthread_mutex_unlock(&w->mu);
