@@ -112,6 +112,17 @@ void hum_api_put_proc_(hum_buf *b, const hum_snap *s)
 		p += n + (comma ? 1 : 0);
 	}
 	hum_buf_puts(b, s->ready ? "],\"ready\":true" : "],\"ready\":false");
+	hum_buf_puts(b, s->paused ? ",\"paused\":true" : ",\"paused\":false");
+	/* Processes of the run left after its main process exited. */
+	hum_buf_puts(b, ",\"remaining\":");
+	hum_json_u64(b, s->remaining);
+	hum_buf_puts(b, ",\"remaining_pids\":[");
+	for (int i = 0; i < HUM_SNAP_PIDS && s->remaining_pids[i] > 0; i++) {
+		if (i)
+			hum_buf_putc(b, ',');
+		hum_json_i64(b, s->remaining_pids[i]);
+	}
+	hum_buf_putc(b, ']');
 	hum_buf_puts(b, ",\"reason\":");
 	hum_json_cstr(b, s->reason ? s->reason : "");
 	/* Log counters from the ring, not the snapshot (logring.h). */

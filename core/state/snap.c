@@ -116,7 +116,11 @@ uint64_t hum_snap_checksum(const hum_snap *s)
 	h = mix(h, s->generation);
 	h = mix(h, s->id);
 	h = mix(h, (uint64_t)s->kind | (uint64_t)s->state << 8 |
-		   (uint64_t)s->ready << 16 | (uint64_t)s->spawn_error << 24);
+		   (uint64_t)s->ready << 16 | (uint64_t)s->spawn_error << 24 |
+		   (uint64_t)s->paused << 32 | (uint64_t)s->counting << 40);
+	h = mix(h, s->remaining);
+	for (int i = 0; i < HUM_SNAP_PIDS; i++)
+		h = mix(h, (uint32_t)s->remaining_pids[i]);
 	h = mix(h, (uint32_t)s->pid);
 	h = mix(h, (uint32_t)s->exit_code);
 	h = mix(h, (uint32_t)s->term_signal);

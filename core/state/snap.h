@@ -27,6 +27,8 @@ typedef enum hum_state {
 	HUM_STATE_COUNT
 } hum_state;
 
+#define HUM_SNAP_PIDS 4 /* remaining_pids shown */
+
 typedef enum hum_kind { HUM_SERVICE = 0, HUM_TASK = 1 } hum_kind;
 
 const char *hum_state_name(hum_state s);
@@ -41,6 +43,16 @@ typedef struct hum_snap {
 	uint8_t state;        /* hum_state */
 	uint8_t ready;        /* readiness reached in this run */
 	uint8_t spawn_error;  /* the last start failed before exec */
+	uint8_t paused;       /* the main process is stopped (SIGSTOP, SIGTSTP...) */
+	/* Processes of the run still alive after its main process exited
+	 * ("remaining processes": a daemonizing command, `cmd &`), as counted
+	 * by the supervisor's last sweep; the first HUM_SNAP_PIDS of them in
+	 * remaining_pids (0-filled).  0 while the main process lives. */
+	uint8_t counting;     /* the main process exited and its remaining
+			       * processes are not counted yet (a snapshot
+			       * with the count follows) */
+	uint32_t remaining;
+	int32_t remaining_pids[HUM_SNAP_PIDS];
 	int32_t pid;          /* 0 when not running */
 	int32_t exit_code;    /* -1 when none */
 	int32_t term_signal;  /* 0 when none */

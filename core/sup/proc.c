@@ -170,6 +170,9 @@ static void publish_attempt(hum_proc *p, int state, pid_t pid, const char *reaso
 	n->state = (uint8_t)state;
 	n->pid = pid;
 	n->ready = 0;
+	n->paused = 0;
+	n->counting = 0;
+	sup_remain_fill(p, n);
 	n->spawn_error = state == HUM_FAILED;
 	n->exit_code = -1;
 	n->term_signal = 0;
@@ -203,6 +206,7 @@ int sup_proc_spawn(hum_proc *p, int why)
 	}
 	p->deferred = WHY_NONE;
 	p->failing = 0;
+	sup_remain_reset(p);
 	p->out = p->err = NULL;
 	p->run++;
 	p->stopping = p->killed = 0;
@@ -313,6 +317,7 @@ void hum_sup_free(hum_sup *s)
 		hum_proc *p = s->procs[i];
 		ev_timer_stop(s->loop, &p->grace_timer);
 		ev_timer_stop(s->loop, &p->backoff_timer);
+		sup_remain_unwatch(p);
 		if (p->pid)
 			sup_kill_group(p, SIGKILL);
 	}
@@ -377,7 +382,8 @@ void hum_sup_free(hum_sup *s)
 static bool run_over(const hum_proc *p)
 {
 	int st = p->entry->snap->state;
-	return p->pid == 0 && !p->finish_pending && p->nstreams == 0 &&
+	return p->pid == 0 && !p->finish_pending && p->nstreams == 0 && p->nremain == 0 &&
+	       !p->count_queued && !p->leftover_stop &&
 	       (st == HUM_PENDING || st == HUM_STOPPED || st == HUM_SUCCEEDED || st == HUM_FAILED);
 }
 
@@ -386,6 +392,7 @@ static void retire(hum_sup *s, size_t i)
 	hum_proc *p = s->procs[i];
 	ev_timer_stop(s->loop, &p->grace_timer);
 	ev_timer_stop(s->loop, &p->backoff_timer);
+	sup_remain_unwatch(p);
 	if (s->hooks.removed)
 		s->hooks.removed(p, s->ud);
 	memmove(&s->procs[i], &s->procs[i + 1], (s->nprocs - i - 1) * sizeof s->procs[0]);
@@ -557,6 +564,7 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 	p->id = entry->id;
 	ev_timer_init(&p->grace_timer, sup_grace_cb, 0, 0);
 	ev_timer_init(&p->backoff_timer, sup_backoff_cb, 0, 0);
+	sup_remain_init(p);
 	s->procs[s->nprocs++] = p;
 	if (s->hooks.state)
 		s->hooks.state(p, NULL, entry->snap, s->ud);
@@ -598,7 +606,7 @@ size_t hum_sup_active(hum_sup *s)
 	size_t n = 0;
 	for (size_t i = 0; i < s->nprocs; i++) {
 		hum_proc *p = s->procs[i];
-		n += p->pid || p->nstreams || p->finish_pending;
+		n += p->pid || p->nstreams || p->finish_pending || p->count_queued || p->zero_counts;
 	}
 	return n;
 }
@@ -620,12 +628,41 @@ void hum_sup_kill_all(hum_sup *s)
 			sup_kill_group(p, SIGKILL);
 		} else if (ev_is_active(&p->backoff_timer)) {
 			hum_proc_stop(p);
+		} else if (p->finish_pending) {
+			/* A stop whose main process exited: no rest of the
+			 * grace for what remains. */
+			p->restart_after = WHY_NONE;
+			sup_remain_kill(p);
 		} else {
 			p->restart_after = WHY_NONE;
-			sup_cleanup_run(p);
+			if (p->leftover_stop || p->nremain > 0 || p->count_queued)
+				sup_remain_kill(p);
+			else
+				sup_cleanup_run(p);
 		}
 	}
-	sup_scan_request(s, NULL, SIGKILL, false, 0); /* every token of ours */
+	sup_scan_request(s, NULL, SIGKILL, AFTER_NONE, 0); /* every token of ours */
+}
+
+size_t hum_sup_pause_all(hum_sup *s, bool pause)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->nprocs; i++) {
+		hum_proc *p = s->procs[i];
+		if (pause && p->pid && !p->stopping && !p->entry->snap->paused) {
+			/* The leader lives: the group id is ours. */
+			sup_kill_group(p, SIGSTOP);
+			p->suspended = 1;
+			n++;
+		} else if (!pause && p->suspended) {
+			p->suspended = 0;
+			if (p->pid) {
+				sup_kill_group(p, SIGCONT);
+				n++;
+			}
+		}
+	}
+	return n;
 }
 
 /* ---- control ---------------------------------------------------------------------- */
@@ -664,13 +701,13 @@ int hum_proc_stop(hum_proc *p)
 		if (sig != SIGKILL && sig != SIGCONT)
 			sup_kill_group(p, SIGCONT); /* a stopped group cannot act on it */
 		/* the group had sig just now: only those who left it get it */
-		sup_scan_request(s, p, sig, false, sig != SIGKILL ? p->pgid : 0);
+		sup_scan_request(s, p, sig, AFTER_NONE, sig != SIGKILL ? p->pgid : 0);
 		if (sig == SIGKILL) {
 			p->killed = 2;
 		} else if (p->grace <= 0) {
 			p->killed = 2;
 			sup_kill_group(p, SIGKILL);
-			sup_scan_request(s, p, SIGKILL, false, 0);
+			sup_scan_request(s, p, SIGKILL, AFTER_NONE, 0);
 		} else {
 			ev_timer_set(&p->grace_timer, p->grace, 0);
 			ev_timer_start(s->loop, &p->grace_timer);
@@ -691,8 +728,11 @@ int hum_proc_stop(hum_proc *p)
 		   state == HUM_READY || state == HUM_STOPPING || state == HUM_BACKOFF) {
 		set_state(p, HUM_STOPPED, "stopped");
 	}
-	/* succeeded / failed / stopped keep their outcome; a descendant that
-	 * outlived the run (and may hold its pipe) goes now. */
+	/* succeeded / failed / stopped keep their outcome.  What remains of
+	 * the run (counted, or still being counted) gets the stop signal and
+	 * the grace; otherwise a descendant nobody counted goes now. */
+	if (p->nremain > 0 || p->count_queued || p->leftover_stop)
+		return sup_remain_stop(p);
 	sup_cleanup_run(p);
 	return 0;
 }

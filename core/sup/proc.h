@@ -14,9 +14,16 @@
  * the final state is published; if a descendant keeps a pipe open, the pipe
  * stays watched until EOF or until the group is killed.
  *
- * Stop: stop_signal to the whole process group, then SIGKILL to the group
- * after `grace`; descendants that left the group (setsid) are found through
- * the HUM_TOKEN environment marker (see sentinel.h) and killed too.
+ * Stop: a process is its whole run — its group and every descendant that
+ * carries the run's HUM_TOKEN (sentinel.h), also one that left the group.
+ * stop_signal goes to all of it; whatever is still there after `grace` gets
+ * SIGKILL, also when the main process exited in between (what remained
+ * keeps the rest of the grace; the state stays `stopping` until nothing
+ * remains).  Remaining processes — what outlives a main process that exits
+ * by itself — are counted and shown in the snapshot (`remaining`,
+ * `remaining_pids`; remain.c), and a stop of the finished run gives them the
+ * stop signal and the grace.  A main process stopped by a signal shows as
+ * `paused`.
  */
 #ifndef HUM_PROC_H
 #define HUM_PROC_H
@@ -99,10 +106,17 @@ int hum_sup_remove(hum_sup *s, hum_proc *p);
 bool hum_proc_spec_equal(const hum_proc *p, const hum_spec *spec);
 hum_proc *hum_sup_find(hum_sup *s, const char *name);
 void hum_sup_foreach(hum_sup *s, int (*fn)(hum_proc *p, void *ud), void *ud);
-/* Number of processes with a live pid or an open pipe. */
+/* Number of processes with a live pid, an open pipe, or a stop or a count
+ * of remaining processes still being finished (remaining processes that
+ * hold no pipe do not count: they show in the snapshot). */
 size_t hum_sup_active(hum_sup *s);
 /* SIGKILL to every group now (second Ctrl-C). */
 void hum_sup_kill_all(hum_sup *s);
+/* pause: SIGSTOP to the group of every live main process that is neither
+ * paused already nor stopping; !pause: SIGCONT to the groups an earlier
+ * call stopped.  Returns how many groups it signalled.  (SIGTSTP to hum:
+ * the whole environment is suspended with it.) */
+size_t hum_sup_pause_all(hum_sup *s, bool pause);
 
 /* For children started outside the supervisor (exec.c instead gives each job
  * a token of its own, <prefix>0.<job>, to sweep its leftovers by), so
@@ -115,12 +129,15 @@ const char *hum_sup_token(hum_sup *s);
 int hum_sup_guard_group(hum_sup *s, pid_t pgid);
 int hum_sup_unguard_group(hum_sup *s, pid_t pgid);
 
-/* Control (0 or -errno).  start: spawn now unless already running (while a
- * run is being stopped: once it is over); with the start gate closed,
- * -EAGAIN and `pending` instead (hum_proc_set_gate); a spawn error
- * publishes state failed with spawn_error=1 and reason "<call>: <errno
- * text>" and returns the -errno.  stop: cancels a pending restart; the state
- * ends as `stopped`.  restart: stop, then start once exited. */
+/* Control (0 or -errno).  start: spawn now unless already running (what
+ * remains of the previous run is killed first; while a run is being
+ * stopped: once it is over); with the start gate closed, -EAGAIN and
+ * `pending` instead (hum_proc_set_gate); a spawn error publishes state
+ * failed with spawn_error=1 and reason "<call>: <errno text>" and returns
+ * the -errno.  stop: cancels a pending restart; a live run ends as
+ * `stopped` once all of it is gone; a finished run keeps its outcome and
+ * its remaining processes get the stop signal and the grace.  restart:
+ * stop, then start once the whole old run is gone. */
 int hum_proc_start(hum_proc *p);
 int hum_proc_stop(hum_proc *p);
 int hum_proc_restart(hum_proc *p);

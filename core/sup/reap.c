@@ -13,11 +13,14 @@
  *
  * Stop.  stop_signal (then SIGCONT, for a stopped group) goes to the whole
  * group and, through a token sweep, to descendants that left the group.
- * After `grace` the group and the token carriers get SIGKILL.  When the main
- * process exits during a stop, whatever is left of the run gets SIGKILL at
- * once (it already had the stop signal for as long as the main process
- * took), and the final `stopped` is published only after that sweep, so a
- * hook that sees `stopped` may rely on the run being gone (SIGKILL'd).
+ * The run is the whole group and every carrier of its token, not the main
+ * process (systemd's KillMode=control-group): when the main process exits
+ * during a stop (a launcher that exits at once on SIGTERM while the program
+ * it started cleans up), whatever remains keeps the REST of the grace
+ * (remain.c counts and watches it).  `stopped` is published when nothing
+ * remains, or after `grace` once the group (while its id is provably still
+ * the run's, see "Groups") and the token carriers had SIGKILL — so a hook
+ * that sees `stopped` may rely on the run being gone (or SIGKILL'd).
  *
  * Sweeps read /proc/<pid>/environ (of every process, or of the pids the run
  * can have: sweep.c), so they never run on the loop thread: they are queued
@@ -45,7 +48,13 @@
  * moment hum reaps the leader (members left then keep the id reserved).  So
  * kill(-pgid) is only used then: stop, grace, kill_all, and the exit that
  * ends a stop or precedes a restart; the sentinel is told to forget the
- * group as soon as the leader is reaped.  Later (a new start after a run
+ * group as soon as the leader is reaped.  One exception, with a proof: if
+ * members were alive at the leader's reap, the id stays reserved while any
+ * of them lives, and once the group is empty the number comes back only
+ * after the kernel's cyclic pid allocator has gone round; fewer forks on
+ * the machine than half of pid_max since the run began rule that out (the
+ * same argument and margin as the sweep's pid range, sweep.c), so
+ * sup_group_reserved() allows kill(-pgid) then.  Later (a new start after a run
  * whose descendants outlived it, stop of a finished process, kill_all,
  * hum_sup_free, the sentinel) what is left of a run is found only through
  * its token, and each such kill is verified against the process's token
@@ -80,6 +89,14 @@ void sup_pidmap_add(hum_sup *s, hum_proc *p)
 	hum_proc **b = &s->pidmap[(unsigned)p->pid & (PIDMAP_SIZE - 1)];
 	p->pid_next = *b;
 	*b = p;
+}
+
+static hum_proc *pidmap_find(hum_sup *s, pid_t pid)
+{
+	for (hum_proc *p = s->pidmap[(unsigned)pid & (PIDMAP_SIZE - 1)]; p; p = p->pid_next)
+		if (p->pid == pid)
+			return p;
+	return NULL;
 }
 
 static hum_proc *pidmap_take(hum_sup *s, pid_t pid)
@@ -121,12 +138,23 @@ void sup_cleanup_run(hum_proc *p)
 	if (p->cleaned || p->run == 0)
 		return;
 	p->cleaned = 1;
-	sup_scan_request(p->sup, p, SIGKILL, false, 0);
+	sup_scan_request(p->sup, p, SIGKILL, AFTER_NONE, 0);
 }
 
 /* ---- exits ---------------------------------------------------------------------- */
 
-static void describe(int status, char *buf, size_t len)
+bool sup_group_reserved(hum_proc *p)
+{
+	hum_sup *s = p->sup;
+	if (p->pid)
+		return true; /* the leader lives */
+	if (!p->group_left || p->pgid <= 0 || s->sweeper.pid_max < 4096 || p->forks0 == 0)
+		return false;
+	uint64_t forks = sup_total_forks();
+	return forks >= p->forks0 && forks - p->forks0 < (uint64_t)s->sweeper.pid_max / 2;
+}
+
+void sup_describe(int status, char *buf, size_t len)
 {
 	char b[32];
 	if (WIFEXITED(status))
@@ -142,28 +170,38 @@ static void set_exit(hum_snap *n, int status)
 {
 	n->pid = 0;
 	n->ready = 0;
+	n->paused = 0;
 	n->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	n->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 	n->ended_at_ms = n->changed_at_ms;
 }
 
-/* The final state of a stopped run, after its sweep. */
+/* The final state of a stopped run: nothing of it remains, or the group and
+ * the token carriers had SIGKILL. */
 void sup_reap_finish(hum_proc *p)
 {
 	p->finish_pending = 0;
+	p->cleaned = 1;
+	ev_timer_stop(p->sup->loop, &p->grace_timer);
 	/* Published even when a restart follows at once: every run that ends
 	 * shows as ended (exit code, signal), so an `exit` reaction and
 	 * hum.wait(p, "exit") see a restart's old run too. */
 	char what[96], reason[192];
-	describe(p->wstatus, what, sizeof what);
+	sup_describe(p->wstatus, what, sizeof what);
 	if (p->killed == 1)
 		snprintf(reason, sizeof reason, "stopped (%s after %gs grace)", what, p->grace);
+	else if (p->killed_remaining)
+		snprintf(reason, sizeof reason, "stopped (%s; what remained was killed after %gs grace)",
+			 what, p->grace);
 	else
 		snprintf(reason, sizeof reason, "stopped (%s)", what);
+	sup_remain_reset(p);
 	hum_snap *n = sup_proc_next(p, reason);
 	if (n) {
 		n->state = HUM_STOPPED;
 		set_exit(n, p->wstatus);
+		n->counting = 0;
+		sup_remain_fill(p, n);
 		sup_proc_publish(p, n);
 	}
 	if (p->restart_after) {
@@ -182,7 +220,6 @@ static double backoff_delay(const hum_proc *p)
 static void exited(hum_proc *p, int status)
 {
 	hum_sup *s = p->sup;
-	ev_timer_stop(s->loop, &p->grace_timer);
 	/* While the pipes drain (hooks run), control calls must not see an
 	 * idle process: finish_pending makes start/restart/stop defer. */
 	p->finish_pending = 1;
@@ -192,15 +229,47 @@ static void exited(hum_proc *p, int status)
 	 * to the restart policy below, like any failure. */
 	bool failing = p->failing;
 	p->failing = 0;
-	if (p->stopping && !failing) {
-		/* Stopped: kill what is left at once, publish after the sweep.
-		 * The group id is still ours (see "Groups" above). */
+	bool stopping = p->stopping && !failing;
+	/* Right at the reap the group id is surely ours: are members left? */
+	p->group_left = kill(-p->pgid, 0) == 0;
+	if (stopping && !p->killed && !ev_is_active(&p->grace_timer)) {
+		/* Asked to stop while the pipes drained (a hook): the stop
+		 * signal and the grace begin now, for whatever remains. */
+		int sig = p->stop_signal;
+		sup_kill_group(p, sig);
+		if (sig != SIGKILL && sig != SIGCONT)
+			sup_kill_group(p, SIGCONT);
+		sup_scan_request(s, p, sig, AFTER_NONE, sig != SIGKILL ? p->pgid : 0);
+		if (sig == SIGKILL || p->grace <= 0) {
+			p->killed = 2;
+		} else {
+			ev_timer_set(&p->grace_timer, p->grace, 0);
+			ev_timer_start(s->loop, &p->grace_timer);
+		}
+	}
+	if (stopping && p->killed) {
+		/* SIGKILL was sent already (grace over, or a kill at once):
+		 * kill what is left, publish after the sweep. */
+		ev_timer_stop(s->loop, &p->grace_timer);
 		p->cleaned = 1;
 		sup_kill_group(p, SIGKILL);
 		forget(s, p->pgid);
-		sup_scan_request(s, p, SIGKILL, true, 0);
+		sup_scan_request(s, p, SIGKILL, AFTER_FINISH, 0);
 		return;
 	}
+	if (stopping) {
+		/* Whatever remains keeps the rest of the grace: the grace timer
+		 * goes on; `stopped` once a count finds nothing (remain.c) or
+		 * after the SIGKILL that ends the grace (sup_grace_cb). */
+		char what[96], b[32];
+		sup_describe(status, what, sizeof what);
+		snprintf(p->end_reason, sizeof p->end_reason, "stopping (%s), main process %s",
+			 sup_signame(p->stop_signal, b, sizeof b), what);
+		forget(s, p->pgid);
+		sup_remain_count(p);
+		return;
+	}
+	ev_timer_stop(s->loop, &p->grace_timer);
 	p->finish_pending = 0;
 	p->stopping = 0;
 	int asked = p->restart_after; /* start/restart called while draining */
@@ -218,7 +287,7 @@ static void exited(hum_proc *p, int status)
 	if (failing)
 		snprintf(what, sizeof what, "%s", p->fail_why);
 	else
-		describe(status, what, sizeof what);
+		sup_describe(status, what, sizeof what);
 	if (failing && !(want && can)) {
 		/* it had the stop signal: nothing of the run stays */
 		sup_kill_group(p, SIGKILL);
@@ -241,9 +310,16 @@ static void exited(hum_proc *p, int status)
 		snprintf(reason, sizeof reason, "%s", what);
 	}
 	forget(s, p->pgid);
+	/* The run is over unless something of it remains: count that now
+	 * (the snapshot says `counting` until the count is published). */
+	bool count = !(want && can) && !asked;
+	snprintf(p->end_reason, sizeof p->end_reason, "%s", reason);
+	if (count)
+		sup_remain_count(p);
 	hum_snap *n = sup_proc_next(p, reason);
 	if (n) {
 		set_exit(n, status);
+		n->counting = count;
 		if (want && can)
 			n->state = HUM_BACKOFF;
 		else if (ok && !(r->policy == HUM_RESTART_ALWAYS && p->kind == HUM_SERVICE))
@@ -276,9 +352,22 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	hum_sup *s = (hum_sup *)((char *)w - offsetof(hum_sup, child_w));
 	pid_t pid = w->rpid;
 	int status = w->rstatus;
+	if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
+		/* Not an exit (the watcher traces): a main process was stopped
+		 * (SIGSTOP, SIGTSTP...) or continued.  Shown as `paused`. */
+		hum_proc *p = pidmap_find(s, pid);
+		if (p && p->pid == pid && p->entry->snap->paused != (uint8_t)WIFSTOPPED(status)) {
+			hum_snap *n = sup_proc_next(p, NULL);
+			if (n) {
+				n->paused = WIFSTOPPED(status) ? 1 : 0;
+				sup_proc_publish(p, n);
+			}
+		}
+		return;
+	}
 	if (pid == s->sentinel.pid && pid > 0) {
 		char what[96];
-		describe(status, what, sizeof what);
+		sup_describe(status, what, sizeof what);
 		sup_log(s, NULL, "sentinel %s; starting a new one", what);
 		s->sentinel.pid = 0; /* reaped already */
 		respawn_sentinel(s);
@@ -296,14 +385,27 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 void sup_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	hum_proc *p = (hum_proc *)((char *)w - offsetof(hum_proc, grace_timer));
-	if (!p->pid)
-		return;
 	char b[32];
-	sup_log(p->sup, p, "still running %gs after %s: sending SIGKILL", p->grace,
-		     sup_signame(p->stop_signal, b, sizeof b));
-	p->killed = 1;
-	sup_kill_group(p, SIGKILL);
-	sup_scan_request(p->sup, p, SIGKILL, false, 0);
+	if (p->pid) {
+		sup_log(p->sup, p, "still running %gs after %s: sending SIGKILL", p->grace,
+			     sup_signame(p->stop_signal, b, sizeof b));
+		p->killed = 1;
+		sup_kill_group(p, SIGKILL);
+		sup_scan_request(p->sup, p, SIGKILL, AFTER_NONE, 0);
+		return;
+	}
+	if (!p->finish_pending && !p->leftover_stop)
+		return;
+	/* The main process is gone; what remained of the run had the stop
+	 * signal `grace` seconds ago. */
+	if (p->nremain > 0)
+		sup_log(p->sup, p, "%u remaining process%s still running %gs after %s: sending SIGKILL",
+			p->nremain, p->nremain == 1 ? "" : "es", p->grace,
+			sup_signame(p->stop_signal, b, sizeof b));
+	else
+		sup_log(p->sup, p, "what remains still runs %gs after %s: sending SIGKILL", p->grace,
+			sup_signame(p->stop_signal, b, sizeof b));
+	sup_remain_kill(p);
 }
 
 void sup_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -316,7 +418,8 @@ void sup_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 void sup_reap_init(hum_sup *s)
 {
-	ev_child_init(&s->child_w, child_cb, 0, 0);
+	/* trace = 1: also stops and continues of children (shown as paused) */
+	ev_child_init(&s->child_w, child_cb, 0, 1);
 	ev_child_start(s->loop, &s->child_w);
 	ev_unref(s->loop); /* watching for exits must not keep ev_run going */
 	sup_sweeper_init(s);

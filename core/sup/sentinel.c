@@ -166,6 +166,22 @@ int hum_token_scan_range(const char *prefix, pid_t lo, pid_t hi, hum_token_fn fn
 	return matches;
 }
 
+/* Whether pid (held through a pidfd by the caller, or not) carries
+ * HUM_TOKEN=value right now. */
+static int carries(pid_t pid, const char *value, size_t len)
+{
+	char path[40] = "/proc/";
+	char *e = utoa(path + 6, (unsigned)pid);
+	memcpy(e, "/environ", 9);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char val[VALUE_MAX];
+	int vlen = environ_token(fd, val);
+	close(fd);
+	return vlen >= 0 && (size_t)vlen == len && memcmp(val, value, len) == 0;
+}
+
 int hum_token_kill(pid_t pid, const char *value, size_t len, int sig)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -173,24 +189,27 @@ int hum_token_kill(pid_t pid, const char *value, size_t len, int sig)
 		return -errno;
 	/* With the pidfd held, the pid cannot name another process while we
 	 * look at its environment and signal it. */
-	char path[40] = "/proc/";
-	char *e = utoa(path + 6, (unsigned)pid);
-	memcpy(e, "/environ", 9);
 	int rc = -ESRCH;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		char val[VALUE_MAX];
-		int vlen = environ_token(fd, val);
-		close(fd);
-		if (vlen >= 0 && (size_t)vlen == len && memcmp(val, value, len) == 0) {
-			long r = pfd >= 0 ? syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0)
-					  : kill(pid, sig);
-			rc = r == 0 ? 0 : -errno;
-		}
+	if (carries(pid, value, len)) {
+		long r = pfd >= 0 ? syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0)
+				  : kill(pid, sig);
+		rc = r == 0 ? 0 : -errno;
 	}
 	if (pfd >= 0)
 		close(pfd);
 	return rc;
+}
+
+int hum_token_pidfd(pid_t pid, const char *value, size_t len)
+{
+	/* pidfd_open sets close-on-exec: no child inherits it. */
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return -errno;
+	if (carries(pid, value, len))
+		return pfd;
+	close(pfd);
+	return -ESRCH;
 }
 
 /* ---- the sentinel process ------------------------------------------------ */

@@ -62,5 +62,9 @@ int hum_token_scan_range(const char *prefix, pid_t lo, pid_t hi, hum_token_fn fn
  * signal go through a pidfd, so a pid recycled in between is never hit.
  * 0 or -errno. */
 int hum_token_kill(pid_t pid, const char *value, size_t len, int sig);
+/* A pidfd (close-on-exec) for pid if it carries HUM_TOKEN=value, checked
+ * while the pidfd is held, so the pidfd names that process even if the pid
+ * is recycled later; -errno otherwise (-ENOSYS: no pidfds, Linux < 5.3). */
+int hum_token_pidfd(pid_t pid, const char *value, size_t len);
 
 #endif

@@ -9,6 +9,8 @@
  *   sweep.c    the token-sweep worker thread (descendants that left the group)
  *   exec.c     one-shot children (hum.exec, exec probes): job N carries the
  *              token <prefix>0.N and is swept with sup_scan_job
+ *   remain.c   remaining processes: what is left of a run after its main
+ *              process exited (counted by sweeps, watched through pidfds)
  *
  * Functions here are named sup_<verb> (no hum_ prefix: they are not API).
  * Everything is loop thread only, except what sweep.c says of its worker.
@@ -42,18 +44,41 @@ typedef struct hum_stream {
 	uint8_t kind;                    /* HUM_STREAM_OUT / HUM_STREAM_ERR */
 } hum_stream;
 
+/* What the loop does once a sweep request has been swept. */
+enum {
+	AFTER_NONE = 0,
+	AFTER_FINISH,  /* publish p's final state (sup_reap_finish) */
+	AFTER_COUNT,   /* sig is 0: count the carriers, hand over pidfds of
+			* the first HUM_SNAP_PIDS (sup_remain_counted) */
+};
+
 /* A pending token sweep: signal every process carrying the token of run
  * `run` (0: any run) of process `id`; id 0 and run 0: every token of ours;
- * id 0 and run N: exec job N (exec.c). */
+ * id 0 and run N: exec job N (exec.c); or, with AFTER_COUNT, count them. */
 typedef struct hum_scan_req {
 	uint32_t id, run;
 	int sig;
-	bool finish; /* publish p's final state after the sweep */
+	uint8_t after;   /* AFTER_* */
 	pid_t skip_pgid; /* members of this group had sig already (0: none) */
 	pid_t floor;     /* the run's first pid: its descendants' pids follow
 			  * it (cyclically); 0: unknown, scan every pid */
 	uint64_t forks;  /* forks on the machine before the run started */
+	/* AFTER_COUNT results, filled by the worker: the carriers found, and
+	 * the first tops among them (whose parent is not a carrier of the
+	 * run; 0-filled) with a pidfd for each (verified against the token
+	 * while held, so it names that process; -1: none).  The pidfds belong
+	 * to the request until the loop takes them (sup_remain_counted) or
+	 * closes them (sup_scan_req_release). */
+	uint32_t found;
+	pid_t pids[HUM_SNAP_PIDS];
+	int pidfds[HUM_SNAP_PIDS];
 } hum_scan_req;
+
+/* One watched remaining process: its pidfd becomes readable when it exits. */
+typedef struct hum_remain_w {
+	ev_io io; /* first member: the callback's argument; fd -1 when idle */
+	hum_proc *p;
+} hum_remain_w;
 
 /* The token-sweep worker (sweep.c).  q, done, err, lost, busy, quit: guarded
  * by mu; started, nothread and the watcher: loop thread only. */
@@ -105,6 +130,25 @@ struct hum_proc {
 	uint8_t deferred;    /* WHY_*: a start the closed gate held back */
 	char *gate;          /* NULL: may start; else why not (hum_proc_set_gate) */
 	char fail_why[160];  /* hum_proc_fail's reason for this run */
+	uint8_t suspended;   /* hum_sup_pause_all stopped its group */
+	/* Remaining processes (remain.c): what is left of the run once its
+	 * main process exited.  nremain: the last count; remain_pids: the
+	 * tops of what remains (0-filled); watch: a pidfd for each top. */
+	uint8_t count_queued; /* a count sweep for this run is on its way */
+	uint8_t leftover_stop; /* a finished run's remaining processes had the
+				* stop signal; the grace timer runs */
+	uint8_t killed_remaining; /* the grace ran out for what remained after
+				   * the main process exited: SIGKILL */
+	uint8_t group_left;  /* members of the group were alive when the
+			      * main process was reaped during a stop */
+	uint32_t nremain;
+	pid_t remain_pids[HUM_SNAP_PIDS];
+	hum_remain_w watch[HUM_SNAP_PIDS];
+	unsigned nwatch;
+	ev_timer recount_timer; /* the next count: to confirm a 0, or every
+				 * second without pidfds */
+	uint8_t zero_counts;  /* consecutive counts that found nothing */
+	char end_reason[320]; /* the run's end without the remaining suffix */
 	char *base;          /* replica base ("" if none): for spec equality */
 	void *udata;
 };
@@ -146,18 +190,45 @@ void sup_pidmap_add(hum_sup *s, hum_proc *p);
 void sup_kill_group(hum_proc *p, int sig);
 void sup_cleanup_run(hum_proc *p); /* SIGKILL the run's token carriers */
 void sup_reap_finish(hum_proc *p); /* the final state of a stopped run */
+bool sup_group_reserved(hum_proc *p); /* kill(-pgid) after the reap is safe */
 void sup_grace_cb(struct ev_loop *loop, ev_timer *w, int revents);
 void sup_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents);
 const char *sup_signame(int sig, char *buf, size_t len);
+/* "exited with code 3", "killed by SIGKILL" for a wait status. */
+void sup_describe(int status, char *buf, size_t len);
 
 /* sweep.c */
 void sup_sweeper_init(hum_sup *s);
 void sup_sweeper_stop(hum_sup *s); /* join the worker (hum_sup_free) */
 void sup_sweeper_fini(hum_sup *s);
 /* Queues a sweep: sig to the carriers of p's current run (p NULL: of every
- * run of every process), except members of skip_pgid (0: none); finish:
- * call sup_reap_finish after it. */
-void sup_scan_request(hum_sup *s, hum_proc *p, int sig, bool finish, pid_t skip_pgid);
+ * run of every process), except members of skip_pgid (0: none); after:
+ * what the loop does once it is swept (AFTER_*). */
+void sup_scan_request(hum_sup *s, hum_proc *p, int sig, int after, pid_t skip_pgid);
+/* Closes the pidfds a swept request still holds. */
+void sup_scan_req_release(hum_scan_req *r);
+
+/* remain.c */
+void sup_remain_init(hum_proc *p);
+/* Counts the remaining processes of p's current run (a sweep; the result
+ * comes to sup_remain_counted).  At most one count is queued per run. */
+void sup_remain_count(hum_proc *p);
+void sup_remain_counted(hum_proc *p, hum_scan_req *r); /* takes r's pidfds */
+/* Stops watching (pidfds closed, recount timer stopped); the count stays. */
+void sup_remain_unwatch(hum_proc *p);
+/* A new run, a removal, or the end: forget the previous run's remaining
+ * processes (after they were killed) and any stop of them in progress. */
+void sup_remain_reset(hum_proc *p);
+/* Sets the remaining fields of snapshot n from p (count and pids). */
+void sup_remain_fill(const hum_proc *p, hum_snap *n);
+/* "<base>; 2 processes remain (pids 10, 11)" into buf (base alone if none). */
+void sup_remain_reason(const hum_proc *p, const char *base, char *buf, size_t len);
+/* A finished run's remaining processes: the stop signal (group while its id
+ * is provably the run's, and by token), SIGKILL after the grace.  0. */
+int sup_remain_stop(hum_proc *p);
+/* SIGKILL to what remains now (grace over, kill_all); during a stop whose
+ * main process exited, `stopped` is published after that sweep. */
+void sup_remain_kill(hum_proc *p);
 /* Queues a sweep: sig to the carriers of exec job `job`'s token (job 0:
  * nothing), started as pid after forks0 forks (0: unknown). */
 void sup_scan_job(hum_sup *s, uint32_t job, int sig, pid_t pid, uint64_t forks0);

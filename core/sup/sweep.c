@@ -29,17 +29,80 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "sup_priv.h"
 
+/* A carrier found by a count request: the request, the process, its parent. */
+typedef struct carrier {
+	size_t req;
+	pid_t pid, ppid;
+} carrier;
+
 typedef struct batch {
 	hum_sup *s;
-	const hum_scan_req *req;
+	hum_scan_req *req;
 	size_t n;
+	carrier *c;         /* carriers found by count requests (worker-local) */
+	size_t nc, ccap;
 } batch;
+
+static pid_t ppid_of(pid_t pid);
+
+/* A count request found a carrier: count it, and keep it (with its parent)
+ * for count_tops.  Without memory it is only counted. */
+static void note_carrier(batch *b, size_t k, pid_t pid)
+{
+	b->req[k].found++;
+	if (b->nc == b->ccap) {
+		size_t cap = b->ccap ? b->ccap * 2 : 64;
+		carrier *v = realloc(b->c, cap * sizeof *v);
+		if (v == NULL)
+			return;
+		b->c = v;
+		b->ccap = cap;
+	}
+	b->c[b->nc++] = (carrier){ k, pid, ppid_of(pid) };
+}
+
+/* After the pass: the remaining processes each count request names are the
+ * tops of what remains (carriers whose parent is not one of the same run's
+ * carriers): stable while the children under them come and go (a shell
+ * loop forking `sleep`), so watching them costs nothing until one of them
+ * exits.  A pidfd for each (checked against the token while held). */
+#define TOPS_CHECKED 256 /* carriers compared per request (quadratic) */
+static void count_tops(batch *b)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		hum_scan_req *r = &b->req[k];
+		if (r->after != AFTER_COUNT || r->found == 0)
+			continue;
+		char value[128];
+		int vl = snprintf(value, sizeof value, "%s%u.%u", b->s->prefix, r->id, r->run);
+		if (vl <= 0 || (size_t)vl >= sizeof value)
+			continue;
+		size_t seen = 0, ntop = 0;
+		for (size_t i = 0; i < b->nc && seen < TOPS_CHECKED && ntop < HUM_SNAP_PIDS; i++) {
+			if (b->c[i].req != k)
+				continue;
+			seen++;
+			bool top = true;
+			for (size_t j = 0; j < b->nc && top; j++)
+				top = !(b->c[j].req == k && b->c[j].pid == b->c[i].ppid);
+			if (!top)
+				continue;
+			int fd = hum_token_pidfd(b->c[i].pid, value, (size_t)vl);
+			if (fd == -ESRCH)
+				continue; /* gone meanwhile (it was counted: the next count corrects) */
+			r->pids[ntop] = b->c[i].pid;
+			r->pidfds[ntop] = fd < 0 ? -1 : fd; /* -1: no pidfds (ENOSYS, EMFILE) */
+			ntop++;
+		}
+	}
+}
 
 static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
 {
@@ -53,10 +116,16 @@ static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
 	unsigned long run = strtoul(end + 1, &end, 10);
 	int last = 0;
 	for (size_t i = 0; i < b->n; i++) {
-		const hum_scan_req *r = &b->req[i];
+		hum_scan_req *r = &b->req[i];
 		/* id 0 and run 0: every token; otherwise the id exactly (0 is
 		 * exec.c's jobs: process ids start at 1) and the run if given */
-		if (((r->id || r->run) && r->id != id) || (r->run && r->run != run) || r->sig == last)
+		if (((r->id || r->run) && r->id != id) || (r->run && r->run != run))
+			continue;
+		if (r->after == AFTER_COUNT) {
+			note_carrier(b, i, pid);
+			continue;
+		}
+		if (r->sig == last)
 			continue;
 		/* A stop signal reached the group already: only those who left
 		 * it get it here (twice could mean "force quit" to some). */
@@ -98,6 +167,18 @@ uint64_t sup_total_forks(void)
 		return 0;
 	const char *p = strstr(buf, "\nprocesses ");
 	return p ? strtoull(p + 11, NULL, 10) : 0;
+}
+
+/* The parent of pid (/proc/<pid>/stat: "pid (comm) S ppid ..."; comm may
+ * hold anything, so parse after its last ')'), or 0. */
+static pid_t ppid_of(pid_t pid)
+{
+	char path[32], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (read_small(path, buf, sizeof buf) <= 0)
+		return 0;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] && p[3] == ' ' ? (pid_t)atoi(p + 4) : 0;
 }
 
 /* The pid most recently allocated in our pid namespace (/proc/loadavg's
@@ -151,12 +232,15 @@ static void batch_range(const hum_sweeper *w, const hum_scan_req *req, size_t n,
 }
 
 /* One /proc pass for a batch; returns hum_token_scan's result. */
-static int sweep(hum_sup *s, const hum_scan_req *req, size_t n)
+static int sweep(hum_sup *s, hum_scan_req *req, size_t n)
 {
-	batch b = { s, req, n };
+	batch b = { s, req, n, NULL, 0, 0 };
 	pid_t lo, hi;
 	batch_range(&s->sweeper, req, n, &lo, &hi);
-	return hum_token_scan_range(s->prefix, lo, hi, sweep_match, &b);
+	int rc = hum_token_scan_range(s->prefix, lo, hi, sweep_match, &b);
+	count_tops(&b);
+	free(b.c);
+	return rc;
 }
 
 /* Appends to a growable request array; false when out of memory. */
@@ -235,19 +319,32 @@ static void done_cb(struct ev_loop *loop, ev_async *aw, int revents)
 		sup_log(s, NULL, "token sweep: /proc: %s", strerror(err));
 	if (lost)
 		sup_log(s, NULL, "token sweep: out of memory");
-	/* Finishing may queue new requests (a restart): done is ours now. */
+	/* Finishing may queue new requests (a restart): done is ours now.
+	 * A result for a run that is over (a new run began, the record was
+	 * retired) is dropped. */
 	for (size_t i = 0; i < n; i++) {
-		if (!done[i].finish)
-			continue;
-		hum_proc *p = hum_sup_get(s, done[i].id);
-		if (p && p->finish_pending && p->run == done[i].run)
+		hum_proc *p = done[i].id ? hum_sup_get(s, done[i].id) : NULL;
+		bool current = p && p->run == done[i].run;
+		if (done[i].after == AFTER_FINISH && current && p->finish_pending)
 			sup_reap_finish(p);
+		else if (done[i].after == AFTER_COUNT && current && p->count_queued)
+			sup_remain_counted(p, &done[i]);
+		sup_scan_req_release(&done[i]);
 	}
 	free(done);
-	if (lost)
-		for (size_t i = 0; i < s->nprocs; i++)
-			if (s->procs[i]->finish_pending && !s->procs[i]->pid)
-				sup_reap_finish(s->procs[i]);
+	if (lost) {
+		/* A request lost to ENOMEM: never leave a stop or a count
+		 * hanging (the group had its signal; nothing counted is 0). */
+		for (size_t i = 0; i < s->nprocs; i++) {
+			hum_proc *p = s->procs[i];
+			if (p->count_queued) {
+				hum_scan_req none = { .id = p->id, .run = p->run, .after = AFTER_COUNT };
+				sup_remain_counted(p, &none);
+			} else if (p->finish_pending && !p->pid) {
+				sup_reap_finish(p);
+			}
+		}
+	}
 	pthread_mutex_lock(&w->mu);
 	bool idle = w->nq == 0 && !w->busy && w->ndone == 0;
 	pthread_mutex_unlock(&w->mu);
@@ -255,26 +352,40 @@ static void done_cb(struct ev_loop *loop, ev_async *aw, int revents)
 		ev_async_stop(loop, aw);
 }
 
-static void queue_request(hum_sup *s, const hum_scan_req *rq);
-
-void sup_scan_request(hum_sup *s, hum_proc *p, int sig, bool fin, pid_t skip_pgid)
+void sup_scan_req_release(hum_scan_req *r)
 {
-	hum_scan_req r = { p ? p->id : 0, p ? p->run : 0, sig, fin, skip_pgid,
-			   p && p->forks0 ? p->pgid : 0, p ? p->forks0 : 0 };
-	queue_request(s, &r);
+	if (r->after != AFTER_COUNT)
+		return;
+	for (int k = 0; k < HUM_SNAP_PIDS; k++)
+		if (r->pidfds[k] >= 0) {
+			close(r->pidfds[k]);
+			r->pidfds[k] = -1;
+		}
+}
+
+static void queue_request(hum_sup *s, hum_scan_req r);
+
+void sup_scan_request(hum_sup *s, hum_proc *p, int sig, int after, pid_t skip_pgid)
+{
+	hum_scan_req r = { p ? p->id : 0, p ? p->run : 0, sig, (uint8_t)after, skip_pgid,
+			   p && p->forks0 ? p->pgid : 0, p ? p->forks0 : 0, 0, { 0 }, { 0 } };
+	for (int k = 0; k < HUM_SNAP_PIDS; k++)
+		r.pidfds[k] = -1;
+	queue_request(s, r);
 }
 
 void sup_scan_job(hum_sup *s, uint32_t job, int sig, pid_t pid, uint64_t forks0)
 {
-	hum_scan_req r = { 0, job, sig, false, 0, forks0 ? pid : 0, forks0 };
+	hum_scan_req r = { 0, job, sig, AFTER_NONE, 0, forks0 ? pid : 0, forks0, 0, { 0 }, { 0 } };
+	for (int k = 0; k < HUM_SNAP_PIDS; k++)
+		r.pidfds[k] = -1;
 	if (job)
-		queue_request(s, &r);
+		queue_request(s, r);
 }
 
-static void queue_request(hum_sup *s, const hum_scan_req *rq)
+static void queue_request(hum_sup *s, hum_scan_req r)
 {
 	hum_sweeper *w = &s->sweeper;
-	hum_scan_req r = *rq;
 	if (!ev_is_active(&w->done_w))
 		ev_async_start(s->loop, &w->done_w);
 	if (!w->started && !w->nothread) {
@@ -302,6 +413,7 @@ static void queue_request(hum_sup *s, const hum_scan_req *rq)
 			*one = r;
 			post_done(w, one, 1, rc);
 		} else {
+			sup_scan_req_release(&r);
 			w->lost = true;
 		}
 		pthread_mutex_unlock(&w->mu);
@@ -353,6 +465,8 @@ void sup_sweeper_fini(hum_sup *s)
 	hum_sweeper *w = &s->sweeper;
 	sup_sweeper_stop(s);
 	ev_async_stop(s->loop, &w->done_w);
+	for (size_t i = 0; i < w->ndone; i++)
+		sup_scan_req_release(&w->done[i]);
 	free(w->q);
 	free(w->done);
 	w->q = w->done = NULL;

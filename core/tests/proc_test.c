@@ -133,7 +133,9 @@ static void test_backoff(void)
 	hum_proc *p1 = add("crashy", &s1, &r1), *p2 = add("slowback", &s2, &r2);
 	hum_proc *p3 = add("always", &s3, &r3);
 	hum_proc_start(p1), hum_proc_start(p2), hum_proc_start(p3);
-	WAIT(is_final(state(p1)) && state(p2) == HUM_BACKOFF && is_final(state(p3)), 20);
+	/* (active: also the counts of what remains of the finished runs) */
+	WAIT(is_final(state(p1)) && state(p2) == HUM_BACKOFF && is_final(state(p3)) &&
+	     hum_sup_active(S) == 0, 20);
 	const hum_snap *n1 = hum_proc_snap(p1);
 	double runs[8];
 	int nruns = 0, nbackoff = 0;

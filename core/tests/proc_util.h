@@ -173,6 +173,7 @@ UTIL void harness_init(void)
 UTIL void harness_fini(void)
 {
 	hum_sup_free(S);
+	S = NULL;
 	ev_ref(L);
 	ev_prepare_stop(L, &flush_w);
 	hum_store_free(ST);
@@ -219,10 +220,22 @@ UTIL hum_proc *add(const char *name, const hum_spec *sp, rec *r)
 	return p;
 }
 
+static int unhook(hum_proc *p, void *ud)
+{
+	if (hum_proc_udata(p) == ud)
+		hum_proc_set_udata(p, NULL);
+	return 0;
+}
+
+/* Frees r and detaches it from its process: a rec lives on a test's stack,
+ * and its process may still publish (a count of what remains of its run)
+ * after the test returned. */
 UTIL void rec_free(rec *r)
 {
 	for (int i = 0; i < 3; i++)
 		free(r->text[i]);
+	if (S)
+		hum_sup_foreach(S, unhook, r);
 }
 
 UTIL int state(hum_proc *p) { return hum_proc_snap(p)->state; }

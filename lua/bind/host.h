@@ -91,6 +91,9 @@ typedef struct hum_lineq {
 	uint64_t pushed, taken; /* lines queued / delivered so far */
 } hum_lineq;
 
+#define HUM_HOST_SIGNALS 8
+#define HUM_HOST_REOPEN_MAX 8
+
 typedef struct hum_host {
 	lua_State *L;
 	struct ev_loop *loop;
@@ -99,8 +102,15 @@ typedef struct hum_host {
 	hum_output *out;
 	ev_prepare prepare;
 	ev_idle idle;       /* keeps the loop spinning while events remain */
-	ev_signal sig[3];
-	int signals_seen;
+	/* Signals to hum (host.c: which, and what C does itself; their
+	 * meaning is Lua's, hum.runtime).  A signal ignored when hum started
+	 * has no watcher: it stays ignored (nohup). */
+	ev_signal sig[HUM_HOST_SIGNALS];
+	int nsig;
+	int stops_seen;     /* stopping signals received (INT, TERM, HUP, QUIT) */
+	/* SIGUSR1: reopen hooks (hum_host_on_reopen), called in order. */
+	struct { void (*fn)(void *ud); void *ud; } reopen[HUM_HOST_REOPEN_MAX];
+	int nreopen;
 	int dispatch_ref;   /* registry ref of the Lua dispatcher */
 	hum_event *head, *tail; /* the control lane */
 	size_t queued;          /* events in both lanes */
@@ -119,6 +129,11 @@ void hum_host_fini(hum_host *h);
 void hum_host_push(hum_host *h, hum_event *ev); /* takes ownership */
 /* The lines-lane record of process id, grown on demand; NULL on ENOMEM. */
 hum_lineq *hum_host_lineq(hum_host *h, uint32_t id);
+/* Registers fn(ud) to run on the loop thread when hum gets SIGUSR1, the
+ * signal that asks a daemon to reopen its log files after a rotation
+ * (before the Lua "reopen" listeners run).  0, or -ENOSPC past
+ * HUM_HOST_REOPEN_MAX hooks. */
+int hum_host_on_reopen(hum_host *h, void (*fn)(void *ud), void *ud);
 
 /* The one protected entry point into Lua: calls the function below nargs
  * arguments with a traceback handler; on error prints the traceback and

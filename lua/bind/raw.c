@@ -197,7 +197,7 @@ static int l_signal(lua_State *L)
 /* Pushes a snapshot as a fresh table (a copy: it does not change later). */
 static void push_snap(lua_State *L, const hum_snap *s)
 {
-	lua_createtable(L, 0, 20);
+	lua_createtable(L, 0, 24);
 	lua_pushinteger(L, s->id);            lua_setfield(L, -2, "id");
 	lua_pushstring(L, s->name);           lua_setfield(L, -2, "name");
 	lua_pushstring(L, s->kind == HUM_TASK ? "task" : "service");
@@ -218,6 +218,14 @@ static void push_snap(lua_State *L, const hum_snap *s)
 	lua_pushinteger(L, s->run);           lua_setfield(L, -2, "run");
 	lua_pushboolean(L, s->ready);         lua_setfield(L, -2, "ready");
 	lua_pushboolean(L, s->spawn_error);   lua_setfield(L, -2, "spawn_error");
+	lua_pushboolean(L, s->paused);        lua_setfield(L, -2, "paused");
+	lua_pushinteger(L, s->remaining);     lua_setfield(L, -2, "remaining");
+	lua_createtable(L, HUM_SNAP_PIDS, 0);
+	for (int i = 0; i < HUM_SNAP_PIDS && s->remaining_pids[i] > 0; i++) {
+		lua_pushinteger(L, s->remaining_pids[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_setfield(L, -2, "remaining_pids");
 	lua_pushnumber(L, (double)s->started_at_ms / 1000.0); lua_setfield(L, -2, "started_at");
 	lua_pushnumber(L, (double)s->ended_at_ms / 1000.0);   lua_setfield(L, -2, "ended_at");
 	lua_pushnumber(L, (double)s->changed_at_ms / 1000.0); lua_setfield(L, -2, "changed_at");

@@ -199,7 +199,7 @@ end
 
 function hum.shutdown(code)
 	running("hum.shutdown")
-	runtime.shutdown(code or 0)
+	runtime.shutdown(code) -- nil: 1 if anything failed during the run, else 0
 end
 
 -- Helpers that suspend the calling reaction ----------------------------------------

@@ -177,7 +177,8 @@ function COMMANDS.stop(req)
 	if not list then return nil, err end
 	M.controlled = true
 	for _, i in ipairs(list) do runtime.stop_instance(i) end
-	local ok = wait_all(list, function(_, s) return not ACTIVE[s.state] end,
+	-- stopped: the whole run, including what remained of a finished one
+	local ok = wait_all(list, function(_, s) return not ACTIVE[s.state] and s.remaining == 0 end,
 		tonumber(req.timeout) or grace_of(list) + 10)
 	return { procs = briefs(list), timeout = not ok or nil }
 end
@@ -250,7 +251,7 @@ function COMMANDS.down(req, id)
 	reply(id, true, { stopping = true, already = already or nil })
 	if not already then
 		raw.log("stopping everything (hum down)")
-		runtime.shutdown(0)
+		runtime.shutdown() -- exit status: 1 if anything failed during the run
 	end
 	return false -- answered
 end

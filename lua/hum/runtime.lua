@@ -19,7 +19,8 @@ local by_name = {}     -- instance name -> instance
 M.inst, M.inst_list, M.by_name = inst, inst_list, by_name
 
 local shutting = false
-local exit_code = 0
+local exit_code = nil  -- set by shutdown(code); nil: the outcome (outcome_code)
+local failed_any = false -- something failed during the run (the exit status)
 local all_ready_fired = false
 local probes -- hum.probes, loaded lazily (it needs this module)
 M.mode = "up"  -- or "run"
@@ -37,7 +38,8 @@ M.mode = "up"  -- or "run"
 --                    false (can never hold without a user's command)
 --   teardown()       once the loop has returned (M.run), newest first: the
 --                    API thread must stop before the supervisor is freed
-local listeners = { idle = {}, state = {}, command = {}, teardown = {}, gate = {} }
+--   reopen()         SIGUSR1: log files should be reopened (rotation)
+local listeners = { idle = {}, state = {}, command = {}, teardown = {}, gate = {}, reopen = {} }
 local Listener = {}
 Listener.__index = Listener
 function Listener:off()
@@ -548,16 +550,13 @@ local function all_ready()
 	return true
 end
 
+-- Processes that remain after a main process exited, and pipes they hold,
+-- do not count: they never keep `hum up` from returning (check_done stops
+-- them, with their grace, on the way out).
 local function anything_active()
 	for i in pairs(active) do
 		if ACTIVE[i.state] or i.starting then return true end
 		active[i] = nil
-	end
-	if raw.active() > 0 then
-		-- only pipes held by leftovers: no state event will follow, so ask
-		-- C for an "idle" event when the last one closes
-		raw.notify_idle()
-		return true
 	end
 	return false
 end
@@ -574,6 +573,7 @@ local function progress_possible()
 end
 
 local function outcome_code()
+	if failed_any then return 1 end -- whatever failed during the run, even if it runs again
 	for _, i in ipairs(inst_list) do
 		if i.wanted then
 			if i.state == "failed" then return 1 end
@@ -595,7 +595,11 @@ local function check_done()
 	end
 	if not progress_possible() then
 		if claim("idle") then return end
-		M.finish(outcome_code())
+		-- nothing runs and nothing can start: hum is done, and stops
+		-- what remains of finished runs on its way out (no hooks: it
+		-- was not asked to shut down).  The outcome now, while `wanted`
+		-- still says which tasks were asked for.
+		M.shutdown(outcome_code(), { quiet = true })
 	end
 end
 
@@ -613,6 +617,9 @@ local function on_state(ev)
 	if not i then return end
 	i.state, i.reason = new, reason
 	i.exit_code, i.signal = code, sig
+	-- what remains of the run after its main process exited (remain.c)
+	i.remaining, i.counting, i.paused = ev.remaining or 0, ev.counting or false, ev.paused or false
+	if new == "failed" and ev.ended then failed_any = true end
 	if new ~= "pending" then i.starting = false end
 	-- a restart's new run began, or the gate deferred it (pending)
 	if ev.began or new == "pending" then i.restarting = nil end
@@ -665,6 +672,7 @@ local function on_state(ev)
 	-- registration publishes a first "pending" that changes nothing
 	if new ~= old then fire(i, "state", { name = i.name, state = new, old = old, reason = reason, time = ev.time }) end
 	reactions.wake("state:" .. id, new)
+	if shutting then M.shutdown_note(i) end
 	M.evaluate()
 	if not shutting and not all_ready_fired and all_ready() then
 		all_ready_fired = true
@@ -709,10 +717,8 @@ M.handlers = {
 	timer = function(ev) return reactions.on_timer(ev.id) end,
 	idle = function() return check_done() end,
 	signal = function(ev)
-		if not shutting then
-			log("received SIG%s, stopping", ev.signal)
-			M.shutdown(anything_active() and 128 + ev.signo or outcome_code())
-		end
+		local h = M.signals[ev.signal]
+		if h then h(ev) end
 	end,
 	exec = function(ev)
 		if probes == nil then probes = require "hum.probes" end
@@ -740,64 +746,227 @@ function M.dispatch(ev)
 end
 
 -- Shutdown in reverse dependency order ---------------------------------------
-local function dependents_active(i)
-	for _, j in ipairs(inst_list) do
-		if ACTIVE[j.state] then
-			for _, d in ipairs(j.def.after) do
-				if d.proc == i.def then return true end
+-- The rule (README "Lifecycle rules"): a process is stopped only once
+-- everything that depends on it, directly or transitively, has exited —
+-- also through tasks that finished and processes that are not running: with
+-- db <- migrate (a task, done) <- web, web is stopped first and db only
+-- once web has exited.  A process has exited when its whole run is over:
+-- its main process and whatever remained of it (alive() below).
+--
+-- Linear in the size of the config: the plan is built once when shutdown
+-- begins, then only counted down.  Each definition D has a counter: the
+-- dependents of D not yet released (every instance of every definition
+-- with D in its `after`).  An instance is released once it is not alive
+-- and its definition's counter is 0; releasing it decrements the counters
+-- of the definitions it depends on; a counter that reaches 0 makes that
+-- definition's instances stoppable: stopped when alive, released when not.
+-- Each edge of the graph is counted down once; a state event costs O(1).
+local plan -- while shutting down
+local finished = false
+
+-- The run is not over: a live state, a start on its way, or processes that
+-- remain after the main process exited (or are being counted).
+local function alive(i)
+	return (ACTIVE[i.state] or i.starting or (i.remaining or 0) > 0 or i.counting) and true or false
+end
+M.alive = alive
+
+local function stop_once(i)
+	-- a stop of a stopping process, or a second one of what remains of a
+	-- finished run, changes nothing in C; only alive ones are asked
+	if i.state ~= "stopping" then raw.stop(i.id) end
+end
+
+-- Stoppable instances waiting in plan.queue: stop the alive ones, release
+-- the others, and make stoppable what that releases.
+local function push(i)
+	plan.tail = plan.tail + 1
+	plan.queue[plan.tail] = i
+end
+
+local function settle()
+	local q, released, waiting = plan.queue, plan.released, plan.waiting
+	while plan.head <= plan.tail do
+		local i = q[plan.head]
+		q[plan.head] = nil
+		plan.head = plan.head + 1
+		if not released[i] then
+			if alive(i) then
+				stop_once(i)
+			else
+				released[i] = true
+				plan.left = plan.left - 1
+				for _, dep in ipairs(plan.deps[i.def]) do
+					local w = waiting[dep] - 1
+					waiting[dep] = w
+					if w == 0 then
+						for _, k in ipairs(M.instances(dep)) do push(k) end
+					end
+				end
 			end
 		end
 	end
-	return false
 end
 
-function M.shutdown_step()
-	local active = false
+-- ordered = false (SIGQUIT): every instance is stoppable at once.
+local function plan_build(ordered)
+	plan = { deps = {}, waiting = {}, released = {}, queue = {}, head = 1, tail = 0,
+		left = #inst_list, nalive = 0, ordered = ordered }
+	for _, d in ipairs(defs.list) do
+		local seen, list = {}, {}
+		for _, a in ipairs(d.after) do
+			if not seen[a.proc] and a.proc ~= d then
+				seen[a.proc] = true
+				list[#list + 1] = a.proc
+			end
+		end
+		plan.deps[d] = list
+	end
+	local waiting = plan.waiting
+	for _, d in ipairs(defs.list) do
+		local n = ordered and #M.instances(d) or 0
+		for _, dep in ipairs(plan.deps[d]) do waiting[dep] = (waiting[dep] or 0) + n end
+	end
 	for _, i in ipairs(inst_list) do
-		if i.state == "pending" then
-			raw.stop(i.id)
-		elseif ACTIVE[i.state] then
-			active = true
-			if i.state ~= "stopping" and not i.stop_sent and not dependents_active(i) then
-				i.stop_sent = true
-				raw.stop(i.id)
-			end
-		end
+		i.was_alive = alive(i)
+		if i.was_alive then plan.nalive = plan.nalive + 1 end
+		if (waiting[i.def] or 0) == 0 then push(i) end
+		waiting[i.def] = waiting[i.def] or 0
 	end
-	if not active and not anything_active() then M.finish(exit_code) end
 end
 
-function M.shutdown(code)
-	if shutting then return end
+-- A state event during shutdown (O(1); shutdown_step settles what follows).
+function M.shutdown_note(i)
+	local a = alive(i)
+	if a ~= i.was_alive then
+		plan.nalive = plan.nalive + (a and 1 or -1)
+		i.was_alive = a
+	end
+	if a and plan.waiting[i.def] == 0 then
+		-- stoppable (or released, and running again: a reaction started
+		-- it): asked to stop, or still on its way out
+		stop_once(i)
+	elseif not a and not plan.released[i] and plan.waiting[i.def] == 0 then
+		push(i)
+	end
+end
+
+local drain_timer
+function M.shutdown_step()
+	settle()
+	if plan.left > 0 or plan.nalive > 0 then return end
+	-- Everything exited.  Pipes that a killed process held reach EOF at
+	-- once; one held by a process nobody can identify (it left the group
+	-- and scrubbed its environment) must not keep hum: wait at most 1 s.
+	if raw.active() > 0 then
+		raw.notify_idle()
+		if not drain_timer then
+			drain_timer = reactions.new_timer(1, 0, function()
+				log("%d pipe(s) still open after every process exited; not waiting for them", raw.active())
+				M.finish(exit_code or outcome_code())
+			end)
+		end
+		return
+	end
+	M.finish(exit_code or outcome_code())
+end
+
+-- Stops everything and ends hum.  code: hum's exit status (nil: the
+-- outcome, 1 when anything failed during the run, else 0).  opts.quiet:
+-- hum ends by itself (no shutdown hooks); opts.now (SIGQUIT): stop every
+-- process at once, each with its own grace, not in dependency order.
+function M.shutdown(code, opts)
+	opts = opts or {}
+	if shutting then
+		if opts.now and plan.ordered then
+			-- SIGQUIT during an ordered shutdown: whatever is left goes now
+			plan.ordered = false
+			for d in pairs(plan.waiting) do plan.waiting[d] = 0 end
+			for _, i in ipairs(inst_list) do
+				if not plan.released[i] then push(i) end
+			end
+			M.shutdown_step()
+		end
+		return
+	end
 	shutting = true
-	exit_code = code or 0
-	run_list(defs.hooks.shutdown, { code = exit_code })
-	for _, i in ipairs(inst_list) do i.wanted = false end
+	exit_code = code
+	for _, i in ipairs(inst_list) do
+		i.wanted = false
+		-- never started: nothing to wait for, and nothing may start it now
+		if i.state == "pending" and not i.starting then raw.stop(i.id) end
+	end
+	plan_build(not opts.now)
+	if not opts.quiet then run_list(defs.hooks.shutdown, { code = code or outcome_code() }) end
 	M.shutdown_step()
+	if finished then return end
 	-- safety net: the supervisor's own grace timers end every process; this
 	-- only guards against a bug leaving hum waiting forever
 	local longest = 0
-	for _, i in ipairs(inst_list) do longest = math.max(longest, i.def.stop_spec.grace) end
+	for _, d in ipairs(defs.list) do longest = math.max(longest, d.stop_spec.grace) end
 	reactions.new_timer(longest * (#inst_list + 1) + 10, 0, function()
 		local left = {}
 		for _, i in ipairs(inst_list) do
-			if ACTIVE[i.state] then left[#left + 1] = ("%s (%s)"):format(i.name, i.state) end
+			if alive(i) and #left < 20 then left[#left + 1] = ("%s (%s)"):format(i.name, i.state) end
 		end
 		log("shutdown took too long (still active: %s; %d with a live pid or open pipe); killing every process group",
 			#left > 0 and table.concat(left, ", ") or "none", raw.active())
 		raw.kill_all()
-		M.finish(exit_code ~= 0 and exit_code or 1)
+		M.finish(exit_code ~= nil and exit_code ~= 0 and exit_code or 1)
 	end)
 end
 
 function M.shutting_down() return shutting end
 
-local finished = false
 function M.finish(code)
 	if finished then return end
 	finished = true
 	raw.quit(code)
 end
+
+-- Signals to hum (README "Signals").  C leaves a signal that was ignored when
+-- hum started ignored (nohup), suspends for SIGTSTP, and kills every group
+-- on a second SIGINT or SIGQUIT; what the others mean is here.
+local function stop_on(ev, how)
+	if shutting and not how.now then return end
+	if not shutting then log("received SIG%s, %s", ev.signal, how.what) end
+	-- 128+N while processes were running; otherwise the outcome
+	local running = false
+	for _, i in ipairs(inst_list) do
+		if alive(i) then running = true break end
+	end
+	M.shutdown(running and 128 + ev.signo or nil, how)
+end
+
+-- A `hum ps` in hum's own output (SIGUSR2): every process that was started
+-- or asked for, and how many were never started.
+function M.report()
+	local quiet = 0
+	log("processes (SIGUSR2):")
+	for _, i in ipairs(inst_list) do
+		if i.state == "pending" and not i.wanted then
+			quiet = quiet + 1
+		else
+			local s = raw.status(i.id)
+			local extra = ""
+			if s.paused then extra = extra .. " paused" end
+			log("  %-20s %-9s pid %-7s %s%s", i.name, s.state, s.pid ~= 0 and s.pid or "-", s.reason, extra)
+		end
+	end
+	if quiet > 0 then log("  and %d not started", quiet) end
+end
+
+M.signals = {
+	INT = function(ev) stop_on(ev, { what = "stopping" }) end,
+	TERM = function(ev) stop_on(ev, { what = "stopping" }) end,
+	HUP = function(ev) stop_on(ev, { what = "stopping" }) end,
+	QUIT = function(ev) stop_on(ev, { what = "stopping every process now", now = true }) end,
+	USR1 = function()
+		log("received SIGUSR1: reopening log files")
+		notify("reopen")
+	end,
+	USR2 = function() M.report() end,
+}
 
 -- Selection -------------------------------------------------------------------
 -- What a selector selects is defined once, in C (core/state/select.h): a

@@ -17,6 +17,7 @@ M.STATE_COLOR = {
 	running = "32", ready = "32", succeeded = "32",
 	starting = "33", stopping = "33", backoff = "33", pending = "33",
 	failed = "31", stopped = "2",
+	paused = "33", -- a running process stopped by a signal (SIGSTOP, SIGTSTP)
 }
 
 function M.paint(on, code, s)

@@ -26,6 +26,13 @@ local function uptime(p, now)
 	return "-"
 end
 
+-- The STATE column: `paused` for a running process stopped by a signal (its
+-- state, running or ready, is in --json with "paused": true).
+local function state_cell(p)
+	local st = p.paused and "paused" or p.state
+	return { st, STATE_COLOR[st] }
+end
+
 -- The reply's "procs" array as JSON, from a real parse of the reply (no
 -- assumption about where the key sits in the line).
 local function json_array_of(line)
@@ -93,7 +100,7 @@ print_table = function(resp, color)
 	local rows = { { "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "GROUP", "INFO" } }
 	for _, p in ipairs(resp.procs) do
 		rows[#rows + 1] = {
-			p.name, { p.state, STATE_COLOR[p.state] }, null(p.pid) and tostring(p.pid) or "-",
+			p.name, state_cell(p), null(p.pid) and tostring(p.pid) or "-",
 			uptime(p, now), tostring(p.restarts), exit_text(p), null(p.group) or "-",
 			p.reason ~= "" and p.reason or "",
 		}
@@ -137,9 +144,12 @@ function M.status(opts, pos, cmd)
 		local rows = {
 			{ "name:", p.name },
 			{ "kind:", p.kind },
-			{ "state:", { p.state, STATE_COLOR[p.state] } },
+			{ "state:", p.paused and { p.state .. ", paused (stopped by a signal; SIGCONT continues it)",
+				STATE_COLOR.paused } or { p.state, STATE_COLOR[p.state] } },
 			{ "reason:", p.reason ~= "" and p.reason or "-" },
 			{ "pid:", null(p.pid) and tostring(p.pid) or "-" },
+			{ "remaining:", (p.remaining or 0) > 0 and ("%d process%s after the main one exited (pid %s)")
+				:format(p.remaining, p.remaining == 1 and "" or "es", table.concat(p.remaining_pids or {}, ", ")) or "-" },
 			{ "started:", fmt_time(p.started_at) .. (LIVE[p.state] and ("  (up " .. uptime(p, now) .. ")") or "") },
 			{ "ended:", fmt_time(p.ended_at) },
 			{ "exit:", exit_text(p) },
