@@ -14,25 +14,15 @@ local S = require "support.hum"
 local R = {}
 
 -- eventually(fn, what) polls fn() inside a reaction until it returns a
--- truthy value, or records "gave-up what".
-R.PRELUDE = [[
-local function eventually(fn, what)
-	local t0 = hum.clock()
-	while true do
-		local v = fn()
-		if v then return v end
-		if hum.clock() - t0 > 30 then rec("gave-up", what) return nil end
-		hum.sleep(0.02)
-	end
-end
-]]
+-- truthy value, or records "gave-up what" (support.hum's S.EVENTUALLY).
+R.PRELUDE = S.EVENTUALLY
 
+-- hum runs in the current directory (S.run_scenario's default is the
+-- config's).
 function R.run(body, args, opts)
-	local file, dir, results = S.scenario(R.PRELUDE .. body)
-	local a = { "up", "-f", file }
-	for _, x in ipairs(args or {}) do a[#a + 1] = x end
-	local code, out = S.run(a, opts)
-	return code, out, S.read(results) or "", dir
+	opts = opts or {}
+	opts.cwd = opts.cwd or "."
+	return S.run_scenario(body, args, opts)
 end
 
 return R
