@@ -248,3 +248,8 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	out->in_fd = pi[1];
 	return 0;
 }
+
+bool hum_spawn_transient(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM || rc == -EAGAIN;
+}

@@ -116,8 +116,12 @@ int hum_sup_unguard_group(hum_sup *s, pid_t pgid);
 
 /* Control (0 or -errno).  start: spawn now unless already running; a spawn
  * error publishes state failed with spawn_error=1 and reason "<call>: <errno
- * text>" and returns the -errno.  stop: cancels a pending restart; the state
- * ends as `stopped`.  restart: stop, then start once exited. */
+ * text>" and returns the -errno — except a lack of descriptors, memory or
+ * processes (hum_spawn_transient), which publishes `backoff` with reason
+ * "cannot spawn now: <call>: <errno text> (retry N in Xs)", returns 0 and is
+ * spawned again later (0.1 s doubling to 5 s) until it works or is stopped.
+ * stop: cancels a pending restart or retry; the state ends as `stopped`.
+ * restart: stop, then start once exited. */
 int hum_proc_start(hum_proc *p);
 int hum_proc_stop(hum_proc *p);
 int hum_proc_restart(hum_proc *p);
