@@ -16,6 +16,7 @@
 #include <lua.h>
 
 #include "host.h"
+#include "memory.h"
 #include "signames.h"
 #include "state/select.h"
 
@@ -549,6 +550,20 @@ static int l_clock(lua_State *L)
 	return 1;
 }
 
+/* raw.guard() -> monotonic seconds, Lua heap bytes, its limit [-0, +3]
+ * What a long reaction checks every few thousand instructions (hum.reactions'
+ * hook): its run time, its memory, and — since the loop is busy with it —
+ * whether the world snapshot has waited too long to be published. */
+static int l_guard(lua_State *L)
+{
+	if (H && H->st)
+		hum_store_publish_due(H->st);
+	l_clock(L);
+	lua_pushnumber(L, (lua_Number)hum_memory_used());
+	lua_pushnumber(L, (lua_Number)hum_memory_limit());
+	return 3;
+}
+
 /* raw.ncpu() -> number of online processors [-0, +1] */
 static int l_ncpu(lua_State *L)
 {
@@ -575,7 +590,7 @@ static int l_environ(lua_State *L)
 }
 
 static const luaL_Reg fns[] = {
-	{ "environ", l_environ }, { "ncpu", l_ncpu }, { "clock", l_clock },
+	{ "environ", l_environ }, { "ncpu", l_ncpu }, { "clock", l_clock }, { "guard", l_guard },
 	{ "set_dispatch", l_set_dispatch }, { "add", l_add }, { "start", l_start },
 	{ "stop", l_stop }, { "restart", l_restart }, { "signal", l_signal },
 	{ "set_pending", l_set_pending }, { "set_ready", l_set_ready },
@@ -595,6 +610,7 @@ int luaopen_hum_raw(lua_State *L)
 	luaL_register(L, NULL, fns);
 	hum_raw_async_register(L);
 	hum_raw_server_register(L);
+	hum_raw_memory_register(L);
 	lua_pushinteger(L, HUM_SERVICE); lua_setfield(L, -2, "SERVICE");
 	lua_pushinteger(L, HUM_TASK);    lua_setfield(L, -2, "TASK");
 	lua_pushinteger(L, HUM_RESTART_NO);         lua_setfield(L, -2, "RESTART_NO");
