@@ -77,6 +77,7 @@ struct hum_store {
 	uint32_t next_id;
 	bool world_dirty;
 	int64_t dirty_since_ns; /* CLOCK_MONOTONIC when the world became dirty */
+	int64_t last_flush_ns;  /* ... of the last hum_store_flush */
 	int64_t world_max_age_ns; /* hum_store_set_world_max_age */
 	hum_entry **live;       /* sorted by id (ids only grow, so append) */
 	size_t nlive, live_cap;
@@ -285,10 +286,12 @@ static int64_t mono_ns(void)
 /* Every change readers see through the world comes here.  The world is
  * normally published once per loop iteration (hum_store_flush), but one
  * iteration can be long (a burst of a thousand spawns, a long reaction):
- * a change that has waited world_max_age_ns publishes the world at once,
- * so no reader sees a world older than that much of the writer's work.
+ * a change made while the world has waited world_max_age_ns publishes it at
+ * once, so no reader sees a world older than that much of the writer's work.
  * Cheap: one clock read when the world becomes dirty, and one per change
- * while it stays dirty. */
+ * while it stays dirty.  Nothing is reclaimed here: the caller may still use
+ * what it just replaced (a state hook gets the old snapshot), so the worlds
+ * replaced meanwhile wait for a flush (hum_store_flush_due bounds them). */
 static void mark_dirty(hum_store *st)
 {
 	if (!st->world_dirty) {
@@ -296,13 +299,16 @@ static void mark_dirty(hum_store *st)
 		st->dirty_since_ns = mono_ns();
 		return;
 	}
-	hum_store_publish_due(st);
+	if (mono_ns() - st->dirty_since_ns >= st->world_max_age_ns)
+		hum_store_publish_world(st);
 }
 
-void hum_store_publish_due(hum_store *st)
+void hum_store_flush_due(hum_store *st)
 {
-	if (st->world_dirty && mono_ns() - st->dirty_since_ns >= st->world_max_age_ns)
-		hum_store_publish_world(st);
+	if (!st->world_dirty && hum_store_pending_frees(st) == 0)
+		return; /* nothing to publish or reclaim: no clock read */
+	if (mono_ns() - st->last_flush_ns >= st->world_max_age_ns)
+		hum_store_flush(st);
 }
 
 void hum_store_set_world_max_age(hum_store *st, int64_t ns)
@@ -525,6 +531,7 @@ void hum_store_flush(hum_store *st)
 	/* The world first: reclaim() does nothing while it is dirty. */
 	hum_store_publish_world(st);
 	reclaim(st);
+	st->last_flush_ns = mono_ns();
 }
 
 void hum_store_foreach(hum_store *st, int (*fn)(hum_entry *e, void *ud), void *ud)

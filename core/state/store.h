@@ -74,13 +74,17 @@ void hum_store_flush(hum_store *st);
 void hum_store_publish_world(hum_store *st);
 /* How stale the world may get during one long loop iteration: a change made
  * while the world has been dirty for HUM_WORLD_MAX_AGE_NS publishes it at
- * once (add, publish and remove check), and so does hum_store_publish_due,
- * which a writer calls in its own long-running paths (the Lua dispatcher, a
- * long reaction).  Cheap: a clock read when the world is dirty, one branch
- * when not.  set_world_max_age changes the bound (ns; < 0: only flushes
- * publish, for tests of the flush itself). */
+ * once (add, publish and remove check).  Those publishes reclaim nothing
+ * (the caller may hold what it replaced), so a writer that works long
+ * between flushes also calls hum_store_flush_due where it holds no pointer
+ * into the store (between events it hands to Lua, when Lua calls into the
+ * supervisor): a full flush once HUM_WORLD_MAX_AGE_NS has passed since the
+ * last one, so the worlds replaced meanwhile are freed too.  Both are cheap:
+ * a branch when nothing changed, a clock read when something did.
+ * set_world_max_age changes the bound (ns; < 0: only hum_store_flush
+ * publishes, for tests of the flush itself). */
 #define HUM_WORLD_MAX_AGE_NS (5 * 1000 * 1000)
-void hum_store_publish_due(hum_store *st);
+void hum_store_flush_due(hum_store *st);
 void hum_store_set_world_max_age(hum_store *st, int64_t ns);
 /* What the store's rings share (sequence counter, chunk pool, epoch record):
  * for a ring outside any entry (tests) that takes its sequence from here. */

@@ -345,7 +345,8 @@ static void sleep_ms(long ms)
 
 /* One long loop iteration must not leave readers with an old world: a change
  * made while the world has been dirty for HUM_WORLD_MAX_AGE_NS publishes it,
- * and so does hum_store_publish_due. */
+ * and hum_store_flush_due flushes once that long has passed since the last
+ * flush (publishing, and reclaiming what the early publishes replaced). */
 static void test_world_max_age(void)
 {
 	const long wait_ms = HUM_WORLD_MAX_AGE_NS / 1000000 + 2;
@@ -355,23 +356,32 @@ static void test_world_max_age(void)
 	uint64_t g0 = hum_store_world(st)->generation;
 	hum_store_publish(st, a, hum_snap_clone(a->snap, "one"));
 	ok(hum_store_world(st)->generation == g0, "the change that makes the world dirty does not publish it");
-	hum_store_publish_due(st);
-	ok(hum_store_world(st)->generation == g0, "nor does publish_due right after it");
+	hum_store_set_world_max_age(st, 10LL * 1000000000); /* "right after", even on a loaded machine */
+	hum_store_flush_due(st);
+	ok(hum_store_world(st)->generation == g0, "nor does flush_due right after a flush");
+	hum_store_set_world_max_age(st, HUM_WORLD_MAX_AGE_NS);
 	sleep_ms(wait_ms);
-	hum_store_publish_due(st);
-	ok(hum_store_world(st)->generation == g0 + 1 && hum_store_world(st)->procs[0] == a->snap,
-	   "publish_due publishes a world dirty for longer than the maximum age");
+	hum_store_flush_due(st);
+	ok(hum_store_world(st)->generation == g0 + 1 && hum_store_world(st)->procs[0] == a->snap &&
+	   hum_store_pending_frees(st) == 0,
+	   "flush_due publishes and reclaims once the maximum age has passed");
 	hum_store_publish(st, a, hum_snap_clone(a->snap, "two"));
 	sleep_ms(wait_ms);
 	hum_store_publish(st, a, hum_snap_clone(a->snap, "three"));
 	ok(hum_store_world(st)->generation == g0 + 2 &&
-	   strcmp(hum_store_world(st)->procs[0]->reason, "three") == 0,
-	   "a change to a world dirty for longer publishes it, with that change");
+	   strcmp(hum_store_world(st)->procs[0]->reason, "three") == 0 && hum_store_pending_frees(st) > 0,
+	   "a change to a world dirty for longer publishes it, with that change, and reclaims nothing");
+	sleep_ms(wait_ms);
+	hum_store_flush_due(st);
+	ok(hum_store_world(st)->generation == g0 + 2 && hum_store_pending_frees(st) == 0,
+	   "flush_due then reclaims what it replaced, without a new world");
+	hum_store_flush_due(st);
+	ok(hum_store_world(st)->generation == g0 + 2, "and with nothing new, does nothing");
 	hum_store_set_world_max_age(st, -1);
 	hum_store_publish(st, a, hum_snap_clone(a->snap, "four"));
 	sleep_ms(wait_ms);
 	hum_store_publish(st, a, hum_snap_clone(a->snap, "five"));
-	hum_store_publish_due(st);
+	hum_store_flush_due(st);
 	ok(hum_store_world(st)->generation == g0 + 2, "without a maximum age only flushes publish");
 	hum_store_flush(st);
 	ok(hum_store_world(st)->generation == g0 + 3 && hum_store_pending_frees(st) == 0,

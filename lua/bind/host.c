@@ -274,8 +274,9 @@ static void deliver(hum_host *h, hum_event *ev)
 		hum_raw_timer_delivered(ev->id); /* only now may its id be reused */
 	hum_event_free(ev);
 	/* Up to 4096 events per iteration, each a Lua call that may start or
-	 * stop processes: the world must not wait for the end of them all. */
-	hum_store_publish_due(h->st);
+	 * stop processes: the world must not wait for the end of them all.
+	 * Between two events nothing holds a pointer into the store. */
+	hum_store_flush_due(h->st);
 }
 
 /* Kinds about hum as a whole, which may pass a state event that waits for

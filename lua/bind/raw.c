@@ -32,9 +32,14 @@ static hum_host *needhost(lua_State *L)
 	return H;
 }
 
+/* The process of id at idx, for a primitive about to act on it.  Lua has
+ * just called in and C holds no pointer into the store: the place where a
+ * long Lua loop over processes (a burst of starts, a shutdown) lets the
+ * store publish the world and reclaim what it replaced (store.h). */
 static hum_proc *checkproc(lua_State *L, int idx)
 {
 	needhost(L);
+	hum_store_flush_due(H->st);
 	lua_Integer id = luaL_checkinteger(L, idx);
 	hum_proc *p = id >= 0 ? hum_sup_get(H->sup, (uint32_t)id) : NULL;
 	if (!p)
@@ -557,7 +562,7 @@ static int l_clock(lua_State *L)
 static int l_guard(lua_State *L)
 {
 	if (H && H->st)
-		hum_store_publish_due(H->st);
+		hum_store_flush_due(H->st);
 	l_clock(L);
 	lua_pushnumber(L, (lua_Number)hum_memory_used());
 	lua_pushnumber(L, (lua_Number)hum_memory_limit());

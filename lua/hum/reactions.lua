@@ -163,10 +163,7 @@ local function resume(co, ...)
 	if not outer then debug.sethook(co) end
 	if not ok then
 		-- only reachable if the wrapper itself failed (out of memory)
-		if r then
-			if not r.memory_error then r.memory_error = tostring(a) end
-			finish(r, co, false, a)
-		end
+		if r then finish(r, co, false, a) end
 		return
 	end
 	local over = r and not r.memory_error and memory_over(raw.memory())
