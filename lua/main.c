@@ -14,6 +14,8 @@
 #include <lualib.h>
 
 #include "bind/host.h"
+#include "bind/memory.h"
+#include "sup/fds.h"
 #include "bind/modules.h"
 
 void hum_server_shutdown(void); /* api_server.c: stops the API thread if open */
@@ -54,6 +56,13 @@ static int open_raw(lua_State *L)
 
 int main(int argc, char **argv)
 {
+	/* First, before anything opens a descriptor: a closed 0, 1 or 2 would
+	 * be taken by the next open (the event loop's epoll, a log file) and
+	 * written to as stdout, or closed by a dup2 meant for it. */
+	(void)hum_fds_stdio();
+	/* Two pipes per process: the usual soft limit of 1024 would stop hum
+	 * near 500 processes (fds.h: children inherit the raised limit). */
+	(void)hum_fds_raise_limit(NULL, NULL);
 	/* Log chunks of 128 KiB come and go at the rate processes write.  With
 	 * glibc's defaults each is an mmap that faults every page in again and
 	 * an munmap on free (and trimming returns freed heap to the kernel);
@@ -67,6 +76,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hum: cannot create a Lua state\n");
 		return 1;
 	}
+	char merr[256];
+	if (hum_memory_install(L, merr, sizeof merr) < 0)
+		fprintf(stderr, "hum: %s\n", merr);
 	luaL_openlibs(L);
 	hum_modules_init(L, open_raw);
 

@@ -76,6 +76,9 @@ struct hum_store {
 	uint64_t world_gen;
 	uint32_t next_id;
 	bool world_dirty;
+	int64_t dirty_since_ns; /* CLOCK_MONOTONIC when the world became dirty */
+	int64_t last_flush_ns;  /* ... of the last hum_store_flush */
+	int64_t world_max_age_ns; /* hum_store_set_world_max_age */
 	hum_entry **live;       /* sorted by id (ids only grow, so append) */
 	size_t nlive, live_cap;
 	size_t reg_cap;         /* capacity of the current ck_hs map (tracked) */
@@ -277,6 +280,46 @@ static void reclaim(hum_store *st)
 	run_deferred(st, &deferred);
 }
 
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Every change readers see through the world comes here.  The world is
+ * normally published once per loop iteration (hum_store_flush), but one
+ * iteration can be long (a burst of a thousand spawns, a long reaction):
+ * a change made while the world has waited world_max_age_ns publishes it at
+ * once, so no reader sees a world older than that much of the writer's work.
+ * Cheap: one clock read when the world becomes dirty, and one per change
+ * while it stays dirty.  Nothing is reclaimed here: the caller may still use
+ * what it just replaced (a state hook gets the old snapshot), so the worlds
+ * replaced meanwhile wait for a flush (hum_store_flush_due bounds them). */
+static void mark_dirty(hum_store *st)
+{
+	if (!st->world_dirty) {
+		st->world_dirty = true;
+		st->dirty_since_ns = mono_ns();
+		return;
+	}
+	if (mono_ns() - st->dirty_since_ns >= st->world_max_age_ns)
+		hum_store_publish_world(st);
+}
+
+void hum_store_flush_due(hum_store *st)
+{
+	if (!st->world_dirty && hum_store_pending_frees(st) == 0)
+		return; /* nothing to publish or reclaim: no clock read */
+	if (mono_ns() - st->last_flush_ns >= st->world_max_age_ns)
+		hum_store_flush(st);
+}
+
+void hum_store_set_world_max_age(hum_store *st, int64_t ns)
+{
+	st->world_max_age_ns = ns < 0 ? INT64_MAX : ns;
+}
+
 static void snap_free_cb(ck_epoch_entry_t *e)
 {
 	free(e); /* epoch_entry is the first member of hum_snap */
@@ -308,6 +351,7 @@ hum_store *hum_store_new(size_t log_bytes_per_process)
 		return NULL;
 	}
 	memset(st, 0, sizeof *st);
+	st->world_max_age_ns = HUM_WORLD_MAX_AGE_NS;
 	st->log_bytes = log_bytes_per_process ? log_bytes_per_process : HUM_LOG_DEFAULT_BYTES;
 	if (getrandom(&st->seed, sizeof st->seed, GRND_NONBLOCK) != sizeof st->seed)
 		st->seed = (unsigned long)(uintptr_t)st ^ (unsigned long)time(NULL) * 0x9e3779b97f4a7c15ULL;
@@ -417,7 +461,7 @@ hum_entry *hum_store_add(hum_store *st, hum_snap *first)
 	st->live[st->nlive++] = e;
 	while (st->nlive * 2 > st->reg_cap) /* mirrors ck_hs's growth rule */
 		st->reg_cap <<= 1;
-	st->world_dirty = true;
+	mark_dirty(st);
 	return e;
 }
 
@@ -432,7 +476,7 @@ void hum_store_publish(hum_store *st, hum_entry *e, hum_snap *next)
 	 * pointer; readers load it with acquire (hum_entry_snap). */
 	hum_store_ptr_rel(&e->snap, next);
 	hum_store_retire(st, &old->epoch_entry, snap_free_cb);
-	st->world_dirty = true;
+	mark_dirty(st);
 }
 
 static size_t live_index(hum_store *st, uint32_t id)
@@ -461,9 +505,9 @@ void hum_store_remove(hum_store *st, hum_entry *e)
 	hum_logring_retire(&e->log);
 	hum_store_retire(st, &e->snap->epoch_entry, snap_free_cb);
 	hum_store_retire(st, &e->epoch_entry, entry_free_cb);
-	st->world_dirty = true;
 	st->reg_removed++;
 	reg_maybe_rebuild(st);
+	mark_dirty(st);
 }
 
 void hum_store_publish_world(hum_store *st)
@@ -491,6 +535,7 @@ void hum_store_flush(hum_store *st)
 	/* The world first: reclaim() does nothing while it is dirty. */
 	hum_store_publish_world(st);
 	reclaim(st);
+	st->last_flush_ns = mono_ns();
 }
 
 void hum_store_foreach(hum_store *st, int (*fn)(hum_entry *e, void *ud), void *ud)

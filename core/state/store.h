@@ -58,7 +58,7 @@ void hum_store_free(hum_store *st);
 hum_entry *hum_store_add(hum_store *st, hum_snap *first);
 /* Publishes `next` as e's snapshot: sets id, generation = old + 1, log (e's
  * ring) and checksum, swaps with release ordering, retires the old one and
- * marks the world dirty.  Called on state changes only: log lines go to the
+ * marks the world dirty (publishing it if it has waited its maximum age).  Called on state changes only: log lines go to the
  * ring and never republish a snapshot or the world. */
 void hum_store_publish(hum_store *st, hum_entry *e, hum_snap *next);
 /* Removes e from the registry and the world; e, its snapshot and its log are
@@ -72,6 +72,20 @@ void hum_store_remove(hum_store *st, hum_entry *e);
 void hum_store_flush(hum_store *st);
 /* Publishes the world now if dirty (the stress test and hum_store_flush). */
 void hum_store_publish_world(hum_store *st);
+/* How stale the world may get during one long loop iteration: a change made
+ * while the world has been dirty for HUM_WORLD_MAX_AGE_NS publishes it at
+ * once (add, publish and remove check).  Those publishes reclaim nothing
+ * (the caller may hold what it replaced), so a writer that works long
+ * between flushes also calls hum_store_flush_due where it holds no pointer
+ * into the store (between events it hands to Lua, when Lua calls into the
+ * supervisor): a full flush once HUM_WORLD_MAX_AGE_NS has passed since the
+ * last one, so the worlds replaced meanwhile are freed too.  Both are cheap:
+ * a branch when nothing changed, a clock read when something did.
+ * set_world_max_age changes the bound (ns; < 0: only hum_store_flush
+ * publishes, for tests of the flush itself). */
+#define HUM_WORLD_MAX_AGE_NS (5 * 1000 * 1000)
+void hum_store_flush_due(hum_store *st);
+void hum_store_set_world_max_age(hum_store *st, int64_t ns);
 /* What the store's rings share (sequence counter, chunk pool, epoch record):
  * for a ring outside any entry (tests) that takes its sequence from here. */
 hum_logbase *hum_store_logbase(hum_store *st);

@@ -238,7 +238,7 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 			close(pi[1]);
 		if (req->cwd && (e = bad_dir(req->cwd)) != 0)
 			return fail(err, errlen, "chdir", req->cwd, e);
-		if (rc == EAGAIN || rc == ENOMEM || rc == EMFILE || rc == ENFILE)
+		if (hum_spawn_transient(-rc)) /* hum's shortage, not the program's */
 			return fail(err, errlen, "posix_spawn", NULL, rc);
 		return fail(err, errlen, "exec", argv[0], rc);
 	}
@@ -247,4 +247,9 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	out->err_fd = pe[0];
 	out->in_fd = pi[1];
 	return 0;
+}
+
+bool hum_spawn_transient(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM || rc == -EAGAIN;
 }

@@ -5,6 +5,7 @@
 #ifndef HUM_LAUNCH_H
 #define HUM_LAUNCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -26,5 +27,10 @@ typedef struct hum_spawned {
 /* 0, or -errno with a text "<call>: <strerror>" in err (e.g. "exec: No such
  * file or directory", "chdir /x: No such file or directory"). */
 int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errlen);
+
+/* Whether a failure rc of hum_spawn is for lack of a resource (descriptors:
+ * EMFILE, ENFILE; memory: ENOMEM; processes: EAGAIN) rather than anything
+ * about the program: trying again later may work. */
+bool hum_spawn_transient(int rc);
 
 #endif

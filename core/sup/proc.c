@@ -10,7 +10,8 @@
  *   running/ready --exit--> succeeded | failed | backoff --timer--> running
  *   running/ready --stop--> stopping --exit (+sweep)--> stopped
  *   backoff/pending --stop--> stopped
- *   any idle state --start/restart--> running (spawn error: failed)
+ *   any idle state --start/restart--> running (spawn error: failed; short
+ *     of descriptors, memory or processes: backoff, retried by its timer)
  *   any start while the gate is closed --> pending (deferred, see below)
  * `starting` is never published here: posix_spawn is synchronous, so a spawn
  * either failed (failed, spawn_error) or the child is running.  A stopped run
@@ -31,7 +32,6 @@
  * <errno text>" through the log hook (stderr without one).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "sup_priv.h"
+#include "fds.h"
 #include "launch.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -161,7 +162,8 @@ static void proc_free(hum_proc *p)
 /* ---- spawn --------------------------------------------------------------------- */
 
 /* Publishes the snapshot that begins a start attempt (a new run): running
- * with its pid, or failed to spawn (pid 0, reason = the error, ended now). */
+ * with its pid; failed to spawn (pid 0, reason = the error, ended now); or
+ * back-off when the spawn failed for lack of a resource and is retried. */
 static void publish_attempt(hum_proc *p, int state, pid_t pid, const char *reason)
 {
 	hum_snap *n = sup_proc_next(p, reason);
@@ -178,13 +180,36 @@ static void publish_attempt(hum_proc *p, int state, pid_t pid, const char *reaso
 	n->term_signal = 0;
 	n->restarts = p->restarts;
 	n->run = p->run;
-	if (state == HUM_FAILED) {
+	if (state != HUM_RUNNING) {
 		n->ended_at_ms = n->changed_at_ms;
 	} else {
 		n->started_at_ms = n->changed_at_ms;
 		n->ended_at_ms = 0;
 	}
 	sup_proc_publish(p, n);
+}
+
+/* A spawn that failed for lack of descriptors, memory or processes says
+ * nothing about the program: hum (or the machine) is short of them for now,
+ * and will have them again once something exits.  So it is not `failed`
+ * (which would stay so for ever under policy "no", and is never retried):
+ * the process waits in `backoff` and is spawned again after
+ * SPAWN_RETRY_FIRST seconds, doubling up to SPAWN_RETRY_CAP, whatever its
+ * restart policy and without using its restart budget, until a spawn works
+ * or it is stopped.  The reason says why; Lua logs the first of a series
+ * (a state change), so a long shortage is not a flood of messages. */
+static void retry_spawn(hum_proc *p, const char *err)
+{
+	double d = SPAWN_RETRY_FIRST * (double)(1u << (p->spawn_retries < 6 ? p->spawn_retries : 6));
+	if (d > SPAWN_RETRY_CAP)
+		d = SPAWN_RETRY_CAP;
+	p->spawn_retries++;
+	char reason[640];
+	snprintf(reason, sizeof reason, "cannot spawn now: %s (retry %u in %gs)", err,
+		 p->spawn_retries, d);
+	ev_timer_set(&p->backoff_timer, d, 0);
+	ev_timer_start(p->sup->loop, &p->backoff_timer);
+	publish_attempt(p, HUM_BACKOFF, 0, reason);
 }
 
 int sup_proc_spawn(hum_proc *p, int why)
@@ -211,7 +236,7 @@ int sup_proc_spawn(hum_proc *p, int why)
 	p->run++;
 	p->stopping = p->killed = 0;
 	p->restart_after = WHY_NONE;
-	if (why != WHY_START)
+	if (why != WHY_START && why != WHY_RETRY)
 		p->restarts++;
 
 	char token[128], err[512];
@@ -223,10 +248,15 @@ int sup_proc_spawn(hum_proc *p, int why)
 	int rc = hum_spawn(&req, &sp, err, sizeof err);
 	if (rc < 0) {
 		p->cleaned = 1;
+		if (hum_spawn_transient(rc)) {
+			retry_spawn(p, err);
+			return 0; /* under way: it runs once the resource is back */
+		}
 		sup_log(s, p, "%s", err);
 		publish_attempt(p, HUM_FAILED, 0, err);
 		return rc;
 	}
+	p->spawn_retries = 0;
 	p->pid = p->pgid = sp.pid;
 	p->cleaned = 0;
 	p->started_mono = sup_mono();
@@ -256,13 +286,9 @@ hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st, const hum_sup_hooks *h
 		return NULL;
 	}
 	/* Pipes must never land on 0/1/2 (dup2 onto itself would keep
-	 * CLOEXEC); a closed standard fd gets /dev/null. */
-	for (int fd = 0; fd < 3; fd++)
-		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-			int nfd = open("/dev/null", O_RDWR);
-			if (nfd >= 0 && nfd != fd)
-				close(nfd); /* lower fd was free: cannot happen */
-		}
+	 * CLOEXEC).  main() did this first thing; a program that embeds the
+	 * supervisor may not have. */
+	(void)hum_fds_stdio();
 	/* A dead sentinel or output reader must not kill hum. */
 	signal(SIGPIPE, SIG_IGN);
 

@@ -134,10 +134,14 @@ int hum_sup_unguard_group(hum_sup *s, pid_t pgid);
  * stopped: once it is over); with the start gate closed, -EAGAIN and
  * `pending` instead (hum_proc_set_gate); a spawn error publishes state
  * failed with spawn_error=1 and reason "<call>: <errno text>" and returns
- * the -errno.  stop: cancels a pending restart; a live run ends as
- * `stopped` once all of it is gone; a finished run keeps its outcome and
- * its remaining processes get the stop signal and the grace.  restart:
- * stop, then start once the whole old run is gone. */
+ * the -errno — except a lack of descriptors, memory or processes
+ * (hum_spawn_transient), which publishes `backoff` with reason "cannot spawn
+ * now: <call>: <errno text> (retry N in Xs)", returns 0 and is spawned
+ * again later (0.1 s doubling to 5 s) until it works or is stopped.  stop:
+ * cancels a pending restart or retry; a live run ends as `stopped` once all
+ * of it is gone; a finished run keeps its outcome and its remaining
+ * processes get the stop signal and the grace.  restart: stop, then start
+ * once the whole old run is gone. */
 int hum_proc_start(hum_proc *p);
 int hum_proc_stop(hum_proc *p);
 int hum_proc_restart(hum_proc *p);

@@ -34,13 +34,16 @@
  * stayed up `reset_after` seconds resets the attempt count; after `max`
  * attempts the state stays failed ("... (gave up after N restarts)").
  * Spawn errors are never retried by the policy (they are not transient in
- * practice: missing binary, bad cwd).  A run ended by hum_proc_fail (a
- * liveness probe gave up) is stopped with the stop signal and grace, and
- * its exit is then a failure for the policy (policy "no" counts as
- * on-failure there), never a stop and never an immediate respawn.
- * Whether the new run may begin is not decided here: the backoff timer
- * calls sup_proc_spawn, which defers it to `pending` while the process's
- * start gate is closed (proc.c, hum_proc_set_gate).
+ * practice: missing binary, bad cwd), except a lack of descriptors, memory
+ * or processes, which is hum's, not the program's: that attempt waits in
+ * `backoff` on the same timer and is retried whatever the policy (proc.c,
+ * retry_spawn).  A run ended by hum_proc_fail (a liveness probe gave up) is
+ * stopped with the stop signal and grace, and its exit is then a failure
+ * for the policy (policy "no" counts as on-failure there), never a stop and
+ * never an immediate respawn.  Whether the new run may begin is not decided
+ * here: the backoff timer calls sup_proc_spawn, which defers it to
+ * `pending` while the process's start gate is closed (proc.c,
+ * hum_proc_set_gate).
  *
  * Groups and recycled ids.  A process group id is ours only while the group
  * is not empty, and hum cannot see it empty out (a member may be reaped by
@@ -411,7 +414,7 @@ void sup_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void sup_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	hum_proc *p = (hum_proc *)((char *)w - offsetof(hum_proc, backoff_timer));
-	sup_proc_spawn(p, WHY_POLICY);
+	sup_proc_spawn(p, p->spawn_retries ? WHY_RETRY : WHY_POLICY);
 }
 
 /* ---- setup ---------------------------------------------------------------------------- */

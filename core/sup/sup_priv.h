@@ -29,8 +29,14 @@
 
 #define PIDMAP_SIZE 1024 /* buckets of the pid -> record map (power of two) */
 
-/* Why a run starts: also the value of hum_proc.restart_after. */
-enum { WHY_NONE = 0, WHY_START, WHY_RESTART, WHY_POLICY };
+/* Why a run starts: also the value of hum_proc.restart_after.  WHY_RETRY:
+ * again after a spawn that failed for lack of a resource (not a restart). */
+enum { WHY_NONE = 0, WHY_START, WHY_RESTART, WHY_POLICY, WHY_RETRY };
+
+/* Delays before a spawn that failed for lack of a resource is tried again
+ * (proc.c, retry_spawn): seconds, doubling from the first up to the cap. */
+#define SPAWN_RETRY_FIRST 0.1
+#define SPAWN_RETRY_CAP 5.0
 
 /* One pipe being read.  A stream belongs to one run of one process; when a
  * new run starts while a descendant of the old one still holds its pipe,
@@ -116,6 +122,8 @@ struct hum_proc {
 	double started_mono;
 	uint64_t forks0;     /* sup_total_forks() before this run's spawn */
 	unsigned attempts;   /* policy restarts since the last reset */
+	unsigned spawn_retries; /* spawns in a row that failed for lack of a
+				 * resource (the backoff timer retries them) */
 	uint32_t restarts;   /* every restart ever (policy and manual) */
 	int wstatus;         /* exit status kept for a deferred final state */
 	uint8_t stopping;    /* stop requested for this run */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "state/logring.h"
 #include "state/snap.h"
@@ -87,6 +88,8 @@ static void test_snap(void)
 static void test_registry(void)
 {
 	hum_store *st = hum_store_new(0);
+	/* what follows checks what flushes publish (test_world_max_age: the rest) */
+	hum_store_set_world_max_age(st, -1);
 	hum_reader *rd = hum_reader_new(st);
 	ok(st && rd, "store and reader");
 	hum_read_begin(rd);
@@ -333,10 +336,64 @@ static void test_logring(void)
 	hum_store_free(st);
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { 0, ms * 1000000 };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* One long loop iteration must not leave readers with an old world: a change
+ * made while the world has been dirty for HUM_WORLD_MAX_AGE_NS publishes it,
+ * and hum_store_flush_due flushes once that long has passed since the last
+ * flush (publishing, and reclaiming what the early publishes replaced). */
+static void test_world_max_age(void)
+{
+	const long wait_ms = HUM_WORLD_MAX_AGE_NS / 1000000 + 2;
+	hum_store *st = hum_store_new(0);
+	hum_entry *a = hum_store_add(st, hum_snap_new(NULL, "a", NULL, NULL));
+	hum_store_flush(st);
+	uint64_t g0 = hum_store_world(st)->generation;
+	hum_store_publish(st, a, hum_snap_clone(a->snap, "one"));
+	ok(hum_store_world(st)->generation == g0, "the change that makes the world dirty does not publish it");
+	hum_store_set_world_max_age(st, 10LL * 1000000000); /* "right after", even on a loaded machine */
+	hum_store_flush_due(st);
+	ok(hum_store_world(st)->generation == g0, "nor does flush_due right after a flush");
+	hum_store_set_world_max_age(st, HUM_WORLD_MAX_AGE_NS);
+	sleep_ms(wait_ms);
+	hum_store_flush_due(st);
+	ok(hum_store_world(st)->generation == g0 + 1 && hum_store_world(st)->procs[0] == a->snap &&
+	   hum_store_pending_frees(st) == 0,
+	   "flush_due publishes and reclaims once the maximum age has passed");
+	hum_store_publish(st, a, hum_snap_clone(a->snap, "two"));
+	sleep_ms(wait_ms);
+	hum_store_publish(st, a, hum_snap_clone(a->snap, "three"));
+	ok(hum_store_world(st)->generation == g0 + 2 &&
+	   strcmp(hum_store_world(st)->procs[0]->reason, "three") == 0 && hum_store_pending_frees(st) > 0,
+	   "a change to a world dirty for longer publishes it, with that change, and reclaims nothing");
+	sleep_ms(wait_ms);
+	hum_store_flush_due(st);
+	ok(hum_store_world(st)->generation == g0 + 2 && hum_store_pending_frees(st) == 0,
+	   "flush_due then reclaims what it replaced, without a new world");
+	hum_store_flush_due(st);
+	ok(hum_store_world(st)->generation == g0 + 2, "and with nothing new, does nothing");
+	hum_store_set_world_max_age(st, -1);
+	hum_store_publish(st, a, hum_snap_clone(a->snap, "four"));
+	sleep_ms(wait_ms);
+	hum_store_publish(st, a, hum_snap_clone(a->snap, "five"));
+	hum_store_flush_due(st);
+	ok(hum_store_world(st)->generation == g0 + 2, "without a maximum age only flushes publish");
+	hum_store_flush(st);
+	ok(hum_store_world(st)->generation == g0 + 3 && hum_store_pending_frees(st) == 0,
+	   "the flush publishes and reclaims what the early publishes retired");
+	hum_store_free(st);
+}
+
 int main(void)
 {
 	test_snap();
 	test_registry();
+	test_world_max_age();
 	test_logring();
 	return done_testing();
 }

@@ -13,6 +13,7 @@
 #include <lauxlib.h>
 
 #include "host.h"
+#include "memory.h"
 #include "signames.h"
 
 hum_host *hum_host_current;
@@ -226,10 +227,16 @@ int hum_lua_pcall(lua_State *L, int nargs, int nresults)
 	int rc = lua_pcall(L, nargs, nresults, base);
 	lua_remove(L, base);
 	if (rc != 0) {
-		hum_host_report(hum_host_current, "lua error: %s",
-				lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+		const char *msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "?";
+		if (rc == LUA_ERRMEM || hum_memory_tripped())
+			hum_host_report(hum_host_current, "lua error: %s (the Lua heap is limited to "
+					"%zu MiB: HUM_LUA_MEMORY or hum.limits { lua_memory = ... })",
+					msg, hum_memory_limit() >> 20);
+		else
+			hum_host_report(hum_host_current, "lua error: %s", msg);
 		lua_pop(L, 1);
 	}
+	hum_memory_settle(L);
 	return rc;
 }
 
@@ -266,6 +273,10 @@ static void deliver(hum_host *h, hum_event *ev)
 	if (!ev->line && strcmp(ev->kind, "timer") == 0)
 		hum_raw_timer_delivered(ev->id); /* only now may its id be reused */
 	hum_event_free(ev);
+	/* Up to 4096 events per iteration, each a Lua call that may start or
+	 * stop processes: the world must not wait for the end of them all.
+	 * Between two events nothing holds a pointer into the store. */
+	hum_store_flush_due(h->st);
 }
 
 /* Kinds about hum as a whole, which may pass a state event that waits for

@@ -17,6 +17,7 @@
 #include <lua.h>
 
 #include "host.h"
+#include "memory.h"
 #include "signames.h"
 #include "state/select.h"
 
@@ -32,9 +33,14 @@ static hum_host *needhost(lua_State *L)
 	return H;
 }
 
+/* The process of id at idx, for a primitive about to act on it.  Lua has
+ * just called in and C holds no pointer into the store: the place where a
+ * long Lua loop over processes (a burst of starts, a shutdown) lets the
+ * store publish the world and reclaim what it replaced (store.h). */
 static hum_proc *checkproc(lua_State *L, int idx)
 {
 	needhost(L);
+	hum_store_flush_due(H->st);
 	lua_Integer id = luaL_checkinteger(L, idx);
 	hum_proc *p = id >= 0 ? hum_sup_get(H->sup, (uint32_t)id) : NULL;
 	if (!p)
@@ -586,6 +592,20 @@ static int l_clock(lua_State *L)
 	return 1;
 }
 
+/* raw.guard() -> monotonic seconds, Lua heap bytes, its limit [-0, +3]
+ * What a long reaction checks every few thousand instructions (hum.reactions'
+ * hook): its run time, its memory, and — since the loop is busy with it —
+ * whether the world snapshot has waited too long to be published. */
+static int l_guard(lua_State *L)
+{
+	if (H && H->st)
+		hum_store_flush_due(H->st);
+	l_clock(L);
+	lua_pushnumber(L, (lua_Number)hum_memory_used());
+	lua_pushnumber(L, (lua_Number)hum_memory_limit());
+	return 3;
+}
+
 /* raw.ncpu() -> number of online processors [-0, +1] */
 static int l_ncpu(lua_State *L)
 {
@@ -640,7 +660,7 @@ static int l_executable(lua_State *L)
 
 static const luaL_Reg fns[] = {
 	{ "getcwd", l_getcwd }, { "executable", l_executable },
-	{ "environ", l_environ }, { "ncpu", l_ncpu }, { "clock", l_clock },
+	{ "environ", l_environ }, { "ncpu", l_ncpu }, { "clock", l_clock }, { "guard", l_guard },
 	{ "set_dispatch", l_set_dispatch }, { "add", l_add }, { "start", l_start },
 	{ "stop", l_stop }, { "restart", l_restart }, { "signal", l_signal },
 	{ "set_pending", l_set_pending }, { "set_ready", l_set_ready },
@@ -660,6 +680,7 @@ int luaopen_hum_raw(lua_State *L)
 	luaL_register(L, NULL, fns);
 	hum_raw_async_register(L);
 	hum_raw_server_register(L);
+	hum_raw_memory_register(L);
 	lua_pushinteger(L, HUM_SERVICE); lua_setfield(L, -2, "SERVICE");
 	lua_pushinteger(L, HUM_TASK);    lua_setfield(L, -2, "TASK");
 	lua_pushinteger(L, HUM_RESTART_NO);         lua_setfield(L, -2, "RESTART_NO");

@@ -274,7 +274,28 @@ function hum.exec(cmd, opts)
 				stdout = out, stderr = errout, error = e })
 		end)
 	if not id then return nil, err end
-	return coroutine.yield()
+	return reactions.yield()
+end
+
+-- hum.limits { name = value, ... }: bounds a config may change.  One entry
+-- per limit: a function that applies the value or returns nil, message.
+hum.limit_setters = {
+	-- bytes, or a size such as "512M" (lua/bind/memory.h)
+	lua_memory = raw.memory_limit,
+}
+function hum.limits(t)
+	if type(t) ~= "table" then error("hum.limits: expected a table { lua_memory = ... }", 2) end
+	for k, v in pairs(t) do
+		local set = hum.limit_setters[k]
+		if not set then
+			local known = {}
+			for name in pairs(hum.limit_setters) do known[#known + 1] = name end
+			table.sort(known)
+			error(("hum.limits: unknown limit %q (known: %s)"):format(tostring(k), table.concat(known, ", ")), 2)
+		end
+		local ok, err = set(v)
+		if not ok then error(("hum.limits: %s: %s"):format(k, err), 2) end
+	end
 end
 
 -- Messages from scripts appear in hum's output, marked as hum's own.

@@ -4,15 +4,18 @@
 -- Every reaction runs in its own coroutine, started from the dispatcher (the
 -- one protected entry point C calls).  Its body runs under xpcall with a
 -- traceback handler, so an error is reported with file:line and the
--- supervisor goes on; a reaction that fails `max_failures` times in a row is
--- disabled with a message.  A helper that would block yields the coroutine;
--- the watcher that completes it (a timer, a state change, an exec) resumes it.
+-- supervisor goes on; a reaction that fails `max_failures` times in a row,
+-- or `window_failures` times within `window` seconds (one that fails every
+-- other time never fails 5 times in a row), is disabled with a message.  A
+-- helper that would block yields the coroutine; the watcher that completes
+-- it (a timer, a state change, an exec) resumes it.
 local raw = require "hum.raw"
 local limits = require "hum.limits"
 
 local M = {}
 
 M.max_failures = 5
+M.window_failures, M.window = 10, 60
 M.log = function(msg) raw.log(msg) end
 
 local owner = setmetatable({}, { __mode = "k" }) -- coroutine -> reaction
@@ -25,34 +28,128 @@ end
 M.live = 0        -- reactions started and not finished (some may be suspended)
 M.on_settled = nil -- called when the last live reaction finishes
 
+local function disable(r, why)
+	if r.disabled then return end
+	r.disabled = true
+	M.log(("reaction %s disabled %s"):format(r.label or "?", why))
+end
+
+-- Records a failure of r now; returns how many fell within the window (a
+-- reaction is disabled at window_failures, so it keeps at most that many).
+local function failed_in_window(r, now)
+	local kept = {}
+	for _, t in ipairs(r.fail_times or {}) do
+		if t > now - M.window then kept[#kept + 1] = t end
+	end
+	kept[#kept + 1] = now
+	r.fail_times = kept
+	return #kept
+end
+
 local function finish(r, co, ok, err)
 	owner[co] = nil
 	M.live = M.live - 1
 	if M.live == 0 and M.on_settled then M.on_settled() end
-	if ok then
+	if ok and not r.memory_error then
 		r.failures = 0
 		return
 	end
 	r.failures = (r.failures or 0) + 1
-	M.log(("reaction %s failed: %s"):format(r.label or "?", tostring(err)))
-	if r.failures >= M.max_failures and not r.disabled then
-		r.disabled = true
-		M.log(("reaction %s disabled after %d consecutive failures"):format(r.label or "?", r.failures))
+	if not ok then
+		M.log(("reaction %s failed: %s"):format(r.label or "?", tostring(err)))
+		-- the allocator refused it memory (lua/bind/memory.h)
+		if not r.memory_error and tostring(err):find("not enough memory", 1, true) then
+			r.memory_error = ("an allocation would have passed the limit of %d MiB"):format(
+				select(2, raw.memory()) / 2 ^ 20)
+		end
+	end
+	local recent = failed_in_window(r, raw.clock())
+	if r.memory_error then
+		-- Its data is garbage now: free it at once (and pace the
+		-- collector for the smaller heap).  It would most likely do the
+		-- same again, at the same cost to every other reaction.
+		M.collect()
+		disable(r, "after exceeding the Lua memory limit: " .. r.memory_error)
+	elseif r.failures >= M.max_failures then
+		disable(r, ("after %d consecutive failures"):format(r.failures))
+	elseif recent >= M.window_failures then
+		disable(r, ("after %d failures within %gs"):format(recent, M.window))
 	end
 end
+
+-- Memory guard.  The Lua heap is limited (hum.limits { lua_memory }, or
+-- HUM_LUA_MEMORY; lua/bind/memory.h): past the limit every allocation fails,
+-- whoever makes it.  Reactions are stopped before that: when the heap holds
+-- more than `memory_share` of the limit after a full collection, the
+-- reaction that was running (the one that just grew it) is stopped with an
+-- error naming the memory limit, and disabled.  It is checked in the hook
+-- below, while a reaction runs, and after every resume, so a reaction that
+-- allocates a little between sleeps is caught too.  A full collection costs
+-- time in proportion to the heap, so it runs only once the heap has grown by
+-- 1/64 of the limit since the last one found it over.
+M.memory_share = 7 / 8
+local checked_at = 0
+
+-- A full collection; returns the live heap and the limit.  Garbage counts
+-- until collected, and with the default pause (200%) the heap grows to twice
+-- its live size before a cycle starts: the pause is set so that a heap near
+-- the limit is collected in time, and back to 200% once it is small again.
+function M.collect()
+	collectgarbage()
+	local used, limit = raw.memory()
+	local bar = limit * M.memory_share
+	collectgarbage("setpause", math.max(100, math.min(200, math.floor(100 * bar / math.max(used, 1)))))
+	checked_at = used > bar and used or 0
+	return used, limit
+end
+
+local function memory_over(used, limit)
+	if used <= limit * M.memory_share or used < checked_at + limit / 64 then return nil end
+	used, limit = M.collect()
+	if used <= limit * M.memory_share then return nil end
+	return ("the Lua heap holds %d MiB after a full collection, more than %g%% of its %d MiB limit " ..
+		"(hum.limits { lua_memory = ... } or HUM_LUA_MEMORY)"):format(used / 2 ^ 20,
+		M.memory_share * 100, limit / 2 ^ 20)
+end
+
+-- Resumed into a suspended reaction to stop it: the helper it waits in
+-- raises the message that comes with it (see yield), so the reaction
+-- unwinds, its memory becomes garbage and its error is reported.
+local STOP = {}
+local function unless_stopped(a, b, ...)
+	if a == STOP then error(b, 0) end
+	return a, b, ...
+end
+-- What helpers yield with: coroutine.yield, except for a reaction stopped
+-- while it waits.
+local function yield(...)
+	return unless_stopped(coroutine.yield(...))
+end
+M.yield = yield
 
 -- Runaway guard: while a reaction runs, a count hook checks the time every
 -- few thousand VM instructions and raises an error once it has run for
 -- `runaway_limit` seconds without yielding.  LuaJIT's compiled traces do not
 -- check hooks, so the config file's functions run with the JIT off (see
 -- hum.config); code in modules a config requires stays compiled, and a tight
--- loop there is only reported once it returns.
+-- loop there is only reported once it returns (the memory limit still holds
+-- there: the allocator enforces it).  The same hook checks the memory guard
+-- and lets C publish the world snapshot if it has waited (raw.guard).
 M.runaway_limit = tonumber(os.getenv("HUM_REACTION_LIMIT") or "") or 5
 local deadline
-local function runaway_hook()
-	if deadline and raw.clock() > deadline then
+local function guard_hook()
+	local now, used, limit = raw.guard()
+	if deadline and now > deadline then
 		deadline = nil
 		error(("runaway reaction: ran for more than %gs without yielding"):format(M.runaway_limit), 2)
+	end
+	local over = memory_over(used, limit)
+	if over then
+		local r = owner[coroutine.running()]
+		if r then r.memory_error = over end
+		-- no position: the instruction the hook stopped at may be
+		-- anywhere (a metamethod, a helper); the traceback names the line
+		error("memory limit: " .. over, 0)
 	end
 end
 
@@ -61,7 +158,7 @@ local function resume(co, ...)
 	local r = owner[co]
 	local outer = deadline
 	deadline = raw.clock() + M.runaway_limit
-	debug.sethook(co, runaway_hook, "", 1000)
+	debug.sethook(co, guard_hook, "", 1000)
 	local ok, a, b = coroutine.resume(co, ...)
 	deadline = outer
 	if not outer then debug.sethook(co) end
@@ -69,6 +166,13 @@ local function resume(co, ...)
 		-- only reachable if the wrapper itself failed (out of memory)
 		if r then finish(r, co, false, a) end
 		return
+	end
+	local over = r and not r.memory_error and memory_over(raw.memory())
+	if over then
+		r.memory_error = over
+		if coroutine.status(co) == "suspended" then
+			return resume(co, STOP, "memory limit: " .. over)
+		end
 	end
 	if coroutine.status(co) == "dead" and r then
 		finish(r, co, a, b)
@@ -134,7 +238,7 @@ function M.sleep(s)
 	limits.need(s, "hum.sleep", 2, "hum.sleep: the delay")
 	local co = current("hum.sleep")
 	new_timer(s, 0, function() resume(co) end)
-	return coroutine.yield()
+	return yield()
 end
 
 local Handle = {}
@@ -178,7 +282,7 @@ local function timer_handle(after, every, fn, name)
 	return h
 end
 
--- no tail calls: error levels and the label's line count stack frames
+-- Not tail calls: the label names the caller's line, four levels up.
 function M.after(s, fn)
 	local h = timer_handle(s, nil, fn, "hum.after")
 	return h
@@ -211,7 +315,7 @@ function M.wait_any(keys, timeout, helper)
 			resume(co, nil, "timeout")
 		end)
 	end
-	return coroutine.yield()
+	return yield()
 end
 
 -- Removes waiter w from the lists of all its keys.
