@@ -143,9 +143,12 @@ void hum_api_do_ps_(client *c, const char *id, size_t idlen)
 
 /* Fills a->sels (in id order) from the selectors in `names` (a string or an
  * array of strings; NULL or empty: every process), each selecting what
- * state/select.h says, as every control command does.  Inside a read
- * section.  Returns 0, or -1 with a message in err. */
-static int select_procs(hum_api *a, const hum_world *w, const hum_jval *names, char *err, size_t errlen)
+ * state/select.h says, as every control command does.  With sys non-NULL
+ * (logs), hum's own log counts as one more name, HUM_SYS_NAME: *sys tells
+ * whether it is selected.  Inside a read section.  Returns 0, or -1 with a
+ * message in err. */
+static int select_procs(hum_api *a, const hum_world *w, const hum_jval *names, bool *sys,
+			char *err, size_t errlen)
 {
 	uint32_t count = w ? w->count : 0;
 	a->nsel = 0;
@@ -156,6 +159,8 @@ static int select_procs(hum_api *a, const hum_world *w, const hum_jval *names, c
 	}
 	bool all = !names || (names->type == HUM_JARR && names->count == 0);
 	memset(a->mark, all, count);
+	if (sys)
+		*sys = all;
 	if (!all) {
 		const hum_jval *one = names->type == HUM_JSTR ? names : names->child;
 		for (const hum_jval *v = one; v; v = names->type == HUM_JSTR ? NULL : v->next) {
@@ -167,6 +172,8 @@ static int select_procs(hum_api *a, const hum_world *w, const hum_jval *names, c
 			if (hum_select_parse(&sel, v->str, v->len, err, errlen) < 0)
 				return -1;
 			bool any = false;
+			if (sys && hum_select_match(&sel, HUM_SYS_NAME, 0, NULL))
+				*sys = any = true;
 			for (uint32_t i = 0; i < count; i++) {
 				if (hum_select_snap(&sel, w->procs[i])) {
 					a->mark[i] = 1;
@@ -208,7 +215,7 @@ void hum_api_do_status_(client *c, const hum_jval *req, const char *id, size_t i
 	hum_buf *b = &c->out;
 	hum_read_begin(a->rd);
 	const hum_world *w = hum_store_world(a->st);
-	if (select_procs(a, w, names, err, sizeof err) < 0) {
+	if (select_procs(a, w, names, NULL, err, sizeof err) < 0) {
 		hum_read_end(a->rd);
 		hum_api_send_error_(c, id, idlen, "%s", err);
 		return;
@@ -476,7 +483,8 @@ void hum_api_do_logs_(client *c, const hum_jval *req, const char *id, size_t idl
 
 	hum_read_begin(a->rd);
 	const hum_world *w = hum_store_world(a->st);
-	if (select_procs(a, w, names, err, sizeof err) < 0) {
+	bool sys;
+	if (select_procs(a, w, names, &sys, err, sizeof err) < 0) {
 		hum_read_end(a->rd);
 		hum_api_filter_free_(&f);
 		hum_api_send_error_(c, id, idlen, "%s", err);
@@ -485,15 +493,15 @@ void hum_api_do_logs_(client *c, const hum_jval *req, const char *id, size_t idl
 	/* Entries and commit horizons, fixed for both passes and the follow
 	 * cursors.  A ring's lines commit in seq order, so a line committed
 	 * after its horizon was read has a larger seq: it is the follower's. */
-	size_t nsel = a->nsel;
+	size_t nsel = a->nsel + sys; /* hum's own log last */
 	bool oom = !hum_api_grow_((void **)&a->ents, &a->capents, nsel + 1, sizeof *a->ents) ||
 		   !hum_api_grow_((void **)&a->hz, &a->caphz, nsel + 1, sizeof *a->hz);
 	a->nref = a->nrec = 0;
 	a->bytes.len = 0;
 	a->bytes.oom = false;
 	for (size_t i = 0; i < nsel && !oom; i++) {
-		hum_entry *e = hum_store_lookup(a->st, a->sels[i]->name);
-		a->ents[i] = e && e->id == a->sels[i]->id ? e : NULL;
+		hum_entry *e = i == a->nsel ? hum_store_sys(a->st) : hum_store_lookup(a->st, a->sels[i]->name);
+		a->ents[i] = e && (i == a->nsel || e->id == a->sels[i]->id) ? e : NULL;
 		a->hz[i] = a->ents[i] ? hum_logring_last_seq(&e->log) : 0;
 	}
 	uint64_t threshold = UINT64_MAX, total = 0;
@@ -502,7 +510,7 @@ void hum_api_do_logs_(client *c, const hum_jval *req, const char *id, size_t idl
 		for (size_t i = 0; i < nsel && !oom; i++) {
 			if (!a->ents[i])
 				continue;
-			pass1 p = { a, &f, a->hz[i], strlen(a->sels[i]->name), false };
+			pass1 p = { a, &f, a->hz[i], strlen(a->ents[i]->name), false };
 			if (plain)
 				hum_logring_tail_upto(&a->ents[i]->log, a->hz[i], n, pass1_cb, &p);
 			else
@@ -535,7 +543,7 @@ void hum_api_do_logs_(client *c, const hum_jval *req, const char *id, size_t idl
 			oom = p.oom;
 		}
 		/* lines counts what was committed up to at least the horizon */
-		if (follow && add_cursor(c, a->sels[i]->id, pname, a->hz[i],
+		if (follow && add_cursor(c, a->ents[i]->id, pname, a->hz[i],
 					 hum_load_u64_relaxed(&a->ents[i]->log.lines)) < 0)
 			follow_oom = true;
 	}
@@ -625,7 +633,7 @@ static void follow_poll(hum_api *a, client *c)
 		cursor *k = &c->cur[i];
 		if (k->gone)
 			continue;
-		hum_entry *e = hum_store_lookup(a->st, k->name);
+		hum_entry *e = k->id == HUM_SYS_ID ? hum_store_sys(a->st) : hum_store_lookup(a->st, k->name);
 		if (!e || e->id != k->id) {
 			k->gone = true;
 			continue;
