@@ -94,10 +94,15 @@ hum.service "idle" { cmd = "exec sleep 1000" }
 		S.write(go, "")
 		local code = S.run({ "down", "-f", file }, { cwd = dir })
 		assert.are.equal(0, code)
-		local text = S.wait(function()
+		local ok, text = pcall(S.wait, function()
 			local t = S.read(dir .. "/out") or ""
 			return t:find("hum stopped", 1, true) and t
 		end, 60, "the output to end")
+		if not ok then
+			local t = S.read(dir .. "/out") or ""
+			local p = io.popen("ps aux | grep " .. q(dir) .. " | grep -v grep")
+			error(("the output did not end: %d bytes, tail %q; processes:\n%s"):format(#t, t:sub(-300), p:read("*a")))
+		end
 		local dropped = tonumber(text:match("(%d+) lines dropped from output %(it did not keep up%)"))
 		assert.is_truthy(dropped, "a line says how many were dropped")
 		local seen, last, torn = 0, 0, 0

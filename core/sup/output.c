@@ -188,8 +188,9 @@ static void lost(hum_output *o, uint64_t n)
 }
 
 /* Room for need more bytes: write what the output takes first, then grow
- * (a non-blocking output that is not stalled, up to OUT_MAX).  false: the
- * line cannot be queued (see lost). */
+ * (a non-blocking output, up to OUT_MAX; while stalled only for hum's own
+ * lines, few and the ones that say what happened).  false: the line cannot
+ * be queued (see lost). */
 static uint64_t count_lines(const char *p, const char *end)
 {
 	uint64_t n = 0;
@@ -198,7 +199,7 @@ static uint64_t count_lines(const char *p, const char *end)
 	return n;
 }
 
-static bool room_slow(hum_output *o, size_t need)
+static bool room_slow(hum_output *o, size_t need, bool sys)
 {
 	drain(o);
 	if (o->off) {
@@ -215,7 +216,7 @@ static bool room_slow(hum_output *o, size_t need)
 		o->len = 0;
 		return need <= o->cap;
 	}
-	if (o->blocking || o->stalled || o->cap >= OUT_MAX)
+	if (o->blocking || (o->stalled && !sys) || o->cap >= OUT_MAX)
 		return false;
 	size_t cap = o->cap * 2;
 	while (cap < o->len + need)
@@ -234,7 +235,7 @@ static inline void put_line(hum_output *o, const char *pre, size_t prelen, const
 {
 	/* dim + timestamp + prefix + bytes + reset + newline */
 	size_t need = 4 + 8 + prelen + l->len + 4 + 1;
-	if (o->len + need > o->cap && !room_slow(o, need)) {
+	if (o->len + need > o->cap && !room_slow(o, need, l->stream == HUM_STREAM_SYS)) {
 		lost(o, 1);
 		return;
 	}

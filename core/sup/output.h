@@ -20,9 +20,9 @@
  *     (pipes drained at a child's exit, hum's own messages).  An output
  *     that takes nothing at all for HUM_OUTPUT_STALL seconds (a terminal
  *     stopped with Ctrl-S, a pager nobody scrolls) really does not keep up:
- *     the children are let go again, and lines that do not fit under
- *     OUT_HIGH are dropped whole (never torn) and counted, until it takes
- *     something again.  Once the buffer has drained, a line says
+ *     the children are let go again, and lines that do not fit in the
+ *     buffer (no longer grown, except for hum's own few lines) are dropped
+ *     whole (never torn) and counted, until it takes something again.  Once the buffer has drained, a line says
  *     "N lines dropped from output (...)".
  * A write that fails (ENOSPC, EIO, EPIPE, EFBIG...) does not stop hum nor
  * the output for good: what was queued and every line until writing works
