@@ -42,25 +42,20 @@ for k = 1, 4 do hum.task("writer-" .. k) { cmd = { "$FIX/flood", "%d" } } end
 ]]):format(N)
 	local names = { "writer-1", "writer-2", "writer-3", "writer-4" }
 
-	it("into a file, gets every line of four fast writers, in order, and drops nothing", function()
-		local file, dir = S.config(FLOOD)
-		assert.are.equal(0, up_into(file, dir, "> " .. q(dir .. "/out")))
-		local text = S.read(dir .. "/out")
-		local missing, bad = check_floods(text, names, N)
-		assert.are.equal(0, missing, "lines missing")
-		assert.are.equal(0, bad, "lines out of order or repeated")
-		assert.is_nil(text:find("dropped", 1, true), "no line was dropped")
-	end)
-
-	it("into a pipe that keeps up, gets every line too (the writers wait, nothing is dropped)", function()
-		local file, dir = S.config(FLOOD)
-		assert.are.equal(0, up_into(file, dir, "| cat > " .. q(dir .. "/out")))
-		local text = S.read(dir .. "/out")
-		local missing, bad = check_floods(text, names, N)
-		assert.are.equal(0, missing, "lines missing")
-		assert.are.equal(0, bad, "lines out of order or repeated")
-		assert.is_nil(text:find("dropped", 1, true), "no line was dropped")
-	end)
+	for _, case in ipairs {
+		{ "into a file, gets every line of four fast writers, in order, and drops nothing", "> %s" },
+		{ "into a pipe that keeps up, gets every line too (the writers wait, nothing is dropped)", "| cat > %s" },
+	} do
+		it(case[1], function()
+			local file, dir = S.config(FLOOD)
+			assert.are.equal(0, up_into(file, dir, case[2]:format(q(dir .. "/out"))))
+			local text = S.read(dir .. "/out")
+			local missing, bad = check_floods(text, names, N)
+			assert.are.equal(0, missing, "lines missing")
+			assert.are.equal(0, bad, "lines out of order or repeated")
+			assert.is_nil(text:find("dropped", 1, true), "no line was dropped")
+		end)
+	end
 
 	it("into a pipe nobody reads, keeps supervising; lines are dropped whole after a stall, counted and said", function()
 		local M = 80000
@@ -242,6 +237,10 @@ hum.after(0.2, function() print("from a reaction") end)
 		-- a process selector alone does not bring hum's lines
 		code, out = u:hum({ "logs", "w" })
 		assert.is_nil(out:find("from a reaction", 1, true), out)
+		-- its ring's counters: ps's "hum" object (not a process)
+		local ps = u:ask({ cmd = "ps" })
+		assert.is_true(ps.hum.lines >= 2 and ps.hum.bytes > 0 and ps.hum.dropped == 0)
+		for _, p in ipairs(ps.procs) do assert.are_not.equal("hum", p.name) end
 	end)
 
 	it("a follower gets what processes print while stopping, then hum's last line and why it ended", function()

@@ -131,7 +131,15 @@ void hum_api_do_ps_(client *c, const char *id, size_t idlen)
 	hum_json_u64(b, w ? w->generation : 0);
 	hum_buf_puts(b, ",\"time\":");
 	hum_json_ms(b, hum_api_now_ms_());
-	hum_buf_puts(b, ",\"procs\":[");
+	/* hum's own log ring (not a process): its counters */
+	hum_logcounts k = hum_logring_counts(&hum_store_sys(a->st)->log);
+	hum_buf_puts(b, ",\"hum\":{\"lines\":");
+	hum_json_u64(b, k.lines);
+	hum_buf_puts(b, ",\"bytes\":");
+	hum_json_u64(b, k.bytes);
+	hum_buf_puts(b, ",\"dropped\":");
+	hum_json_u64(b, k.dropped);
+	hum_buf_puts(b, "},\"procs\":[");
 	for (uint32_t i = 0; w && i < w->count; i++) {
 		if (i)
 			hum_buf_putc(b, ',');

@@ -8,7 +8,11 @@
  * reads per event per pipe (a short read means the pipe is empty), so one
  * flooding child cannot starve the others.  EOF flushes the partial last line
  * and closes the pipe.  The child is never blocked by hum except by the pipe
- * itself: hum reads whenever the pipe is readable and never writes to it.
+ * itself: hum reads whenever the pipe is readable and never writes to it —
+ * unless a bounded consumer of the lines asks to pause (the Lua line queue
+ * for one process, the foreground printer behind a slow terminal for all:
+ * hum_proc_pause_output, hum_sup_pause_output); then the child waits on its
+ * full pipe, as it would writing to that terminal itself.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -607,18 +607,6 @@ void hum_output_lines(hum_output *o, uint32_t id, const char *name,
 	pressure_update(o);
 }
 
-void hum_output_sys(hum_output *o, const char *fmt, ...)
-{
-	char msg[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	queue_sys(o, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
-}
-
 int hum_output_flush(hum_output *o)
 {
 	if (!o->err && !ev_is_active(&o->wio))

@@ -84,10 +84,6 @@ void hum_output_free(hum_output *o);
  * Lines of stream HUM_STREAM_SYS are hum's own (name "hum"). */
 void hum_output_lines(hum_output *o, uint32_t id, const char *name,
 		      const hum_line *lines, size_t n);
-/* Queues one of hum's own messages, formatted, as a sys line (for callers
- * that keep no log ring: the host logs through its ring instead). */
-void hum_output_sys(hum_output *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 /* Writes what is queued.  Returns 0, or -errno while writing fails (the
  * failure is counted and retried: see above).  -EAGAIN is not an error: the
  * rest goes out when the fd is writable again (an ev_io watcher). */

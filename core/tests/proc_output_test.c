@@ -122,7 +122,8 @@ static void test_format(void)
 	   "grow the column");
 	if (strcmp(got, want))
 		printf("# got:\n%s# want:\n%s", got, want);
-	hum_output_sys(o, "started %d processes", 3);
+	hum_line sys = mk("started 3 processes", HUM_STREAM_SYS, t);
+	hum_output_lines(o, 0, "hum", &sys, 1);
 	hum_output_flush(o);
 	slurp(p[0], got, sizeof got);
 	ok(strlen(got) > 9 && !strcmp(got + 8, " hum      * started 3 processes\n"),
