@@ -220,11 +220,9 @@ static void sys_lines(hum_host *h, const char *msg, size_t len, bool print)
 		bool last = !cont && !nl;
 		if (n == sizeof ls / sizeof ls[0] || last) {
 			hum_logring_commit(r);
-			if (!print)
-				;
-			else if (h->out)
+			if (print && h->out)
 				hum_output_lines(h->out, HUM_SYS_ID, HUM_SYS_NAME, ls, n);
-			else
+			else if (print) /* before the printer exists */
 				for (size_t i = 0; i < n; i++)
 					fprintf(stderr, "hum: %.*s\n", (int)ls[i].len, ls[i].data);
 			n = 0;

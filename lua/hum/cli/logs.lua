@@ -63,6 +63,9 @@ function M.logs(opts, pos)
 	local c, code = conn.connect(opts)
 	if not c then return code end
 	local color = fmt.want_color() and not opts.json
+	-- on a terminal, a colour a line leaves on must not spill into the next
+	-- prefix (as in hum up's output)
+	local tty = raw.isatty(1) and not opts.json
 	-- names -> ids (colours as in hum up's output) and the column width
 	local ids, names = {}, {}
 	if not opts.json then
@@ -108,13 +111,12 @@ function M.logs(opts, pos)
 				local sys = l.stream == "sys"
 				local sep = l.stream == "err" and (color and " \027[31m!\027[0m " or " ! ")
 					or sys and " * " or " \226\148\130 "
+				local reset = tty and l.line:find("\027", 1, true) and "\027[0m" or ""
 				if color then
 					local paint = sys and "1" or fmt.PALETTE[(ids[l.name] or 0) % #fmt.PALETTE + 1]
-					-- a colour the line leaves on must not spill into the next prefix
-					local reset = l.line:find("\027", 1, true) and "\027[0m" or ""
 					out:write("\027[2m", ts, "\027[0m \027[", paint, "m", name, "\027[0m", sep, l.line, reset, "\n")
 				else
-					out:write(ts, " ", name, sep, l.line, "\n")
+					out:write(ts, " ", name, sep, l.line, reset, "\n")
 				end
 			end
 			if opts.follow and #line < 4096 then out:flush() end
