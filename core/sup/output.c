@@ -541,6 +541,11 @@ static void rotate(hum_output *o, bool by_size)
 
 int hum_output_set_file(hum_output *o, const char *path, uint64_t max_bytes, int flags)
 {
+	/* Rotation dup2()s over o->fd: it must be that very file, never
+	 * whatever else got its number. */
+	struct stat a, b;
+	if (fstat(o->fd, &a) != 0 || lstat(path, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return -EBADF;
 	char *p = strdup(path);
 	if (p == NULL)
 		return -ENOMEM;

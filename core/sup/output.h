@@ -102,7 +102,8 @@ void hum_output_set_hooks(hum_output *o, hum_output_pressure_fn pressure,
 /* The output (fd) is the log file at path: rotate it to path.1 once it has
  * max_bytes (0: HUM_LOGFILE_MAX); other fds that refer to the same file
  * (stderr) follow it.  flags HUM_LOGFILE_ROTATE: start a new file now (what
- * is queued goes to the old one first).  0 or -errno. */
+ * is queued goes to the old one first).  0, -EBADF when fd is not the file
+ * at path (nothing changes then), or -errno. */
 int hum_output_set_file(hum_output *o, const char *path, uint64_t max_bytes, int flags);
 /* Opens the log file's path again (logfile.h) and writes there from now on:
  * for SIGUSR1 after an external rotation.  0, -EINVAL when the output is not

@@ -203,8 +203,12 @@ static int l_detach(lua_State *L)
 		dup2(null, 0);
 		dup2(out, 1);
 		dup2(out, 2);
-		close(null);
-		close(out);
+		/* with a standard fd closed at start, open() may have returned
+		 * it: closing that would undo the dup2 above */
+		if (null > 2)
+			close(null);
+		if (out > 2)
+			close(out);
 		detach_fd = p[1];
 		lua_pushliteral(L, "child");
 		lua_pushinteger(L, getpid());

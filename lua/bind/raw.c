@@ -554,9 +554,9 @@ static int l_output(lua_State *L)
 	return 0;
 }
 
-/* raw.output_file(path [, max_bytes [, rotate]]): the output is hum's log
- * file at path (rotated to path.1 at max_bytes, default 64 MiB; with
- * rotate, at once). [-3, +0, raises] */
+/* raw.output_file(path [, max_bytes [, rotate]]) -> true | nil, message:
+ * the output is hum's log file at path (rotated to path.1 at max_bytes,
+ * default 64 MiB; with rotate, at once). [-3, +1|2, raises] */
 static int l_output_file(lua_State *L)
 {
 	needhost(L);
@@ -566,9 +566,13 @@ static int l_output_file(lua_State *L)
 		return luaL_error(L, "raw.output_file before raw.output");
 	int rc = hum_output_set_file(H->out, path, max > 0 ? (uint64_t)max : 0,
 				     lua_toboolean(L, 3) ? HUM_LOGFILE_ROTATE : 0);
-	if (rc < 0)
-		return luaL_error(L, "raw.output_file: %s", strerror(-rc));
-	return 0;
+	if (rc < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, rc == -EBADF ? "the output is not that file" : strerror(-rc));
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
 }
 
 /* raw.output_reopen() -> true | nil, message: opens the log file's path

@@ -303,7 +303,8 @@ function M.start(file, opts)
 	if lf then
 		-- a new file per run (the previous run's is hum.log.1), headed with
 		-- the date; rotated by size too (HUM_LOG_MAX bytes, default 64 MiB)
-		raw.output_file(lf.path, tonumber(os.getenv("HUM_LOG_MAX") or ""), true)
+		local ok, err = raw.output_file(lf.path, tonumber(os.getenv("HUM_LOG_MAX") or ""), true)
+		if not ok then raw.log(("%s: not rotated: %s"):format(lf.path, err)) end
 		raw.log(("%s: hum up -d (pid %d) for %s; the previous run's log is %s.1")
 			:format(os.date("%Y-%m-%d %H:%M:%S %z"), lf.pid, lf.config, lf.path))
 		if lf.replaced then raw.log(lf.replaced) end
