@@ -46,6 +46,17 @@ static void put_nullable_ms(hum_buf *b, int64_t ms)
 		hum_buf_put(b, "null", 4);
 }
 
+/* "lines":N,"bytes":N,"dropped":N */
+static void put_counts(hum_buf *b, const hum_logcounts *k)
+{
+	hum_buf_puts(b, "\"lines\":");
+	hum_json_u64(b, k->lines);
+	hum_buf_puts(b, ",\"bytes\":");
+	hum_json_u64(b, k->bytes);
+	hum_buf_puts(b, ",\"dropped\":");
+	hum_json_u64(b, k->dropped);
+}
+
 static void put_proc(hum_buf *b, const hum_snap *s)
 {
 	hum_buf_puts(b, "{\"name\":");
@@ -104,12 +115,8 @@ static void put_proc(hum_buf *b, const hum_snap *s)
 	hum_json_cstr(b, s->reason ? s->reason : "");
 	/* Log counters from the ring, not the snapshot (logring.h). */
 	hum_logcounts k = hum_logring_counts(s->log);
-	hum_buf_puts(b, ",\"lines\":");
-	hum_json_u64(b, k.lines);
-	hum_buf_puts(b, ",\"bytes\":");
-	hum_json_u64(b, k.bytes);
-	hum_buf_puts(b, ",\"dropped\":");
-	hum_json_u64(b, k.dropped);
+	hum_buf_putc(b, ',');
+	put_counts(b, &k);
 	hum_buf_puts(b, ",\"first_seq\":");
 	hum_json_u64(b, k.first_seq);
 	hum_buf_puts(b, ",\"last_seq\":");
@@ -133,12 +140,8 @@ void hum_api_do_ps_(client *c, const char *id, size_t idlen)
 	hum_json_ms(b, hum_api_now_ms_());
 	/* hum's own log ring (not a process): its counters */
 	hum_logcounts k = hum_logring_counts(&hum_store_sys(a->st)->log);
-	hum_buf_puts(b, ",\"hum\":{\"lines\":");
-	hum_json_u64(b, k.lines);
-	hum_buf_puts(b, ",\"bytes\":");
-	hum_json_u64(b, k.bytes);
-	hum_buf_puts(b, ",\"dropped\":");
-	hum_json_u64(b, k.dropped);
+	hum_buf_puts(b, ",\"hum\":{");
+	put_counts(b, &k);
 	hum_buf_puts(b, "},\"procs\":[");
 	for (uint32_t i = 0; w && i < w->count; i++) {
 		if (i)
