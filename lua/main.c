@@ -40,6 +40,9 @@ static int l_run(lua_State *L)
 	if (!hum_host_current)
 		return luaL_error(L, "raw.run before raw.init");
 	ev_run(host.loop, 0);
+	/* hum's last log line, before the API thread stops (the teardown
+	 * that follows): `hum logs -f` ends with it, and so does the output. */
+	hum_host_report(&host, "hum stopped (exit status %d)", host.exit_code);
 	lua_pushinteger(L, host.exit_code);
 	return 1;
 }

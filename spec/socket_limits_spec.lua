@@ -118,7 +118,7 @@ end
 		end, nil, "9,000 lines")
 		local c = u:connect()
 		c:send('{"cmd":"logs","n":100000,"id":"big"}\n')
-		local last, count, per = 0, 0, {}
+		local last, count, per, own = 0, 0, {}, 0
 		while true do
 			local v = assert(c:read_json(20))
 			if v.ok ~= nil then
@@ -130,13 +130,19 @@ end
 			assert.is_true(v.seq > last, "seq order")
 			last = v.seq
 			count = count + 1
-			local n, i = v.line:match("^(%a) (%d+)$")
-			assert.are.equal(v.name, n)
-			assert.are.equal((per[n] or 0) + 1, tonumber(i), "no line lost or repeated")
-			per[n] = tonumber(i)
+			-- hum's own lines (name hum, stream sys) come along: counted apart
+			if v.name == "hum" then
+				assert.are.equal("sys", v.stream)
+				own = own + 1
+			else
+				local n, i = v.line:match("^(%a) (%d+)$")
+				assert.are.equal(v.name, n)
+				assert.are.equal((per[n] or 0) + 1, tonumber(i), "no line lost or repeated")
+				per[n] = tonumber(i)
+			end
 		end
 		c:close()
-		assert.are.equal(9000, count)
+		assert.are.equal(9000, count - own)
 	end)
 
 	it("holds a bounded amount of memory for clients that do not read", function()

@@ -58,6 +58,17 @@ static void put_nullable_ms(hum_buf *b, int64_t ms)
 		hum_buf_put(b, "null", 4);
 }
 
+/* "lines":N,"bytes":N,"dropped":N */
+static void put_counts(hum_buf *b, const hum_logcounts *k)
+{
+	hum_buf_puts(b, "\"lines\":");
+	hum_json_u64(b, k->lines);
+	hum_buf_puts(b, ",\"bytes\":");
+	hum_json_u64(b, k->bytes);
+	hum_buf_puts(b, ",\"dropped\":");
+	hum_json_u64(b, k->dropped);
+}
+
 void hum_api_put_proc_(hum_buf *b, const hum_snap *s)
 {
 	hum_buf_puts(b, "{\"name\":");
@@ -127,12 +138,8 @@ void hum_api_put_proc_(hum_buf *b, const hum_snap *s)
 	hum_json_cstr(b, s->reason ? s->reason : "");
 	/* Log counters from the ring, not the snapshot (logring.h). */
 	hum_logcounts k = hum_logring_counts(s->log);
-	hum_buf_puts(b, ",\"lines\":");
-	hum_json_u64(b, k.lines);
-	hum_buf_puts(b, ",\"bytes\":");
-	hum_json_u64(b, k.bytes);
-	hum_buf_puts(b, ",\"dropped\":");
-	hum_json_u64(b, k.dropped);
+	hum_buf_putc(b, ',');
+	put_counts(b, &k);
 	hum_buf_puts(b, ",\"first_seq\":");
 	hum_json_u64(b, k.first_seq);
 	hum_buf_puts(b, ",\"last_seq\":");
@@ -154,7 +161,11 @@ void hum_api_do_ps_(client *c, const char *id, size_t idlen)
 	hum_json_u64(b, w ? w->generation : 0);
 	hum_buf_puts(b, ",\"time\":");
 	hum_json_ms(b, hum_api_now_ms_());
-	hum_buf_puts(b, ",\"procs\":[");
+	/* hum's own log ring (not a process): its counters */
+	hum_logcounts hk = hum_logring_counts(&hum_store_sys(a->st)->log);
+	hum_buf_puts(b, ",\"hum\":{");
+	put_counts(b, &hk);
+	hum_buf_puts(b, "},\"procs\":[");
 	for (uint32_t i = 0; w && i < w->count; i++) {
 		if (i)
 			hum_buf_putc(b, ',');
@@ -166,9 +177,11 @@ void hum_api_do_ps_(client *c, const char *id, size_t idlen)
 
 /* Fills a->sels (in id order) from the request's selectors (none: every
  * process), each selecting what state/select.h says, as every control
- * command does.  Inside a read section.  Returns 0, or -1 with a message in
- * err. */
-static int select_procs(hum_api *a, const hum_world *w, const hum_req *r, char *err, size_t errlen)
+ * command does.  With sys non-NULL (logs), hum's own log counts as one more
+ * name, HUM_SYS_NAME: *sys tells whether it is selected.  Inside a read
+ * section.  Returns 0, or -1 with a message in err. */
+static int select_procs(hum_api *a, const hum_world *w, const hum_req *r, bool *sys,
+			char *err, size_t errlen)
 {
 	uint32_t count = w ? w->count : 0;
 	a->nsel = 0;
@@ -178,12 +191,16 @@ static int select_procs(hum_api *a, const hum_world *w, const hum_req *r, char *
 		return -1;
 	}
 	memset(a->mark, r->nnames == 0, count);
+	if (sys)
+		*sys = r->nnames == 0;
 	for (size_t k = 0; k < r->nnames; k++) {
 		const char *text = hum_req_name(r, k);
 		hum_selector sel;
 		if (hum_select_parse(&sel, text, strlen(text), err, errlen) < 0)
 			return -1;
 		bool any = false;
+		if (sys && hum_select_match(&sel, HUM_SYS_NAME, 0, NULL))
+			*sys = any = true;
 		for (uint32_t i = 0; i < count; i++) {
 			if (hum_select_snap(&sel, w->procs[i])) {
 				a->mark[i] = 1;
@@ -210,7 +227,7 @@ void hum_api_do_status_(client *c, const hum_req *r)
 	hum_buf *b = &c->out;
 	hum_read_begin(a->rd);
 	const hum_world *w = hum_store_world(a->st);
-	if (select_procs(a, w, r, err, sizeof err) < 0) {
+	if (select_procs(a, w, r, NULL, err, sizeof err) < 0) {
 		hum_read_end(a->rd);
 		hum_api_send_error_(c, id, idlen, "%s", err);
 		return;
@@ -422,7 +439,8 @@ void hum_api_do_logs_(client *c, const hum_req *r)
 
 	hum_read_begin(a->rd);
 	const hum_world *w = hum_store_world(a->st);
-	if (select_procs(a, w, r, err, sizeof err) < 0) {
+	bool sys;
+	if (select_procs(a, w, r, &sys, err, sizeof err) < 0) {
 		hum_read_end(a->rd);
 		hum_api_filter_free_(f);
 		hum_api_send_error_(c, id, idlen, "%s", err);
@@ -431,15 +449,15 @@ void hum_api_do_logs_(client *c, const hum_req *r)
 	/* Entries and commit horizons, fixed for the answer and the follow
 	 * cursors.  A ring's lines commit in seq order, so a line committed
 	 * after its horizon was read has a larger seq: it is the follower's. */
-	size_t nsel = a->nsel;
+	size_t nsel = a->nsel + sys; /* hum's own log last */
 	bool failed = !hum_api_grow_((void **)&a->ents, &a->capents, nsel + 1, sizeof *a->ents) ||
 		      !hum_api_grow_((void **)&a->hz, &a->caphz, nsel + 1, sizeof *a->hz);
 	if (failed)
 		hum_api_seterr_(err, sizeof err, "out of memory");
 	a->nref = 0;
 	for (size_t i = 0; i < nsel && !failed; i++) {
-		hum_entry *e = hum_store_lookup(a->st, a->sels[i]->name);
-		a->ents[i] = e && e->id == a->sels[i]->id ? e : NULL;
+		hum_entry *e = i == a->nsel ? hum_store_sys(a->st) : hum_store_lookup(a->st, a->sels[i]->name);
+		a->ents[i] = e && (i == a->nsel || e->id == a->sels[i]->id) ? e : NULL;
 		a->hz[i] = a->ents[i] ? hum_logring_last_seq(&e->log) : 0;
 	}
 	/* the newest n matching lines: the seq of the oldest of them */
@@ -468,7 +486,7 @@ void hum_api_do_logs_(client *c, const hum_req *r)
 		if (!a->ents[i])
 			continue;
 		/* lines counts what was committed up to at least the horizon */
-		if (hum_api_add_cursor_(c, a->sels[i]->id, a->ents[i]->name, a->hz[i],
+		if (hum_api_add_cursor_(c, a->ents[i]->id, a->ents[i]->name, a->hz[i],
 			       hum_load_u64_relaxed(&a->ents[i]->log.lines)) < 0) {
 			hum_api_seterr_(err, sizeof err, "out of memory");
 			failed = true;
@@ -560,7 +578,7 @@ static int stream_slice(hum_api *a, client *c, char *err, size_t errlen)
 		cursor *k = &c->cur[i];
 		if (k->done)
 			continue;
-		hum_entry *e = hum_store_lookup(a->st, k->name);
+		hum_entry *e = k->id == HUM_SYS_ID ? hum_store_sys(a->st) : hum_store_lookup(a->st, k->name);
 		if (!e || e->id != k->id) {
 			k->done = true; /* removed: its lines went with it */
 			continue;
@@ -747,7 +765,7 @@ void hum_api_follow_poll_(hum_api *a, client *c)
 		cursor *k = &c->cur[i];
 		if (k->gone)
 			continue;
-		hum_entry *e = hum_store_lookup(a->st, k->name);
+		hum_entry *e = k->id == HUM_SYS_ID ? hum_store_sys(a->st) : hum_store_lookup(a->st, k->name);
 		if (!e || e->id != k->id) {
 			k->gone = true;
 			continue;

@@ -717,6 +717,11 @@ static void reply_cb(struct ev_loop *loop, ev_async *w, int revents)
 static void stop_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
 	hum_api *a = w->data;
+	/* A follower gets everything until the end: what was committed since
+	 * the last poll (lines processes printed while stopping, hum's last
+	 * message) goes out before the end object. */
+	if (a->nfollow)
+		hum_api_follow_cb_(loop, &a->follow_timer, 0);
 	while (a->clients) {
 		client *c = a->clients;
 		if (c->following && !c->broken) {

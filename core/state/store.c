@@ -73,6 +73,7 @@ struct hum_store {
 	size_t log_bytes;
 	/* writer only from here */
 	hum_logbase logbase;    /* what the rings share: seq, chunk pool, epoch record */
+	hum_entry *sys;         /* hum's own log (HUM_SYS_NAME); constant */
 	uint64_t world_gen;
 	uint32_t next_id;
 	bool world_dirty;
@@ -335,6 +336,11 @@ static void entry_free_cb(ck_epoch_entry_t *e)
 	free(e); /* its ring's chunks and its snapshot were retired separately */
 }
 
+hum_entry *hum_store_sys(hum_store *st)
+{
+	return st->sys;
+}
+
 hum_logbase *hum_store_logbase(hum_store *st)
 {
 	return &st->logbase;
@@ -359,12 +365,19 @@ hum_store *hum_store_new(size_t log_bytes_per_process)
 	ck_epoch_register(&st->epoch, &st->wrec, NULL);
 	hum_logbase_init(&st->logbase, &st->wrec);
 	st->world = calloc(1, sizeof(hum_world)); /* empty, generation 0: never NULL */
-	if (st->world == NULL || reg_rebuild(st, REG_MIN_CAP) < 0) {
+	st->sys = calloc(1, sizeof *st->sys + sizeof HUM_SYS_NAME);
+	if (st->world == NULL || st->sys == NULL || reg_rebuild(st, REG_MIN_CAP) < 0) {
 		free(st->world);
+		free(st->sys);
 		free(st);
 		errno = ENOMEM;
 		return NULL;
 	}
+	/* Like a process's entry, but outside the registry and the world;
+	 * complete before any reader exists (hum_reader_new comes after). */
+	st->sys->id = HUM_SYS_ID;
+	memcpy(st->sys->name, HUM_SYS_NAME, sizeof HUM_SYS_NAME);
+	hum_logring_init(&st->sys->log, &st->logbase, st->log_bytes);
 	/* The first registry retired nothing; the world pointer and box are
 	 * published before any reader exists (hum_reader_new comes after). */
 	return st;
@@ -387,6 +400,8 @@ void hum_store_free(hum_store *st)
 		free(e->snap);
 		free(e);
 	}
+	hum_logring_destroy(&st->sys->log);
+	free(st->sys);
 	free(st->live);
 	free(st->world);
 	if (st->reg != NULL) {

@@ -37,6 +37,15 @@ typedef struct hum_entry {
 	char name[];        /* registry key; equals snap->name */
 } hum_entry;
 
+/* hum's own log: an entry named HUM_SYS_NAME with id HUM_SYS_ID (no process
+ * has either: process ids start at 1) whose ring holds hum's own messages
+ * (stream HUM_STREAM_SYS), sequenced with every process's lines.  It is in
+ * neither the registry nor the world and has no snapshot (snap is NULL), so
+ * `ps` never lists it; readers reach it through hum_store_sys, which any
+ * thread may call: the entry lives as long as the store. */
+#define HUM_SYS_NAME "hum"
+#define HUM_SYS_ID 0
+
 /* The world: every live process's snapshot at one generation, sorted by id. */
 typedef struct hum_world {
 	ck_epoch_entry_t epoch_entry;
@@ -97,6 +106,10 @@ size_t hum_store_count(hum_store *st);         /* live entries */
  * cb(entry) runs from a later hum_store_flush (or hum_store_free) once no
  * read section that could have seen it is still open.  Writer only. */
 void hum_store_retire(hum_store *st, ck_epoch_entry_t *entry, ck_epoch_cb_t *cb);
+
+/* hum's own log entry (see HUM_SYS_NAME): the writer appends to its ring,
+ * readers read it inside a section like any other ring. */
+hum_entry *hum_store_sys(hum_store *st);
 
 /* Readers (any thread) ------------------------------------------------------ */
 /* One reader record per thread; registering allocates, reading never does.

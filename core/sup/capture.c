@@ -8,7 +8,11 @@
  * reads per event per pipe (a short read means the pipe is empty), so one
  * flooding child cannot starve the others.  EOF flushes the partial last line
  * and closes the pipe.  The child is never blocked by hum except by the pipe
- * itself: hum reads whenever the pipe is readable and never writes to it.
+ * itself: hum reads whenever the pipe is readable and never writes to it —
+ * unless a bounded consumer of the lines asks to pause (the Lua line queue
+ * for one process, the foreground printer behind a slow terminal for all:
+ * hum_proc_pause_output, hum_sup_pause_output); then the child waits on its
+ * full pipe, as it would writing to that terminal itself.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -87,8 +91,25 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	hum_stream *st = (hum_stream *)w;
 	for (int i = 0; i < READS_PER_EVENT; i++)
-		if (read_once(st) < HUM_READ_SIZE)
-			break; /* empty, closed, or drained by a short read */
+		if (read_once(st) < HUM_READ_SIZE || !ev_is_active(w))
+			break; /* empty, closed, drained by a short read, or paused
+				* by a consumer of the lines it just read */
+}
+
+/* Whether st's pipe is read: neither its process nor every process is
+ * paused (hum_proc_pause_output, hum_sup_pause_output). */
+static bool wanted(const hum_stream *st)
+{
+	return !st->p->output_paused && !st->p->sup->output_paused;
+}
+
+static void rewatch(hum_stream *st)
+{
+	hum_sup *s = st->p->sup;
+	if (wanted(st) && !ev_is_active(&st->io))
+		ev_io_start(s->loop, &st->io);
+	else if (!wanted(st) && ev_is_active(&st->io))
+		ev_io_stop(s->loop, &st->io);
 }
 
 int sup_stream_open(hum_proc *p, int fd, int kind)
@@ -102,7 +123,7 @@ int sup_stream_open(hum_proc *p, int fd, int kind)
 	st->p = p;
 	st->kind = (uint8_t)kind;
 	ev_io_init(&st->io, io_cb, fd, EV_READ);
-	if (!p->output_paused)
+	if (wanted(st))
 		ev_io_start(s->loop, &st->io);
 	st->next = s->streams;
 	if (s->streams)
@@ -143,14 +164,18 @@ void hum_proc_pause_output(hum_proc *p, bool pause)
 	p->output_paused = pause;
 	/* Every open pipe of p, also those of earlier runs that a descendant
 	 * still holds.  A paused pipe at EOF is closed when it is read again. */
-	for (hum_stream *st = s->streams; st; st = st->next) {
-		if (st->p != p)
-			continue;
-		if (pause)
-			ev_io_stop(s->loop, &st->io);
-		else
-			ev_io_start(s->loop, &st->io);
-	}
+	for (hum_stream *st = s->streams; st; st = st->next)
+		if (st->p == p)
+			rewatch(st);
+}
+
+void hum_sup_pause_output(hum_sup *s, bool pause)
+{
+	if (s->output_paused == pause)
+		return;
+	s->output_paused = pause;
+	for (hum_stream *st = s->streams; st; st = st->next)
+		rewatch(st);
 }
 
 void sup_stream_close_all(hum_sup *s)

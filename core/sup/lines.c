@@ -55,7 +55,11 @@ size_t hum_lbuf_split(hum_lbuf *b, char *scratch, size_t n, bool eof, hum_line *
 		char *nl = memchr(scan, '\n', (size_t)(end - scan));
 		if (nl == NULL)
 			break;
-		size_t len = (size_t)(nl - p);
+		/* "\r\n" ends a line like "\n" (Windows-born and network
+		 * tools): the \r is not part of the line, so probes, patterns
+		 * and readers never see it.  A lone \r stays (progress bars). */
+		char *stop = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
+		size_t len = (size_t)(stop - p);
 		while (len > HUM_LINE_MAX) {
 			emit(out, &k, p, HUM_LINE_MAX, HUM_LINE_CONT);
 			p += HUM_LINE_MAX;

@@ -10,6 +10,8 @@
  * buffer: they are valid until the next read into it.
  *
  * Rules: a line is the bytes before '\n' (the newline is not part of it);
+ * "\r\n" ends a line like '\n' (the '\r' is not part of it either, also
+ * across reads and long-line splits); a lone '\r' is kept (progress bars);
  * a line longer than HUM_LINE_MAX becomes pieces of HUM_LINE_MAX bytes marked
  * HUM_LINE_CONT, the last piece unmarked; bytes left at EOF form a line
  * marked HUM_LINE_PARTIAL; NUL bytes and invalid UTF-8 pass through as is.

@@ -1,10 +1,18 @@
 /*
  * output.c — the foreground printer (see output.h for the contract).
  *
- * Owns: the output buffer and, when it could reopen the terminal or pipe,
- * its own non-blocking file description.  Loop thread only.  The buffer
- * holds whole formatted lines; a line that does not fit is dropped whole
- * (never a torn line), counted, and reported once the output drains.
+ * Owns: the output buffer, the flow state towards the output (back-pressure,
+ * stall, failed writes), the log file's path and rotation and, when it could
+ * reopen the terminal or pipe, its own non-blocking file description.  Loop
+ * thread only.  The buffer holds whole formatted lines; a line is dropped
+ * or counted as unwritten whole, never torn by hum (a failing write may cut
+ * one: the next successful write starts on a new line).
+ *
+ * Hot path: hum_output_lines formats the prefix (padded or cut name,
+ * colours, separator) once per batch, then per line copies the cached
+ * timestamp, the prefix and the bytes — no syscall, no allocation.  Writes
+ * happen in hum_output_flush (once per loop iteration) or when the buffer
+ * is full.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,11 +26,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "logfile.h"
 #include "output.h"
+#include "state/store.h" /* HUM_SYS_NAME */
 
-#define OUT_CAP (1u << 20)   /* queued bytes while the output is slow */
-#define WIDTH_MAX 32         /* longer names are printed whole, unpadded */
-#define FREE_WAIT_MS 1000    /* hum_output_free's last chance to drain */
+#define OUT_HIGH (1u << 20)   /* pending bytes: ask for back-pressure above */
+#define OUT_LOW (256u << 10)  /* ... and release it below */
+#define OUT_MAX (16u << 20)   /* the buffer never grows beyond */
+#define FREE_WAIT_MS 1000     /* at exit: give up on an output that takes nothing */
+#define FREE_WAIT_MAX_MS 10000 /* ... or that is still not done after this */
+/* A formatted prefix after the timestamp: colours, the name (up to 4 bytes
+ * per column) and its padding, the separator. */
+#define PRE_MAX (48 + 4 * HUM_OUTPUT_WIDTH_MAX)
 
 /* Stable per-process colours (no red: red marks stderr). */
 static const char *const palette[] = { "36", "33", "32", "35", "34",
@@ -34,15 +49,36 @@ struct hum_output {
 	int fd;              /* where we write (maybe our reopened copy) */
 	int caller_fd;
 	int restore_flags;   /* caller_fd's flags to restore, or -1 */
-	bool own_fd, color, dead;
-	ev_io wio;           /* active while waiting for the fd to be writable */
-	char *buf;
-	size_t off, len;     /* unwritten bytes: buf[off, len) */
-	uint64_t dropped, unreported;
+	bool own_fd, color, tty;
+	bool blocking;       /* a regular file: writes complete or fail */
+	bool width_fixed;
 	size_t width;
+	ev_io wio;           /* active while waiting for the fd to take more */
+	ev_timer stall_w;    /* while paused: did the output take anything? */
+	ev_timer retry_w;    /* while err: try writing again */
+	char *buf;
+	size_t off, len, cap; /* unwritten bytes: buf[off, len) */
+	/* flow */
+	bool paused;         /* told the pressure hook to pause */
+	bool stalled;        /* took nothing for stall_s while paused: drop */
+	bool at_bol;         /* the last byte written ended a line */
+	int err;             /* errno of the failure being waited out, or 0 */
+	int64_t failed_at;   /* when writing began to fail (ms) */
+	uint64_t progress, stall_mark; /* successful writes (for the stall check) */
+	double stall_s;
+	uint64_t dropped, drop_unreported, unwritten, unwritten_unreported;
+	hum_output_pressure_fn pressure;
+	hum_output_note_fn note;
+	void *ud;
+	/* the log file (hum_output_set_file) */
+	char *path;
+	uint64_t max_bytes, size;
 	int64_t ts_sec;      /* cached local time of ts_sec */
 	char ts[9];          /* "HH:MM:SS" */
 };
+
+static void drain(hum_output *o);
+static size_t format_sys(hum_output *o, const char *msg, size_t mlen, char *out);
 
 static const char *stamp(hum_output *o, int64_t ms)
 {
@@ -68,172 +104,540 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Room for need more bytes, compacting first; false if it cannot fit. */
-static bool room(hum_output *o, size_t need)
+/* Formatting ------------------------------------------------------------------ */
+
+/* Columns of a name: its UTF-8 characters (bytes that start one). */
+static size_t columns(const char *s, size_t n)
 {
-	if (o->len + need <= OUT_CAP)
-		return true;
+	size_t c = 0;
+	for (size_t i = 0; i < n; i++)
+		c += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return c;
+}
+
+/* The name in exactly o->width columns: padded, or cut (at a character
+ * boundary) with an ellipsis in the last column.  Bytes written to out. */
+static size_t fit_name(const hum_output *o, const char *name, size_t n, char *out)
+{
+	size_t w = o->width, cols = columns(name, n);
+	if (cols <= w) {
+		memcpy(out, name, n);
+		memset(out + n, ' ', w - cols);
+		return n + w - cols;
+	}
+	size_t keep = 0;
+	for (size_t c = 0; keep < n; keep++)
+		if (((unsigned char)name[keep] & 0xC0) != 0x80 && c++ == w - 1)
+			break;
+	memcpy(out, name, keep);
+	memcpy(out + keep, "\xe2\x80\xa6", 3); /* U+2026 … */
+	return keep + 3;
+}
+
+#define CAT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+/* Everything between the timestamp and the line's bytes, for one name and
+ * stream: computed once per batch. */
+static size_t prefix(const hum_output *o, uint32_t id, const char *name, size_t nlen,
+		     int stream, char *pre)
+{
+	char *p = pre;
+	bool sys = stream == HUM_STREAM_SYS;
+	if (o->color) {
+		p = CAT(p, "\033[0m ");
+		if (sys) {
+			p = CAT(p, "\033[1m");
+		} else {
+			const char *c = palette[id % NPALETTE];
+			*p++ = '\033', *p++ = '[';
+			memcpy(p, c, 2);
+			p += 2;
+			*p++ = 'm';
+		}
+	} else {
+		*p++ = ' ';
+	}
+	p += fit_name(o, name, nlen, p);
+	if (o->color)
+		p = CAT(p, "\033[0m");
+	if (stream == HUM_STREAM_ERR)
+		p = o->color ? CAT(p, " \033[31m!\033[0m ") : CAT(p, " ! ");
+	else if (sys)
+		p = CAT(p, " * ");
+	else
+		p = CAT(p, " \xe2\x94\x82 "); /* U+2502 │ */
+	return (size_t)(p - pre);
+}
+
+static void lost_unwritten(hum_output *o, uint64_t n)
+{
+	o->unwritten += n;
+	o->unwritten_unreported += n;
+}
+
+/* Lines that could not be queued or kept: dropped (the output did not keep
+ * up) or not written (writing fails). */
+static void lost(hum_output *o, uint64_t n)
+{
+	if (o->err) {
+		lost_unwritten(o, n);
+	} else {
+		o->dropped += n;
+		o->drop_unreported += n;
+	}
+}
+
+/* Room for need more bytes: write what the output takes first, then grow
+ * (a non-blocking output, up to OUT_MAX; while stalled only for hum's own
+ * lines, few and the ones that say what happened).  false: the line cannot
+ * be queued (see lost). */
+static uint64_t count_lines(const char *p, const char *end)
+{
+	uint64_t n = 0;
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL)
+		n++, p++;
+	return n;
+}
+
+static bool room_slow(hum_output *o, size_t need, bool sys)
+{
+	drain(o);
 	if (o->off) {
 		memmove(o->buf, o->buf + o->off, o->len - o->off);
 		o->len -= o->off;
 		o->off = 0;
 	}
-	return o->len + need <= OUT_CAP;
+	if (o->len + need <= o->cap)
+		return true;
+	if (o->err) {
+		/* Writing fails: keep the newest lines for when it works
+		 * again; the older ones are not written. */
+		lost(o, count_lines(o->buf, o->buf + o->len));
+		o->len = 0;
+		return need <= o->cap;
+	}
+	if (o->blocking || (o->stalled && !sys) || o->cap >= OUT_MAX)
+		return false;
+	size_t cap = o->cap * 2;
+	while (cap < o->len + need)
+		cap *= 2;
+	if (cap > OUT_MAX)
+		cap = OUT_MAX;
+	char *b = realloc(o->buf, cap);
+	if (b == NULL)
+		return false;
+	o->buf = b;
+	o->cap = cap;
+	return o->len + need <= o->cap;
 }
 
-static inline void put(hum_output *o, const char *s, size_t n)
+static inline void put_line(hum_output *o, const char *pre, size_t prelen, const hum_line *l)
 {
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-}
-#define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
-
-static void put_line(hum_output *o, uint32_t id, const char *name, size_t nlen,
-		     const hum_line *l)
-{
-	size_t pad = nlen < o->width ? o->width - nlen : 0;
-	/* Upper bound of everything but the line: ts, colours, name, pad. */
-	size_t need = 64 + nlen + pad + l->len;
-	if (o->dead)
-		return;
-	if (!room(o, need)) {
-		o->dropped++;
-		o->unreported++;
+	/* dim + timestamp + prefix + bytes + reset + newline */
+	size_t need = 4 + 8 + prelen + l->len + 4 + 1;
+	if (o->len + need > o->cap && !room_slow(o, need, l->stream == HUM_STREAM_SYS)) {
+		lost(o, 1);
 		return;
 	}
-	const char *ts = stamp(o, l->time_ms);
-	if (o->color) {
-		PUTS(o, "\033[2m");
-		put(o, ts, 8);
-		PUTS(o, "\033[0m \033[");
-		const char *c = palette[id % NPALETTE];
-		put(o, c, strlen(c));
-		PUTS(o, "m");
-	} else {
-		put(o, ts, 8);
-		PUTS(o, " ");
-	}
-	put(o, name, nlen);
-	memset(o->buf + o->len, ' ', pad);
-	o->len += pad;
+	char *w = o->buf + o->len;
 	if (o->color)
-		PUTS(o, "\033[0m");
-	if (l->stream == HUM_STREAM_ERR) {
-		if (o->color)
-			PUTS(o, " \033[31m!\033[0m ");
-		else
-			PUTS(o, " ! ");
-	} else if (l->stream == HUM_STREAM_SYS) {
-		PUTS(o, " * ");
+		w = CAT(w, "\033[2m");
+	memcpy(w, stamp(o, l->time_ms), 8);
+	w += 8;
+	memcpy(w, pre, prelen);
+	w += prelen;
+	memcpy(w, l->data, l->len);
+	w += l->len;
+	/* a colour the child left on must not spill into the next prefix */
+	if (o->tty && l->len && memchr(l->data, '\033', l->len))
+		w = CAT(w, "\033[0m");
+	*w++ = '\n';
+	o->len = (size_t)(w - o->buf);
+}
+
+/* Flow ------------------------------------------------------------------------ */
+
+/* Asks for back-pressure above OUT_HIGH pending bytes and releases it below
+ * OUT_LOW — never for a file (it is written at once) nor while stalled or
+ * failing (then lines are counted, the children must not wait). */
+static void pressure_update(hum_output *o)
+{
+	size_t q = o->len - o->off;
+	bool want = !o->blocking && !o->stalled && !o->err && (o->paused ? q > OUT_LOW : q >= OUT_HIGH);
+	if (want == o->paused)
+		return;
+	o->paused = want;
+	if (want) {
+		o->stall_mark = o->progress;
+		ev_timer_set(&o->stall_w, o->stall_s, o->stall_s);
+		ev_timer_start(o->loop, &o->stall_w);
 	} else {
-		PUTS(o, " \xe2\x94\x82 "); /* U+2502 │ */
+		ev_timer_stop(o->loop, &o->stall_w);
 	}
-	put(o, l->data, l->len);
-	PUTS(o, "\n");
+	if (o->pressure)
+		o->pressure(o->ud, want);
 }
 
-void hum_output_lines(hum_output *o, uint32_t id, const char *name,
-		      const hum_line *lines, size_t n)
+static void stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	size_t nlen = strlen(name);
-	if (nlen > o->width && nlen <= WIDTH_MAX)
-		o->width = nlen;
-	for (size_t i = 0; i < n; i++)
-		put_line(o, id, name, nlen, &lines[i]);
-}
-
-static void put_sys(hum_output *o, const char *msg, size_t mlen)
-{
-	if (o->dead)
-		return;
-	if (!room(o, mlen + 64)) {
-		o->dropped++;
-		o->unreported++;
+	hum_output *o = (hum_output *)((char *)w - offsetof(hum_output, stall_w));
+	if (o->progress != o->stall_mark) {
+		o->stall_mark = o->progress; /* slow, but it takes lines: keep waiting */
 		return;
 	}
-	put(o, stamp(o, now_ms()), 8);
+	o->stalled = true; /* ends with the next successful write */
+	pressure_update(o);
+}
+
+/* One of hum's own lines, formatted into out (PRE_MAX + 16 + mlen bytes),
+ * without queueing it: for lines that must go out before what is queued. */
+static size_t format_sys(hum_output *o, const char *msg, size_t mlen, char *out)
+{
+	char *w = out;
 	if (o->color)
-		PUTS(o, " \033[1m[hum]\033[0m ");
-	else
-		PUTS(o, " [hum] ");
-	put(o, msg, mlen);
-	PUTS(o, "\n");
+		w = CAT(w, "\033[2m");
+	memcpy(w, stamp(o, now_ms()), 8);
+	w += 8;
+	w += prefix(o, HUM_SYS_ID, HUM_SYS_NAME, strlen(HUM_SYS_NAME), HUM_STREAM_SYS, w);
+	memcpy(w, msg, mlen);
+	w += mlen;
+	*w++ = '\n';
+	return (size_t)(w - out);
 }
 
-void hum_output_sys(hum_output *o, const char *fmt, ...)
+static void queue_sys(hum_output *o, const char *msg, size_t mlen)
 {
-	char msg[4096];
+	char pre[PRE_MAX];
+	size_t prelen = prefix(o, HUM_SYS_ID, HUM_SYS_NAME, strlen(HUM_SYS_NAME), HUM_STREAM_SYS, pre);
+	hum_line l = { .time_ms = now_ms(), .data = msg, .len = (uint32_t)mlen, .stream = HUM_STREAM_SYS };
+	put_line(o, pre, prelen, &l);
+}
+
+/* A message of the printer's own: queued (with queue) and handed to the
+ * note hook, so that hum's log keeps it too. */
+__attribute__((format(printf, 3, 4)))
+static void notice(hum_output *o, bool queue, const char *fmt, ...)
+{
+	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	put_sys(o, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+	size_t len = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+	if (queue)
+		queue_sys(o, msg, len);
+	if (o->note)
+		o->note(o->ud, msg, len);
 }
 
-static void report_drops(hum_output *o)
+static ssize_t write_retry(int fd, const char *p, size_t n)
 {
-	if (!o->unreported)
-		return;
-	char msg[64];
-	int n = snprintf(msg, sizeof msg, "%llu lines dropped from output",
-			 (unsigned long long)o->unreported);
-	o->unreported = 0;
-	put_sys(o, msg, (size_t)n);
-}
-
-/* One write(2).  0, or -errno when the output is dead. */
-static int write_once(hum_output *o)
-{
-	if (o->off == o->len)
-		return 0;
-	ssize_t n;
+	ssize_t w;
 	do
-		n = write(o->fd, o->buf + o->off, o->len - o->off);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		n = 0;
-	if (n < 0) {
-		int e = errno;
-		o->dead = true; /* EPIPE, EIO (hung-up tty), ENOSPC...: stop writing */
-		o->off = o->len = 0;
-		if (ev_is_active(&o->wio))
-			ev_io_stop(o->loop, &o->wio);
-		return -e;
+		w = write(fd, p, n);
+	while (w < 0 && errno == EINTR);
+	return w;
+}
+
+/* Writing failed with e.  Supervision is not affected: lines keep being
+ * queued (the newest that fit stay, see room_slow) and writing is tried
+ * again every HUM_OUTPUT_RETRY seconds (retry). */
+static void fail(hum_output *o, int e)
+{
+	if (!o->at_bol) {
+		/* the rest of the line the failure cut is not written */
+		const char *nl = memchr(o->buf + o->off, '\n', o->len - o->off);
+		o->off = nl ? (size_t)(nl + 1 - o->buf) : o->len;
+		lost_unwritten(o, 1);
 	}
-	o->off += (size_t)n;
+	o->err = e;
+	o->failed_at = now_ms();
+	if (ev_is_active(&o->wio))
+		ev_io_stop(o->loop, &o->wio);
+	pressure_update(o);
+	ev_timer_set(&o->retry_w, HUM_OUTPUT_RETRY, 0);
+	ev_timer_start(o->loop, &o->retry_w);
+	/* not queued: the line that says writing works again tells it */
+	notice(o, false, "cannot write the output (%s): lines stay in hum's log (hum logs); writing is "
+		  "tried again every %gs", strerror(e), HUM_OUTPUT_RETRY);
+}
+
+static void report(hum_output *o)
+{
+	if (o->drop_unreported) {
+		uint64_t n = o->drop_unreported;
+		o->drop_unreported = 0;
+		notice(o, true, "%llu lines dropped from output (it did not keep up)", (unsigned long long)n);
+	}
+}
+
+static void rotate(hum_output *o, bool by_size);
+
+/* Writes what the output takes now: everything for a file, until EAGAIN
+ * for a terminal or pipe (then the ev_io watcher goes on). */
+static void drain(hum_output *o)
+{
+	if (o->err)
+		return;
+	if (o->path && o->size >= o->max_bytes && o->off < o->len)
+		rotate(o, true);
+	while (o->off < o->len) {
+		ssize_t n = write_retry(o->fd, o->buf + o->off, o->len - o->off);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!ev_is_active(&o->wio))
+				ev_io_start(o->loop, &o->wio);
+			break;
+		}
+		if (n <= 0) {
+			fail(o, n < 0 ? errno : EIO);
+			return;
+		}
+		o->off += (size_t)n;
+		o->size += (uint64_t)n;
+		o->at_bol = o->buf[o->off - 1] == '\n';
+		o->progress++;
+		o->stalled = false;
+	}
 	if (o->off == o->len) {
 		o->off = o->len = 0;
 		if (ev_is_active(&o->wio))
 			ev_io_stop(o->loop, &o->wio);
-		report_drops(o); /* written by the next flush */
-	} else if (!ev_is_active(&o->wio)) {
-		ev_io_start(o->loop, &o->wio);
+		report(o); /* queued: written by the next flush */
 	}
-	return 0;
+	pressure_update(o);
 }
 
 static void wio_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	write_once((hum_output *)((char *)w - offsetof(hum_output, wio)));
+	drain((hum_output *)((char *)w - offsetof(hum_output, wio)));
+}
+
+/* Puts n bytes before what is queued (the retry's notice, when the output
+ * could not take all of it at once). */
+static void prepend(hum_output *o, const char *p, size_t n)
+{
+	size_t q = o->len - o->off;
+	if (o->off < n) {
+		if (q + n > o->cap) {
+			lost(o, count_lines(o->buf + o->off, o->buf + o->len));
+			q = 0;
+		}
+		memmove(o->buf + n, o->buf + o->off, q);
+		o->off = n;
+		o->len = n + q;
+	}
+	o->off -= n;
+	memcpy(o->buf + o->off, p, n);
+}
+
+/* After a failed write: one attempt with the notice of what was lost (a
+ * line of its own, after a newline if the failure cut one).  If it fails
+ * too, quietly: the notice is not a line anybody lost. */
+static void retry(hum_output *o)
+{
+	int e = o->err;
+	char msg[256], line[PRE_MAX + 300];
+	int mlen = snprintf(msg, sizeof msg, "writing the output works again after %.1fs (%s): "
+			    "%llu lines were not written (hum logs has them)",
+			    (double)(now_ms() - o->failed_at) / 1000.0, strerror(e),
+			    (unsigned long long)o->unwritten_unreported);
+	size_t k = 0;
+	if (!o->at_bol)
+		line[k++] = '\n';
+	k += format_sys(o, msg, (size_t)mlen, line + k);
+	size_t done = 0;
+	while (done < k) {
+		ssize_t n = write_retry(o->fd, line + done, k - done);
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			break;
+		}
+		done += (size_t)n;
+		o->size += (uint64_t)n;
+		o->at_bol = line[done - 1] == '\n';
+	}
+	if (done < k && errno != EAGAIN && errno != EWOULDBLOCK) {
+		o->err = errno ? errno : EIO;
+		ev_timer_set(&o->retry_w, HUM_OUTPUT_RETRY, 0);
+		ev_timer_start(o->loop, &o->retry_w);
+		return;
+	}
+	o->err = 0;
+	if (done < k)
+		prepend(o, line + done, k - done); /* a full pipe: the rest first */
+	o->unwritten_unreported = 0;
+	if (o->note)
+		o->note(o->ud, msg, (size_t)mlen);
+	drain(o); /* what was kept, or wait for the fd */
+}
+
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	retry((hum_output *)((char *)w - offsetof(hum_output, retry_w)));
+}
+
+/* The log file ----------------------------------------------------------------- */
+
+/* Makes o->fd (and stderr or stdout when they are the same file) refer to
+ * fd's file; closes fd.  0 or -errno. */
+static int switch_fd(hum_output *o, int fd)
+{
+	struct stat cur, st;
+	bool also[3] = { false, false, false };
+	if (fstat(o->fd, &cur) == 0)
+		for (int k = 1; k <= 2; k++)
+			also[k] = k != o->fd && fstat(k, &st) == 0 && st.st_dev == cur.st_dev &&
+				  st.st_ino == cur.st_ino;
+	int rc = 0;
+	while (dup2(fd, o->fd) < 0) {
+		if (errno != EINTR && errno != EBUSY) {
+			rc = -errno;
+			break;
+		}
+	}
+	for (int k = 1; k <= 2 && rc == 0; k++)
+		if (also[k])
+			while (dup2(fd, k) < 0 && (errno == EINTR || errno == EBUSY))
+				;
+	close(fd);
+	return rc;
+}
+
+/* path -> path.1 and a new file at path.  by_size: the new file's first
+ * line says where the log continues from. */
+static void rotate(hum_output *o, bool by_size)
+{
+	char note[600], err[600];
+	int fd = hum_logfile_open(o->path, HUM_LOGFILE_ROTATE, note, sizeof note, err, sizeof err);
+	o->size = 0; /* a failed rotation is tried again after max_bytes more */
+	int rc = fd < 0 ? fd : switch_fd(o, fd);
+	if (rc < 0) {
+		notice(o, true, "cannot rotate the log file: %s", fd < 0 ? err : strerror(-rc));
+		return;
+	}
+	o->at_bol = true;
+	if (!by_size) {
+		if (note[0])
+			notice(o, true, "%s", note);
+		return;
+	}
+	/* The new file's first line, before what is queued. */
+	char msg[700], line[PRE_MAX + 720];
+	int mlen = snprintf(msg, sizeof msg, "log continued from %s.1 (rotated at %llu bytes)%s%s",
+			    o->path, (unsigned long long)o->max_bytes, note[0] ? "; " : "", note);
+	if (mlen < 0)
+		return;
+	if ((size_t)mlen >= sizeof msg)
+		mlen = sizeof msg - 1;
+	ssize_t n = write_retry(o->fd, line, format_sys(o, msg, (size_t)mlen, line));
+	if (n > 0)
+		o->size += (uint64_t)n;
+	if (o->note)
+		o->note(o->ud, msg, (size_t)mlen);
+}
+
+int hum_output_set_file(hum_output *o, const char *path, uint64_t max_bytes, int flags)
+{
+	/* Rotation dup2()s over o->fd: it must be that very file, never
+	 * whatever else got its number. */
+	struct stat a, b;
+	if (fstat(o->fd, &a) != 0 || lstat(path, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return -EBADF;
+	char *p = strdup(path);
+	if (p == NULL)
+		return -ENOMEM;
+	free(o->path);
+	o->path = p;
+	o->max_bytes = max_bytes ? max_bytes : HUM_LOGFILE_MAX;
+	struct stat st;
+	o->size = fstat(o->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	if (flags & HUM_LOGFILE_ROTATE) {
+		drain(o); /* what is queued belongs to the old file */
+		rotate(o, false);
+	}
+	return 0;
+}
+
+int hum_output_reopen(hum_output *o)
+{
+	if (o->path == NULL)
+		return -EINVAL;
+	char note[600], err[600];
+	int fd = hum_logfile_open(o->path, 0, note, sizeof note, err, sizeof err);
+	if (fd < 0) {
+		notice(o, true, "cannot reopen the log file: %s", err);
+		return fd;
+	}
+	int rc = switch_fd(o, fd);
+	if (rc < 0) {
+		notice(o, true, "cannot reopen the log file: dup2: %s", strerror(-rc));
+		return rc;
+	}
+	struct stat st;
+	o->size = fstat(o->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	o->at_bol = true; /* a new file, or one that someone else ended */
+	if (note[0])
+		notice(o, true, "%s", note);
+	if (o->err) { /* the new file may take what the old one refused */
+		ev_timer_stop(o->loop, &o->retry_w);
+		retry(o);
+	}
+	return 0;
+}
+
+/* API ------------------------------------------------------------------------- */
+
+void hum_output_lines(hum_output *o, uint32_t id, const char *name,
+		      const hum_line *lines, size_t n)
+{
+	size_t nlen = strlen(name);
+	if (!o->width_fixed) {
+		size_t c = columns(name, nlen);
+		if (c > o->width)
+			o->width = c < HUM_OUTPUT_WIDTH_MAX ? c : HUM_OUTPUT_WIDTH_MAX;
+	}
+	char pre[PRE_MAX];
+	size_t prelen = 0;
+	int stream = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (lines[i].stream != stream) { /* a batch is normally one stream */
+			stream = lines[i].stream;
+			prelen = prefix(o, id, name, nlen, stream, pre);
+		}
+		put_line(o, pre, prelen, &lines[i]);
+	}
+	pressure_update(o);
 }
 
 int hum_output_flush(hum_output *o)
 {
-	if (o->dead)
-		return -EPIPE;
-	if (ev_is_active(&o->wio))
-		return 0; /* full: wio_cb writes when the fd can take more */
-	return write_once(o);
+	if (!o->err && !ev_is_active(&o->wio))
+		drain(o); /* while wio is active it writes when the fd can take more */
+	return o->err ? -o->err : 0;
 }
 
-uint64_t hum_output_dropped(hum_output *o) { return o->dropped; }
+void hum_output_set_hooks(hum_output *o, hum_output_pressure_fn pressure,
+			  hum_output_note_fn note, void *ud)
+{
+	o->pressure = pressure;
+	o->note = note;
+	o->ud = ud;
+}
+
+uint64_t hum_output_dropped(const hum_output *o) { return o->dropped; }
+uint64_t hum_output_unwritten(const hum_output *o) { return o->unwritten; }
+int hum_output_error(const hum_output *o) { return o->err; }
+bool hum_output_paused(const hum_output *o) { return o->paused; }
+void hum_output_set_stall(hum_output *o, double seconds) { o->stall_s = seconds; }
 void hum_output_set_color(hum_output *o, bool on) { o->color = on; }
 bool hum_output_color(const hum_output *o) { return o->color; }
 void hum_output_set_width(hum_output *o, size_t width)
 {
-	o->width = width > WIDTH_MAX ? WIDTH_MAX : width;
+	o->width = width < 1 ? 1 : width > HUM_OUTPUT_WIDTH_MAX ? HUM_OUTPUT_WIDTH_MAX : width;
+	o->width_fixed = true;
 }
 
 static bool want_color(int fd)
@@ -248,7 +652,7 @@ static bool want_color(int fd)
 }
 
 /* A private non-blocking description of the same terminal or pipe. */
-static int reopen(int fd, const struct stat *st)
+static int reopen_private(int fd, const struct stat *st)
 {
 	char path[40];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
@@ -272,7 +676,8 @@ hum_output *hum_output_new(struct ev_loop *loop, int fd)
 	hum_output *o = calloc(1, sizeof *o);
 	if (o == NULL)
 		return NULL;
-	o->buf = malloc(OUT_CAP);
+	o->cap = OUT_HIGH;
+	o->buf = malloc(o->cap);
 	if (o->buf == NULL) {
 		free(o);
 		errno = ENOMEM;
@@ -283,9 +688,14 @@ hum_output *hum_output_new(struct ev_loop *loop, int fd)
 	o->caller_fd = o->fd = fd;
 	o->restore_flags = -1;
 	o->ts_sec = -1;
+	o->at_bol = true;
+	o->stall_s = HUM_OUTPUT_STALL;
 	o->color = want_color(fd);
-	if (!S_ISREG(st.st_mode)) {
-		int nfd = (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) ? reopen(fd, &st) : -1;
+	o->tty = isatty(fd) == 1;
+	/* A disk write never waits for a reader: blocking, never dropped. */
+	o->blocking = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+	if (!o->blocking) {
+		int nfd = (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) ? reopen_private(fd, &st) : -1;
 		if (nfd >= 0) {
 			o->fd = nfd;
 			o->own_fd = true;
@@ -296,6 +706,8 @@ hum_output *hum_output_new(struct ev_loop *loop, int fd)
 		}
 	}
 	ev_io_init(&o->wio, wio_cb, o->fd, EV_WRITE);
+	ev_init(&o->stall_w, stall_cb);
+	ev_init(&o->retry_w, retry_cb);
 	return o;
 }
 
@@ -303,30 +715,43 @@ void hum_output_free(hum_output *o)
 {
 	if (o == NULL)
 		return;
-	if (ev_is_active(&o->wio))
-		ev_io_stop(o->loop, &o->wio);
-	/* Last lines matter most at exit: wait a little for a slow reader. */
-	int64_t deadline = now_ms() + FREE_WAIT_MS;
-	for (int round = 0; !o->dead && round < 2; round++) {
-		while (!o->dead && o->off < o->len) {
-			int64_t left = deadline - now_ms();
-			if (left <= 0)
+	o->pressure = NULL; /* the caller is tearing down */
+	ev_timer_stop(o->loop, &o->stall_w);
+	o->stalled = true;  /* no waiting on back-pressure any more */
+	if (ev_is_active(&o->retry_w)) {
+		ev_timer_stop(o->loop, &o->retry_w);
+		retry(o); /* a last attempt: the notice, if writing works again */
+	}
+	/* Last lines matter most at exit: wait for a reader that takes them,
+	 * however slowly; give up once it takes nothing for FREE_WAIT_MS (or
+	 * after FREE_WAIT_MAX_MS in all). */
+	int64_t start = now_ms(), deadline = start + FREE_WAIT_MS;
+	for (int round = 0; !o->err && round < 2; round++) {
+		drain(o);
+		while (!o->err && o->off < o->len) {
+			int64_t now = now_ms(), left = deadline - now;
+			if (left <= 0 || now - start > FREE_WAIT_MAX_MS)
 				break;
 			struct pollfd pfd = { o->fd, POLLOUT, 0 };
-			if (poll(&pfd, 1, (int)left) <= 0 && errno != EINTR)
+			if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
 				break;
-			write_once(o);
-			if (ev_is_active(&o->wio))
-				ev_io_stop(o->loop, &o->wio);
+			uint64_t before = o->progress;
+			drain(o);
+			if (o->progress != before)
+				deadline = now_ms() + FREE_WAIT_MS;
 		}
 		if (o->off < o->len)
 			break;
-		report_drops(o); /* drops while exiting: say so, then stop */
+		/* drain() queued the drop report, if any: the second round writes it */
 	}
+	ev_timer_stop(o->loop, &o->retry_w);
+	if (ev_is_active(&o->wio))
+		ev_io_stop(o->loop, &o->wio);
 	if (o->restore_flags >= 0)
 		fcntl(o->caller_fd, F_SETFL, o->restore_flags);
 	if (o->own_fd)
 		close(o->fd);
+	free(o->path);
 	free(o->buf);
 	free(o);
 }

@@ -177,6 +177,11 @@ int hum_proc_set_reason(hum_proc *p, const char *reason);
  * hook that is bounded (the Lua event queue).  Pipes are still drained when
  * the main process exits, so a final state never waits for the consumer. */
 void hum_proc_pause_output(hum_proc *p, bool pause);
+/* The same for every process at once, those added later included: for a
+ * consumer of every process's lines (the foreground printer behind a slow
+ * terminal).  Independent of hum_proc_pause_output: a pipe is read when
+ * neither pauses it. */
+void hum_sup_pause_output(hum_sup *s, bool pause);
 
 uint32_t hum_proc_id(const hum_proc *p);
 const char *hum_proc_name(const hum_proc *p);

@@ -180,6 +180,7 @@ struct hum_sup {
 	ev_prepare retire_w; /* active while a removal waits for its run's end */
 	size_t nremoving;
 	bool freeing;
+	bool output_paused;  /* hum_sup_pause_output: no pipe is watched */
 };
 
 /* proc.c */

@@ -3,8 +3,11 @@
  * and empty lines, NUL bytes) fed in random read sizes must come back
  * byte-exact when the pieces are joined; CONT pieces are exactly
  * HUM_LINE_MAX; a line of exactly HUM_LINE_MAX bytes is not split; the tail
- * is PARTIAL only at EOF.
+ * is PARTIAL only at EOF; "\r\n" ends a line without its \r (also split
+ * across reads and at the long-line boundary), a lone \r stays.
  */
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +99,65 @@ static char *gen(size_t *len, int trailing_newline)
 	return s;
 }
 
+/* Splits src fed one byte per read (the worst split) and in one read:
+ * both must give the same lines, joined with '|' into got. */
+static void split_both(const char *src, char *got, size_t cap, bool *same)
+{
+	char one[4096] = "", bytewise[4096] = "";
+	for (int mode = 0; mode < 2; mode++) {
+		char *dst = mode ? bytewise : one;
+		size_t dl = 0;
+		hum_lbuf b = { 0 };
+		size_t len = strlen(src), step = mode ? 1 : len;
+		for (size_t off = 0; off <= len; off += step) {
+			size_t k = off + step > len ? len - off : step;
+			memcpy(scratch + HUM_LBUF_READ_AT, src + off, k);
+			size_t n = hum_lbuf_split(&b, scratch, k, off + k >= len, out);
+			for (size_t i = 0; i < n; i++) {
+				memcpy(dst + dl, out[i].data, out[i].len);
+				dl += out[i].len;
+				dst[dl++] = '|';
+			}
+			if (off + k >= len)
+				break;
+		}
+		dst[dl] = 0;
+		hum_lbuf_free(&b);
+	}
+	*same = strcmp(one, bytewise) == 0;
+	snprintf(got, cap, "%s", one);
+}
+
+static void test_crlf(void)
+{
+	char got[4096];
+	bool same;
+	split_both("listening\r\nsecond\r\n\r\nplain\n", got, sizeof got, &same);
+	ok(!strcmp(got, "listening|second||plain|") && same,
+	   "\\r\\n ends a line like \\n, also split across reads (%s)", got);
+	split_both("10%\r20%\r100%\ndone\r", got, sizeof got, &same);
+	ok(!strcmp(got, "10%\r20%\r100%|done\r|") && same,
+	   "a lone \\r stays, at EOF too (progress bars are a terminal matter)");
+	/* A long line ending in \r\n: the pieces carry no \r. */
+	hum_lbuf b = { 0 };
+	memset(scratch + HUM_LBUF_READ_AT, 'z', HUM_LINE_MAX);
+	scratch[HUM_LBUF_READ_AT + HUM_LINE_MAX - 1] = '\r';
+	size_t n = hum_lbuf_split(&b, scratch, HUM_LINE_MAX, false, out);
+	scratch[HUM_LBUF_READ_AT] = '\n';
+	n += hum_lbuf_split(&b, scratch, 1, false, out + n);
+	ok(n == 1 && out[0].len == HUM_LINE_MAX - 1 && out[0].flags == 0,
+	   "a line of HUM_LINE_MAX bytes with its \\r: one line, without the \\r");
+	memset(scratch + HUM_LBUF_READ_AT, 'z', HUM_READ_SIZE);
+	n = hum_lbuf_split(&b, scratch, HUM_LINE_MAX, false, out);
+	scratch[HUM_LBUF_READ_AT] = '\r';
+	n += hum_lbuf_split(&b, scratch, 1, false, out + n);
+	scratch[HUM_LBUF_READ_AT] = '\n';
+	n += hum_lbuf_split(&b, scratch, 1, false, out + n);
+	ok(n == 2 && out[0].flags == HUM_LINE_CONT && out[0].len == HUM_LINE_MAX && out[1].len == 0 &&
+	   out[1].flags == 0, "one byte over the max before \\r\\n: a CONT piece and an empty end");
+	hum_lbuf_free(&b);
+}
+
 int main(void)
 {
 	for (int t = 0; t < 2; t++) {
@@ -141,5 +203,6 @@ int main(void)
 	n = hum_lbuf_split(&b, scratch, HUM_READ_SIZE, false, out);
 	ok(n == HUM_READ_SIZE && n <= HUM_LBUF_MAX_LINES, "64 Ki empty lines in one read");
 	hum_lbuf_free(&b);
+	test_crlf();
 	return done_testing();
 }

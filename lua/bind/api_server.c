@@ -8,8 +8,11 @@
  *   raw.api_running() -> boolean                         [-0, +1]
  *   raw.api_socket_path(dir) -> path | nil, message      [-1, +1|2]
  *   raw.api_state_dir(dir) -> path | nil, message        [-1, +1|2]
- *   raw.detach(logfile [, timeout]) -> "child"
- *                 | "parent", ok, pid-or-message         [-2, +1|3, raises]
+ *   raw.detach(logfile [, timeout]) -> "child", pid, note
+ *                 | "parent", ok, pid-or-message         [-2, +3, raises]
+ *                 (the daemon's stdout and stderr are the log file, opened
+ *                 as core/sup/logfile.h says; note: why a bad entry at its
+ *                 path was replaced, or nil)
  *   raw.detach_notify([message])                         [-1, +0]
  *
  * Owns the process's one hum_api.  Commands arrive on the loop thread (the
@@ -32,6 +35,7 @@
 #include <lua.h>
 
 #include "api/api.h"
+#include "sup/logfile.h"
 #include "host.h"
 
 void hum_raw_client_register(lua_State *L);
@@ -188,22 +192,35 @@ static int l_detach(lua_State *L)
 		}
 		if (g > 0)
 			_exit(0); /* the session leader goes; the daemon can never get a tty */
+		/* Opened without following links and only if it is our own
+		 * regular file (logfile.h).  Not rotated yet: only once this
+		 * daemon holds the project's lock (a second `hum up -d` must not
+		 * move the running one's log away): hum_output_set_file. */
+		char note[512], err[512];
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		int out = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int out = hum_logfile_open(logfile, 0, note, sizeof note, err, sizeof err);
 		if (null < 0 || out < 0) {
-			snprintf(msg, sizeof msg, "Ecannot open %s: %s", out < 0 ? logfile : "/dev/null",
-				 strerror(errno));
+			snprintf(msg, sizeof msg, "Ecannot open %s", out < 0 ? err : "/dev/null");
 			write_all(p[1], msg, strlen(msg));
 			_exit(1);
 		}
 		dup2(null, 0);
 		dup2(out, 1);
 		dup2(out, 2);
-		close(null);
-		close(out);
+		/* with a standard fd closed at start, open() may have returned
+		 * it: closing that would undo the dup2 above */
+		if (null > 2)
+			close(null);
+		if (out > 2)
+			close(out);
 		detach_fd = p[1];
 		lua_pushliteral(L, "child");
-		return 1;
+		lua_pushinteger(L, getpid());
+		if (note[0])
+			lua_pushstring(L, note);
+		else
+			lua_pushnil(L);
+		return 3;
 	}
 	close(p[1]);
 	int st;

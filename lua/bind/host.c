@@ -194,15 +194,89 @@ static uint32_t pop_ready(hum_host *h)
 }
 
 
+/* hum's own message as log lines: one per line of the message (a traceback
+ * has many), appended to hum's ring in the store (so `hum logs` and its
+ * followers see them, sequenced with the processes' lines) and handed to
+ * the foreground printer like a process's batch. */
+static void sys_lines(hum_host *h, const char *msg, size_t len, bool print)
+{
+	hum_logring *r = &hum_store_sys(h->st)->log;
+	hum_line ls[32];
+	size_t n = 0;
+	int64_t t = now_ms();
+	const char *p = msg, *end = msg + len;
+	while (end > p && end[-1] == '\n')
+		end--; /* a message's own trailing newline adds no line */
+	for (;;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end;
+		/* longer than a line may be: pieces marked CONT, as lines.c does */
+		bool cont = (size_t)(e - p) > HUM_LINE_MAX;
+		size_t len1 = cont ? HUM_LINE_MAX : (size_t)(e - p);
+		int flags = cont ? HUM_LINE_CONT : 0;
+		hum_line *l = &ls[n++];
+		*l = (hum_line){ .time_ms = t, .data = p, .len = (uint32_t)len1,
+				 .stream = HUM_STREAM_SYS, .flags = (uint8_t)flags };
+		l->seq = hum_logring_append(r, HUM_STREAM_SYS, flags, t, p, len1);
+		bool last = !cont && !nl;
+		if (n == sizeof ls / sizeof ls[0] || last) {
+			hum_logring_commit(r);
+			if (print && h->out)
+				hum_output_lines(h->out, HUM_SYS_ID, HUM_SYS_NAME, ls, n);
+			else if (print) /* before the printer exists */
+				for (size_t i = 0; i < n; i++)
+					fprintf(stderr, "hum: %.*s\n", (int)ls[i].len, ls[i].data);
+			n = 0;
+		}
+		if (last)
+			break;
+		p = cont ? p + len1 : nl + 1;
+	}
+}
+
+void hum_host_sys(hum_host *h, const char *msg, size_t len)
+{
+	sys_lines(h, msg, len, true);
+}
+
+/* The printer's own messages (drops, failed writes, rotation): it has
+ * queued them itself; they go into hum's log too. */
+static void output_note(void *ud, const char *msg, size_t len)
+{
+	sys_lines(ud, msg, len, false);
+}
+
+/* The printer is behind: stop reading every child's pipes until it has
+ * caught up (they wait on their pipe, as they would on a terminal). */
+static void output_pressure(void *ud, bool pause)
+{
+	hum_host *h = ud;
+	if (h->sup)
+		hum_sup_pause_output(h->sup, pause);
+}
+
+int hum_host_output(hum_host *h, int fd)
+{
+	if (h->out)
+		return 0;
+	h->out = hum_output_new(h->loop, fd);
+	if (!h->out)
+		return -(errno ? errno : ENOMEM);
+	hum_output_set_hooks(h->out, output_pressure, output_note, h);
+	return 0;
+}
+
 void hum_host_report(hum_host *h, const char *fmt, ...)
 {
 	char buf[8192];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	if (h && h->out)
-		hum_output_sys(h->out, "%s", buf);
+	if (n < 0)
+		return;
+	if (h && h->st)
+		hum_host_sys(h, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 	else
 		fprintf(stderr, "hum: %s\n", buf);
 }
@@ -443,6 +517,50 @@ static bool is_over(int state)
 	       state == HUM_BACKOFF;
 }
 
+/* "exited with code 3", "killed by SIGKILL" */
+static void describe_exit(const hum_snap *s, char *buf, size_t len)
+{
+	if (s->term_signal > 0)
+		snprintf(buf, len, "killed by SIG%s", hum_signame(s->term_signal));
+	else if (s->exit_code >= 0)
+		snprintf(buf, len, "exited with code %d", s->exit_code);
+	else
+		snprintf(buf, len, "ended");
+}
+
+/* A process's lifecycle as lines of hum's own, written when the state is
+ * published, so they sit in order with the process's output (an exit is
+ * published after its pipes are drained): started (with its pid), ready
+ * (when a probe said so; without a probe a service is ready as it starts),
+ * and how a run ended.  A spawn error was logged when it happened
+ * (sup_log); a process stopped before it ever ran, and waiting states, say
+ * nothing (`hum ps` shows them; hum.messages says why a process will never
+ * start). */
+static void lifecycle(hum_host *h, const hum_snap *old, const hum_snap *now, bool began, bool ended)
+{
+	char what[64];
+	const char *name = now->name;
+	bool probe = now->id < h->lineq_cap && h->lineq[now->id].ready_probe;
+	if (began && now->state == HUM_RUNNING) {
+		hum_host_report(h, "%s: %s (pid %d)%s", name, now->restarts ? "restarted" : "started",
+				(int)now->pid, !probe && now->kind == HUM_SERVICE ? ", ready" : "");
+	} else if (now->state == HUM_READY && old && old->state != HUM_READY && probe) {
+		hum_host_report(h, "%s: ready (%.1fs after it started)", name,
+				(double)(now->changed_at_ms - now->started_at_ms) / 1000.0);
+	} else if (old && old->state == HUM_BACKOFF && now->state == HUM_STOPPED) {
+		hum_host_report(h, "%s: stopped (restart cancelled)", name);
+	} else if (ended && !now->spawn_error && old && (old->state == HUM_STARTING ||
+		   old->state == HUM_RUNNING || old->state == HUM_READY || old->state == HUM_STOPPING)) {
+		if (now->state == HUM_BACKOFF) { /* the reason says what comes next */
+			describe_exit(now, what, sizeof what);
+			hum_host_report(h, "%s: %s; %s", name, what, now->reason);
+		} else {
+			hum_host_report(h, "%s: %s", name, now->reason && *now->reason ? now->reason
+										 : hum_state_name(now->state));
+		}
+	}
+}
+
 /* Every publish is an event: a start attempt, an exit, a spawn error that
  * repeats the previous one (failed -> failed), a readiness change or a new
  * reason.  Lua decides what each means; nothing is filtered away here. */
@@ -489,6 +607,7 @@ static void state_hook(hum_proc *p, const hum_snap *old, const hum_snap *now, vo
 	if (now->paused)
 		hum_event_bool(ev, "paused", true);
 	hum_host_push(h, ev);
+	lifecycle(h, old, now, began, ended);
 }
 
 static void lines_hook(hum_proc *p, const hum_line *lines, size_t n, void *ud)

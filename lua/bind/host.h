@@ -88,6 +88,7 @@ typedef struct hum_lineq {
 	 * waits for its match.  C arms the probe at every start attempt, before
 	 * the new run can print, and Lua disarms it when the line matched. */
 	bool reactions, probe, armed;
+	bool ready_probe;     /* has a readiness probe (raw.add): "ready" is a line */
 	uint64_t pushed, taken; /* lines queued / delivered so far */
 } hum_lineq;
 
@@ -139,7 +140,15 @@ int hum_host_on_reopen(hum_host *h, void (*fn)(void *ud), void *ud);
  * arguments with a traceback handler; on error prints the traceback and
  * returns non-zero with nothing left on the stack. */
 int hum_lua_pcall(lua_State *L, int nargs, int nresults);
+/* hum's own message (name HUM_SYS_NAME, stream sys): a line per line of
+ * the message in hum's log ring (store.h, hum_store_sys) and the foreground
+ * output; on stderr before the supervisor exists. */
 void hum_host_report(hum_host *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hum_host_sys(hum_host *h, const char *msg, size_t len);
+/* Sets up the foreground printer on fd (once), wired to the supervisor
+ * (back-pressure) and hum's log ring (the printer's own messages).  0 or
+ * -errno. */
+int hum_host_output(hum_host *h, int fd);
 
 int luaopen_hum_raw(lua_State *L);
 /* raw.c: a timer's event was delivered; its id may be reused once the timer

@@ -18,6 +18,7 @@
 
 #include "host.h"
 #include "memory.h"
+#include "sup/logfile.h"
 #include "signames.h"
 #include "state/select.h"
 
@@ -152,6 +153,13 @@ static int l_add(lua_State *L)
 		lua_pushstring(L, strerror(-err));
 		return 2;
 	}
+	/* A process with a readiness probe gets a line when it is ready;
+	 * without one it is ready as it starts (the started line says so). */
+	lua_getfield(L, 2, "ready_probe");
+	hum_lineq *q = hum_host_lineq(H, hum_proc_id(p));
+	if (q)
+		q->ready_probe = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	lua_pushinteger(L, hum_proc_id(p));
 	return 1;
 }
@@ -562,25 +570,88 @@ static int l_quit(lua_State *L)
 	return 0;
 }
 
-/* raw.log(msg): hum's own message in the foreground output (or stderr). */
+/* raw.log(msg): hum's own message: a log line (a line per line of msg) in
+ * hum's ring and the foreground output, or stderr before the supervisor
+ * exists. [-1, +0, raises] */
 static int l_log(lua_State *L)
 {
-	hum_host_report(H, "%s", luaL_checkstring(L, 1));
+	size_t len;
+	const char *msg = luaL_checklstring(L, 1, &len);
+	if (H && H->st)
+		hum_host_sys(H, msg, len);
+	else
+		fprintf(stderr, "hum: %s\n", msg);
 	return 0;
 }
 
-/* raw.output(fd [, width]): foreground printer on fd (1 for `hum up`),
- * names padded to at least width. [-2, +0, raises] */
+/* raw.output(fd [, width]): foreground printer on fd (1 for `hum up`), the
+ * name column `width` wide (at least as wide as "hum"). [-2, +0, raises] */
 static int l_output(lua_State *L)
 {
 	needhost(L);
-	if (!H->out) {
-		H->out = hum_output_new(H->loop, (int)luaL_optinteger(L, 1, 1));
-		if (!H->out)
-			return luaL_error(L, "cannot set up output: %s", strerror(errno));
-	}
-	hum_output_set_width(H->out, (size_t)luaL_optinteger(L, 2, 0));
+	int rc = hum_host_output(H, (int)luaL_optinteger(L, 1, 1));
+	if (rc < 0)
+		return luaL_error(L, "cannot set up output: %s", strerror(-rc));
+	size_t w = (size_t)luaL_optinteger(L, 2, 0);
+	hum_output_set_width(H->out, w < strlen(HUM_SYS_NAME) ? strlen(HUM_SYS_NAME) : w);
 	return 0;
+}
+
+/* raw.output_file(path [, max_bytes [, rotate]]) -> true | nil, message:
+ * the output is hum's log file at path (rotated to path.1 at max_bytes,
+ * default 64 MiB; with rotate, at once). [-3, +1|2, raises] */
+static int l_output_file(lua_State *L)
+{
+	needhost(L);
+	const char *path = luaL_checkstring(L, 1);
+	lua_Number max = luaL_optnumber(L, 2, 0);
+	if (!H->out)
+		return luaL_error(L, "raw.output_file before raw.output");
+	int rc = hum_output_set_file(H->out, path, max > 0 ? (uint64_t)max : 0,
+				     lua_toboolean(L, 3) ? HUM_LOGFILE_ROTATE : 0);
+	if (rc < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, rc == -EBADF ? "the output is not that file" : strerror(-rc));
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* raw.output_reopen() -> true | nil, message: opens the log file's path
+ * again (after an external rotation; e.g. on SIGUSR1). [-0, +1|2] */
+static int l_output_reopen(lua_State *L)
+{
+	int rc = H && H->out ? hum_output_reopen(H->out) : -EINVAL;
+	if (rc < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, rc == -EINVAL ? "the output is not a log file" : strerror(-rc));
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* raw.output_stats() -> { dropped, unwritten, paused, error } of the
+ * foreground printer, or nil without one. [-0, +1] */
+static int l_output_stats(lua_State *L)
+{
+	if (!H || !H->out) {
+		lua_pushnil(L);
+		return 1;
+	}
+	lua_createtable(L, 0, 4);
+	lua_pushnumber(L, (lua_Number)hum_output_dropped(H->out));
+	lua_setfield(L, -2, "dropped");
+	lua_pushnumber(L, (lua_Number)hum_output_unwritten(H->out));
+	lua_setfield(L, -2, "unwritten");
+	lua_pushboolean(L, hum_output_paused(H->out));
+	lua_setfield(L, -2, "paused");
+	if (hum_output_error(H->out)) {
+		lua_pushstring(L, strerror(hum_output_error(H->out)));
+		lua_setfield(L, -2, "error");
+	}
+	return 1;
 }
 
 /* raw.clock() -> monotonic seconds [-0, +1] */
@@ -670,7 +741,8 @@ static const luaL_Reg fns[] = {
 	{ "timer", l_timer }, { "timer_stop", l_timer_stop }, { "now", l_now },
 	{ "time", l_time }, { "signum", l_signum }, { "signame", l_signame },
 	{ "kill_all", l_kill_all }, { "active", l_active }, { "notify_idle", l_notify_idle }, { "quit", l_quit },
-	{ "log", l_log }, { "output", l_output },
+	{ "log", l_log }, { "output", l_output }, { "output_file", l_output_file },
+	{ "output_reopen", l_output_reopen }, { "output_stats", l_output_stats },
 	{ NULL, NULL },
 };
 

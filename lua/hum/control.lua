@@ -378,13 +378,25 @@ function M.start(file, opts)
 	-- The API thread reads the store, so it must stop before the store is
 	-- freed: when the loop returns.
 	runtime.listen("teardown", M.stop)
+	-- the daemon holds the project's lock now: its log may start afresh
+	local lf = M.logfile
+	if lf then
+		-- a new file per run (the previous run's is hum.log.1), headed with
+		-- the date; rotated by size too (HUM_LOG_MAX bytes, default 64 MiB)
+		local ok, err = raw.output_file(lf.path, tonumber(os.getenv("HUM_LOG_MAX") or ""), true)
+		if not ok then raw.log(("%s: not rotated: %s"):format(lf.path, err)) end
+		raw.log(("%s: hum up -d (pid %d) for %s; the previous run's log is %s.1")
+			:format(os.date("%Y-%m-%d %H:%M:%S %z"), lf.pid, lf.config, lf.path))
+		if lf.replaced then raw.log(lf.replaced) end
+	end
 	raw.detach_notify()
 	return true
 end
 
 -- `hum up -d`: fork into the background before anything starts.  Returns
--- nil in the daemon (which goes on with `up`), or the exit code for the
--- original process once the daemon is listening or has failed.
+-- nil in the daemon (which goes on with `up`; M.logfile describes its log),
+-- or the exit code for the original process once the daemon is listening
+-- or has failed.
 function M.detach(file)
 	local dir = util.dirname(file)
 	local state, err = raw.api_state_dir(dir)
@@ -398,6 +410,7 @@ function M.detach(file)
 		-- in the background nobody watches for the end: stay until
 		-- `hum down` (or a signal), even once every task has finished
 		M.controlled = true
+		M.logfile = { path = logfile, pid = ok, config = file, replaced = info }
 		return nil
 	end
 	if ok then

@@ -454,6 +454,8 @@ function M.register_all(base_dir)
 				backoff_reset = p.restart_spec.reset,
 				groups = table.concat(p.groups, ","),
 				base = base,
+				ready_probe = p.ready_probe ~= nil, -- its "ready" is worth a line
+
 			}
 			if type(p.cmd) == "table" then
 				spec.argv = {}
@@ -489,6 +491,7 @@ function M.boot(base_dir)
 		width = math.max(width, #p.name + (p.scale > 1 and #tostring(p.scale) + 1 or 0))
 	end
 	raw.output(1, width)
+	require("hum.messages").attach(M)
 	raw.set_dispatch(M.dispatch)
 	M.register_all(base_dir)
 	M.started = true
@@ -664,10 +667,8 @@ local function on_state(ev)
 		fire(i, "exit", x)
 		reactions.wake("exit:" .. id, x)
 	end
-	-- (the supervisor has logged a spawn error already, when it happened)
-	if (new == "failed" or new == "succeeded" or new == "backoff") and old ~= new and not spawn_error then
-		log("%s: %s", i.name, reason ~= "" and reason or new)
-	end
+	-- (exits, like starts and readiness, are logged by C, in order with
+	-- the process's output: lua/bind/host.c)
 	notify("state", i, new, old)
 	-- registration publishes a first "pending" that changes nothing
 	if new ~= old then fire(i, "state", { name = i.name, state = new, old = old, reason = reason, time = ev.time }) end

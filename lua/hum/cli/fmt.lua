@@ -20,6 +20,34 @@ M.STATE_COLOR = {
 	paused = "33", -- a running process stopped by a signal (SIGSTOP, SIGTSTP)
 }
 
+-- The name column of log lines, as the foreground printer draws it
+-- (core/sup/output.c): one width for every line, at most NAME_MAX columns;
+-- shorter names padded, longer ones cut with an ellipsis.  Columns are
+-- UTF-8 characters.
+M.NAME_MAX = 32
+
+local function columns(s)
+	local _, n = s:gsub("[^\128-\191]", "")
+	return n
+end
+
+function M.name_width(names)
+	local w = 3 -- "hum", hum's own lines
+	for _, n in ipairs(names) do w = math.max(w, columns(n)) end
+	return math.min(w, M.NAME_MAX)
+end
+
+function M.fit_name(name, width)
+	local cols = columns(name)
+	if cols <= width then return name .. (" "):rep(width - cols) end
+	local keep, c = #name, 0
+	for pos in name:gmatch("()[^\128-\191]") do
+		if c == width - 1 then keep = pos - 1 break end
+		c = c + 1
+	end
+	return name:sub(1, keep) .. "\226\128\166" -- U+2026 …
+end
+
 function M.paint(on, code, s)
 	if not on or not code then return s end
 	return "\027[" .. code .. "m" .. s .. "\027[0m"

@@ -46,18 +46,27 @@ M.parse_since = parse_since
 -- the name padded to width and coloured as in hum up's output (ids: name ->
 -- process id), the stream's marker, the text.  Also `hum run`'s, for a task
 -- run inside a running hum.
-function M.printer(out, width, color, ids)
+function M.printer(out, width, color, ids, tty)
+	local fitted = setmetatable({}, { __index = function(t, name)
+		-- a name is no terminal control sequence; one column width
+		local f = fmt.fit_name(fmt.safe(name), width)
+		t[name] = f
+		return f
+	end })
 	return function(l)
-		local name = fmt.safe(l.name) -- a name is no terminal control sequence
+		local name = fitted[l.name]
 		local ts = os.date("%H:%M:%S", math.floor(l.time))
+		local sys = l.stream == "sys"
 		local sep = l.stream == "err" and (color and " \027[31m!\027[0m " or " ! ")
-			or l.stream == "sys" and " * " or " \226\148\130 "
-		local pad = (" "):rep(math.max(0, width - #name))
+			or sys and " * " or " \226\148\130 "
+		-- on a terminal, a colour a line leaves on must not spill into
+		-- the next prefix (as in hum up's output)
+		local reset = tty and l.line:find("\027", 1, true) and "\027[0m" or ""
 		if color then
-			out:write("\027[2m", ts, "\027[0m \027[", fmt.PALETTE[(ids[l.name] or 0) % #fmt.PALETTE + 1], "m",
-				name, pad, "\027[0m", sep, l.line, "\n")
+			local paint = sys and "1" or fmt.PALETTE[(ids[l.name] or 0) % #fmt.PALETTE + 1]
+			out:write("\027[2m", ts, "\027[0m \027[", paint, "m", name, "\027[0m", sep, l.line, reset, "\n")
 		else
-			out:write(ts, " ", name, pad, sep, l.line, "\n")
+			out:write(ts, " ", name, sep, l.line, reset, "\n")
 		end
 	end
 end
@@ -83,17 +92,21 @@ function M.logs(opts, pos)
 	local c, code = conn.connect(opts)
 	if not c then return code end
 	local color = fmt.want_color() and not opts.json
+	-- on a terminal, a colour a line leaves on must not spill into the next
+	-- prefix (as in hum up's output)
+	local tty = raw.isatty(1) and not opts.json
 	-- names -> ids (colours as in hum up's output) and the column width
-	local ids, width = {}, 0
+	local ids, names = {}, {}
 	if not opts.json then
 		local resp, perr = conn.request(c, { cmd = "ps" }, 30)
 		if not resp then return die(1, "%s", perr) end
 		if not resp.ok then return die(1, "%s", tostring(null(resp.error) or "ps failed")) end
 		for _, p in ipairs(resp.procs) do
 			ids[p.name] = p.id
-			width = math.max(width, #p.name)
+			names[#names + 1] = p.name
 		end
 	end
+	local width = fmt.name_width(names)
 	local ok, err = c:send(cjson.encode(req) .. "\n")
 	if not ok then
 		local l = c:read_line(1)
@@ -102,7 +115,7 @@ function M.logs(opts, pos)
 	end
 	if not opts.follow then io.stdout:setvbuf("full") end
 	local out = io.stdout
-	local print_line = M.printer(out, width, color, ids)
+	local print_line = M.printer(out, width, color, ids, tty)
 	local nlines = 0
 	while true do
 		local line, e = c:read_line(nil)
@@ -132,6 +145,13 @@ function M.logs(opts, pos)
 			if r["end"] then
 				if null(r.truncated) then
 					io.stderr:write(("hum: %d older lines not sent (response size limit)\n"):format(r.truncated))
+				end
+				-- a follower ends with a line that says why
+				local why = null(r.reason)
+				if why then
+					io.stderr:write(("hum: end of the logs: %s\n"):format(
+						why == "server stopping" and "hum stopped" or why == "removed"
+						and "the followed processes were removed" or why))
 				end
 				c:close()
 				return 0
