@@ -15,8 +15,10 @@
  * stays watched until EOF or until the group is killed.
  *
  * Stop: stop_signal to the whole process group, then SIGKILL to the group
- * after `grace`; descendants that left the group (setsid) are found through
- * the HUM_TOKEN environment marker (see sentinel.h) and killed too.
+ * after `grace`; descendants that left the group are found through the
+ * run's cgroup where hum can create cgroups (cgroup.h), through the
+ * HUM_TOKEN environment marker (sentinel.h), and without cgroups through
+ * the run's session (lineage.h), and get the same signals.
  */
 #ifndef HUM_PROC_H
 #define HUM_PROC_H
