@@ -681,6 +681,33 @@ static void run_name(char buf[static 32], uint32_t id, uint32_t run)
 
 static void ino_cb(struct ev_loop *loop, ev_io *w, int revents);
 
+/* Tops beside ours left by a hum that died together with its sentinel
+ * (both SIGKILLed: `pkill -9 -f`, which matches the sentinel's command
+ * line too): "hum-<pid namespace>-<pid>-..." of our pid namespace whose pid
+ * is gone.  What is in one is killed and it is removed, briefly (1 s). */
+static void remove_stale(hum_sup *s, const char *parent, unsigned long ns)
+{
+	DIR *d = opendir(parent);
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		unsigned long ens;
+		int pid, n = 0;
+		if (e->d_type != DT_DIR || sscanf(e->d_name, "hum-%lu-%d-%*x-%*u%n", &ens, &pid, &n) != 2 ||
+		    n == 0 || e->d_name[n] != '\0' || ens != ns || pid <= 0 || pid == getpid() ||
+		    kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char dir[PATH_MAX];
+		if ((size_t)snprintf(dir, sizeof dir, "%s/%s", parent, e->d_name) >= sizeof dir)
+			continue;
+		int rc = hum_cgroup_destroy(dir, 1.0);
+		sup_log(s, NULL, "cgroup: %s, left by hum %d killed with its sentinel: %s", dir, pid,
+			     rc == 0 ? "removed" : strerror(-rc));
+	}
+	closedir(d);
+}
+
 /* The top as name under the cgroup dir/rel; true if made and opened. */
 static bool make_top(hum_sup *s, const char *dir, const char *rel, const char *name)
 {
@@ -715,22 +742,27 @@ void sup_cgroup_init(hum_sup *s)
 		free(w);
 		return;
 	}
-	/* "hum-<pid>-<ms>-<n>": the token prefix without its dot */
-	char name[80] = "hum-";
+	/* "hum-<pid namespace>-<pid>-<ms>-<n>": the token prefix without its
+	 * dot, and the namespace its pid is in (remove_stale) */
+	struct stat st;
+	unsigned long ns = stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+	char name[128];
 	size_t pl = strlen(s->prefix);
-	if (pl > 0 && pl < sizeof name - 5) {
-		memcpy(name + 4, s->prefix, pl - 1);
-		name[4 + pl - 1] = '\0';
-		if (!make_top(s, w->self, w->self_rel, name) && strcmp(w->self, w->mnt) != 0)
-			make_top(s, w->mnt, w->mnt_rel, name);
-	}
+	if (pl > 0 && (size_t)snprintf(name, sizeof name, "hum-%lu-%.*s", ns, (int)(pl - 1), s->prefix) < sizeof name &&
+	    !make_top(s, w->self, w->self_rel, name) && strcmp(w->self, w->mnt) != 0)
+		make_top(s, w->mnt, w->mnt_rel, name);
 	free(w);
+	if (c->top_fd >= 0) {
+		char parent[PATH_MAX];
+		memcpy(parent, c->dir, sizeof parent);
+		*strrchr(parent, '/') = '\0'; /* c->dir is <parent>/<name> */
+		remove_stale(s, parent, ns);
+	}
 	if (c->top_fd < 0) {
 		c->dir[0] = c->rel[0] = '\0';
 		return;
 	}
 	c->placing = true;
-	c->has_kill = faccessat(c->top_fd, "cgroup.kill", F_OK, 0) == 0;
 	s->sentinel.cgroup = c->dir; /* hum_sup_new starts it after this */
 	c->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (c->ino_fd >= 0) {
@@ -760,11 +792,6 @@ void sup_cgroup_fini(hum_sup *s)
 	int rc = hum_cgroup_destroy(c->dir, 5.0);
 	if (rc < 0)
 		sup_log(s, NULL, "cgroup: remove %s: %s", c->dir, strerror(-rc));
-}
-
-bool sup_cgroup_active(const hum_sup *s)
-{
-	return s->cg.top_fd >= 0;
 }
 
 int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run)
@@ -873,7 +900,7 @@ void sup_cgroup_release(hum_sup *s, uint32_t id, uint32_t run)
 	if (rc != -EBUSY || c->ino_fd < 0)
 		return; /* removed, gone, or left for hum's exit */
 	/* Watch first, then try again: it may have emptied in between. */
-	if (!join(path, sizeof path, c->dir, "/", name) || !join(path, sizeof path, path, "/cgroup.events", NULL))
+	if ((size_t)snprintf(path, sizeof path, "%s/%s/cgroup.events", c->dir, name) >= sizeof path)
 		return;
 	int wd = inotify_add_watch(c->ino_fd, path, IN_MODIFY);
 	if (wd < 0)

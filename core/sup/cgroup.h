@@ -4,11 +4,15 @@
  * child's first instruction, so whatever it starts is found through the
  * cgroup — in any session or process group, with any environment.
  *
- *   <hum's cgroup>/hum-<instance>/        "the top": one per supervisor
+ *   <hum's cgroup>/hum-<pid ns>-<instance>/   "the top": one per supervisor
  *       <id>.<run>/                       run `run` of process `id`
  *       0.<job>/                          hum.exec job `job`
  *
- * The names are the HUM_TOKEN suffixes (sentinel.h) of the same runs.  The
+ * The names are the HUM_TOKEN suffixes (sentinel.h) of the same runs; the
+ * instance is the token prefix (<pid>-<start ms>-<n>), and with the pid
+ * namespace it tells a top whose hum is gone: the sentinel removes a top
+ * after kill -9, and a top left when both died is removed by the next hum
+ * started beside it.  The
  * top goes under hum's own cgroup where that is writable (systemd
  * delegates a user's service subtree to the user), else under the root of
  * the cgroup2 mount (root, a container with a writable cgroupfs); neither:
@@ -104,11 +108,12 @@ typedef struct hum_cgroups {
 	bool placing;        /* new runs go into cgroups (false once a spawn
 			      * found them unusable: runs placed before keep
 			      * theirs) */
-	bool has_kill;       /* cgroup.kill exists */
 	char dir[PATH_MAX];  /* the top, absolute ("" without one) */
 	char rel[PATH_MAX];  /* the top as /proc/PID/cgroup names it */
 	/* cgroups to remove once empty: an inotify watch on each one's
-	 * cgroup.events (modified when "populated" changes) */
+	 * cgroup.events (modified when "populated" changes).  As many as runs
+	 * whose leftovers still live; none is dropped (at worst, when a watch
+	 * cannot be added, the cgroup waits for hum's exit). */
 	int ino_fd;
 	ev_io ino_w;
 	struct hum_cg_pending { int wd; uint32_t id, run; } *pending;

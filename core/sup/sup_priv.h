@@ -172,7 +172,6 @@ uint64_t sup_total_forks(void); /* /proc/stat "processes"; 0 if unknown */
 /* cgroup.c (loop thread, except sup_cgroup_holds_run) */
 void sup_cgroup_init(hum_sup *s);  /* before the sentinel starts */
 void sup_cgroup_fini(hum_sup *s);  /* kills what is left, removes them all */
-bool sup_cgroup_active(const hum_sup *s);
 /* A new cgroup for run `run` of `id` (0: an exec job): its directory fd
  * (> 2) for hum_spawn_req.cgroup_fd, or 0 when runs are not placed. */
 int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run);

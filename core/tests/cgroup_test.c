@@ -499,8 +499,35 @@ static void exec_cb(void *ud, const hum_exec_result *r)
 
 static void test_sup_cgroups(void)
 {
+	/* The top of a hum killed together with its sentinel: its pid gone,
+	 * a process still in it.  The next hum beside it removes it. */
+	pid_t dead = fork();
+	if (dead == 0)
+		_exit(0);
+	reap(dead);
+	struct stat st;
+	char stale[PATH_MAX + 64], staler[PATH_MAX + 96];
+	snprintf(stale, sizeof stale, "%s", base);
+	*strrchr(stale, '/') = 0;
+	snprintf(stale + strlen(stale), sizeof stale - strlen(stale), "/hum-%lu-%d-1a2b-1",
+		 stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0ul, (int)dead);
+	snprintf(staler, sizeof staler, "%s/1.1", stale);
+	mkdir(stale, 0755);
+	mkdir(staler, 0755);
+	int sfd = open(staler, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char *slp[] = { "sleep", "1000", NULL };
+	hum_spawned left;
+	int lrc = spawn_in(sfd, slp, NULL, &left);
+	close(sfd);
+	if (lrc == 0)
+		close_spawned(&left);
+
 	harness_init();
 	ok(S->cg.placing && is_dir(S->cg.dir), "the supervisor made its cgroup %s", S->cg.dir);
+	ok(lrc == 0 && !is_dir(stale) && UNTIL(!alive(left.pid), 5),
+	   "a top left by a hum killed with its sentinel is emptied and removed by the next hum");
+	if (lrc == 0)
+		kill(left.pid, SIGKILL), reap(left.pid);
 	rec r;
 	char cmd[1024], rdir[PATH_MAX + 32], rdir2[PATH_MAX + 32];
 	const char *d = scratch("stop");
@@ -565,6 +592,25 @@ static void test_sup_cgroups(void)
 	   WAIT(!is_dir(rdir), 10) && is_dir(rdir2),
 	   "restart: the old run and its escapees gone, its cgroup removed; the new run in %s", rdir2);
 
+	/* a run that ends leaving a daemon keeps its cgroup until the daemon
+	 * dies, however it dies: then the cgroup goes (inotify, no polling) */
+	d = scratch("left");
+	snprintf(cmd, sizeof cmd, "%s/escapee double %s/double.pid & "
+		 "while [ ! -f %s/double.pid ]; do sleep 0.01; done", FIX, d, d);
+	sp = spec_sh(cmd);
+	rec r4;
+	hum_proc *l = add("leaves", &sp, &r4);
+	hum_proc_start(l);
+	char ldir[PATH_MAX + 32];
+	run_dir(l, ldir);
+	WAIT(state(l) == HUM_SUCCEEDED, 20);
+	pid_t daemon[5] = { 0 };
+	five_pids(d, daemon);
+	int kept = state(l) == HUM_SUCCEEDED && alive(daemon[1]) && is_dir(ldir);
+	kill(daemon[1], SIGKILL); /* hum reaps it; only the watch can see the cgroup empty */
+	ok(kept && WAIT(!is_dir(ldir), 10),
+	   "a run that left a daemon keeps its cgroup; the daemon's death removes it");
+
 	/* a job: its escapee dies with its leader */
 	d = scratch("job");
 	snprintf(cmd, sizeof cmd, "%s/escapee setsid %s/setsid.pid & while [ ! -f %s/setsid.pid ]; do sleep 0.01; done",
@@ -591,7 +637,7 @@ static void test_sup_cgroups(void)
 	kill_all(pids, 5);
 	kill_all(pids2, 5);
 	kill_all(jp, 1);
-	rec_free(&r), rec_free(&r2), rec_free(&r3);
+	rec_free(&r), rec_free(&r2), rec_free(&r3), rec_free(&r4);
 }
 
 /* ---- 4. without cgroups ---------------------------------------------------------- */
