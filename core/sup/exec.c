@@ -14,6 +14,9 @@
  * the leader lives, so hum.exec children are cleaned up after kill -9 like
  * supervised ones.
  *
+ * Cgroups.  With a supervisor that places runs in cgroups, each job has
+ * one too, 0.<job> (cgroup.c), killed and removed with the job's sweep.
+ *
  * Group ids.  kill(-pgid) is only correct while the id is ours: while the
  * leader is unreaped (running or a zombie pins the id) and right at its
  * reap, the rule reap.c keeps.  Here it holds by construction: signal_group()
@@ -214,7 +217,7 @@ int hum_exec_start(struct ev_loop *loop, const hum_exec_spec *spec, hum_exec_cb 
 		return -ENOMEM;
 	static uint32_t jobs; /* loop thread only */
 	char token[128];
-	hum_spawn_req req = { spec->argv, spec->shell, spec->cwd, spec->env, NULL, 1 };
+	hum_spawn_req req = { spec->argv, spec->shell, spec->cwd, spec->env, NULL, 1, 0 };
 	if (spec->sup) {
 		if (++jobs == 0) /* 0 is "no job" (and 0.0 other spawners' token) */
 			jobs = 1;
@@ -224,8 +227,13 @@ int hum_exec_start(struct ev_loop *loop, const hum_exec_spec *spec, hum_exec_cb 
 		/* before the fork: forks since then bound the pids of its leftovers */
 		j->forks0 = spec->sup->sweeper.pid_max ? sup_total_forks() : 0;
 	}
+	/* cgroup.c: a job's cgroup is 0.<job>, like its token */
+	int cgfd = spec->sup ? sup_cgroup_open(spec->sup, 0, j->serial) : 0;
+	req.cgroup_fd = cgfd;
 	hum_spawned sp;
 	int rc = hum_spawn(&req, &sp, errbuf, errlen);
+	if (spec->sup)
+		sup_cgroup_spawned(spec->sup, 0, j->serial, cgfd, rc == 0, sp.cgroup_err);
 	if (rc < 0) {
 		free(j);
 		return rc;

@@ -30,6 +30,12 @@
  * the resolved path.  Scripts without a #! line are not run through /bin/sh
  * (glibc's posix_spawn stopped doing that too): they fail with ENOEXEC.
  *
+ * Cgroups: with req->cgroup_fd, hum_cgroup_spawn (cgroup.c) does the same
+ * child-side work itself, so that the child is created inside its cgroup
+ * (posix_spawn takes no cgroup in glibc before 2.41); when the cgroup
+ * cannot be used at all, the child is started here as before and the
+ * caller is told (cgroup_err).
+ *
  * Pipes: pipe2(O_CLOEXEC), then O_NONBLOCK on hum's read end only.  Passing
  * O_NONBLOCK to pipe2 would make the child's stdout non-blocking as well
  * (the flag lives on each end's open file description), and many programs
@@ -46,6 +52,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "launch.h"
 
 extern char **environ;
@@ -169,6 +176,7 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 
 	out->pid = 0;
 	out->out_fd = out->err_fd = out->in_fd = -1;
+	out->cgroup_err = 0;
 	if (argv == NULL || argv[0] == NULL)
 		return fail(err, errlen, "exec", NULL, EINVAL);
 	rc = resolve(argv[0], req->env, req->cwd, path, sizeof path);
@@ -219,7 +227,18 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	if (rc == 0) /* hum's fds are CLOEXEC; this also drops ones hum inherited */
 		rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	pid_t pid = 0;
-	if (rc == 0) {
+	int step = 0; /* the failed step of hum_cgroup_spawn, if it ran */
+	if (rc == 0 && req->cgroup_fd > 2) {
+		/* cgroup.c: the same child, created inside its cgroup */
+		hum_cgroup_exec x = { path, argv, envp, req->cwd, req->stdin_pipe ? pi[0] : -1,
+				      po[1], pe[1], req->cgroup_fd };
+		rc = -hum_cgroup_spawn(&x, &pid, &step);
+		if (rc != 0 && step == HUM_CG_CLONE && rc != EAGAIN && rc != ENOMEM) {
+			out->cgroup_err = rc; /* unusable here: start it without */
+			rc = step = 0;
+		}
+	}
+	if (rc == 0 && pid == 0) {
 		/* posix_spawn retries nothing itself but is not interrupted by
 		 * signals either (the clone'd child blocks them). */
 		rc = posix_spawn(&pid, path, &fa, &attr, argv, envp);
@@ -236,6 +255,10 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 		close(pe[0]);
 		if (pi[1] >= 0)
 			close(pi[1]);
+		if (step == HUM_CG_CHDIR)
+			return fail(err, errlen, "chdir", req->cwd, rc);
+		if (step == HUM_CG_CLONE || step == HUM_CG_SETUP)
+			return fail(err, errlen, step == HUM_CG_CLONE ? "clone3" : "spawn", NULL, rc);
 		if (req->cwd && (e = bad_dir(req->cwd)) != 0)
 			return fail(err, errlen, "chdir", req->cwd, e);
 		if (hum_spawn_transient(-rc)) /* hum's shortage, not the program's */

@@ -16,12 +16,17 @@ typedef struct hum_spawn_req {
 	char *const *env;    /* NULL: inherit environ */
 	const char *token;   /* "HUM_TOKEN=..." replaces any HUM_TOKEN in env */
 	int stdin_pipe;      /* 1: stdin from a pipe (in_fd), else /dev/null */
+	int cgroup_fd;       /* > 2: the directory of the cgroup to start the
+			      * child in, from its first instruction (cgroup.h);
+			      * 0: none */
 } hum_spawn_req;
 
 typedef struct hum_spawned {
 	pid_t pid;           /* also the pgid and the sid */
 	int out_fd, err_fd;  /* parent's read ends: O_NONBLOCK, O_CLOEXEC */
 	int in_fd;           /* parent's write end with stdin_pipe, else -1 */
+	int cgroup_err;      /* the cgroup could not be used (errno): the child
+			      * was started without it; 0: it is in it */
 } hum_spawned;
 
 /* 0, or -errno with a text "<call>: <strerror>" in err (e.g. "exec: No such

@@ -45,6 +45,7 @@
 #include "sup_priv.h"
 #include "fds.h"
 #include "launch.h"
+#include "lineage.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -95,6 +96,14 @@ void sup_proc_publish(hum_proc *p, hum_snap *n)
 	 * gating): the flag follows the state, so a clone of a ready snapshot
 	 * (stopping, backoff...) can never carry it along. */
 	n->ready = n->state == HUM_READY;
+	/* cgroup.c: a run that is over gives up its cgroup (removed once the
+	 * last of what it left there is gone) */
+	if (p->cg == 1 && n->pid == 0 &&
+	    (n->state == HUM_STOPPED || n->state == HUM_SUCCEEDED || n->state == HUM_FAILED ||
+	     n->state == HUM_BACKOFF)) {
+		p->cg = 2;
+		sup_cgroup_release(s, p->id, p->run);
+	}
 	hum_store_publish(s->st, p->entry, n);
 	if (s->hooks.state)
 		s->hooks.state(p, old, n, s->ud);
@@ -241,11 +250,14 @@ int sup_proc_spawn(hum_proc *p, int why)
 
 	char token[128], err[512];
 	snprintf(token, sizeof token, "HUM_TOKEN=%s%u.%u", s->prefix, p->id, p->run);
-	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token, 0 };
+	/* cgroup.c: the run's own cgroup, the child in it from the start */
+	int cgfd = sup_cgroup_open(s, p->id, p->run);
+	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token, 0, cgfd };
 	hum_spawned sp;
 	/* before the fork: forks since then bound the pids the run can have */
 	p->forks0 = s->sweeper.pid_max ? sup_total_forks() : 0;
 	int rc = hum_spawn(&req, &sp, err, sizeof err);
+	p->cg = sup_cgroup_spawned(s, p->id, p->run, cgfd, rc == 0, sp.cgroup_err);
 	if (rc < 0) {
 		p->cleaned = 1;
 		if (hum_spawn_transient(rc)) {
@@ -316,6 +328,8 @@ hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st, const hum_sup_hooks *h
 	snprintf(s->token, sizeof s->token, "HUM_TOKEN=%s0.0", s->prefix);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
 		sup_log(s, NULL, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+	/* Before the sentinel, which learns where the cgroups are. */
+	sup_cgroup_init(s);
 	/* Early, while hum is small; before any child exists. */
 	int rc = hum_sentinel_start(&s->sentinel, s->prefix);
 	if (rc < 0)
@@ -339,6 +353,7 @@ void hum_sup_free(hum_sup *s)
 	sup_sweeper_stop(s);
 	/* 1. Kill: live groups, then every token carrier (what is left of
 	 * finished runs, and other spawners' children with hum_sup_token). */
+	sup_cgroup_signal(s, 0, 0, SIGKILL, 0); /* every run's and job's cgroup */
 	for (size_t i = 0; i < s->nprocs; i++) {
 		hum_proc *p = s->procs[i];
 		ev_timer_stop(s->loop, &p->grace_timer);
@@ -385,6 +400,12 @@ void hum_sup_free(hum_sup *s)
 		}
 		hum_store_publish(s->st, p->entry, n);
 	}
+	/* Runs outside cgroups: what they left that lost group, session and
+	 * token was re-parented to hum (lineage.h).  Then the cgroups: wait
+	 * for them to empty, remove them. */
+	if (!s->cg.placing)
+		hum_lineage_kill_escaped(getpid(), s->sentinel.pid, 2.0);
+	sup_cgroup_fini(s);
 	/* 3. Everything is dead: the sentinel need not kill groups whose ids
 	 * may be recycled from now on; it still sweeps tokens. */
 	hum_sentinel_disarm(&s->sentinel);

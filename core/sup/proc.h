@@ -15,7 +15,9 @@
  * stays watched until EOF or until the group is killed.
  *
  * Stop: a process is its whole run — its group and every descendant that
- * carries the run's HUM_TOKEN (sentinel.h), also one that left the group.
+ * carries the run's HUM_TOKEN (sentinel.h), also one that left the group;
+ * where hum can create cgroups every process of the run's cgroup
+ * (cgroup.h), and without cgroups the run's session (lineage.h).
  * stop_signal goes to all of it; whatever is still there after `grace` gets
  * SIGKILL, also when the main process exited in between (what remained
  * keeps the rest of the grace; the state stays `stopping` until nothing

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
+#include "lineage.h"
 #include "sentinel.h"
 
 #define PGID_LIMIT (1u << 22) /* PID_MAX_LIMIT on 64-bit Linux */
@@ -31,18 +33,6 @@
 static uint64_t groups[PGID_LIMIT / 64]; /* the sentinel's only state */
 
 /* ---- small async-signal-safe helpers ----------------------------------- */
-
-static char *utoa(char *p, unsigned v) /* writes digits, returns the end */
-{
-	char tmp[12];
-	int n = 0;
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
 
 static ssize_t read_retry(int fd, void *buf, size_t n)
 {
@@ -118,67 +108,56 @@ int hum_token_scan(const char *prefix, hum_token_fn fn, void *ud)
 	return hum_token_scan_range(prefix, 0, 0, fn, ud);
 }
 
-static int in_range(unsigned pid, pid_t lo, pid_t hi)
+typedef struct scan {
+	const char *prefix;
+	size_t plen;
+	hum_token_fn fn;
+	void *ud;
+	int matches;
+} scan;
+
+static int scan_one(int procfd, const char *name, pid_t pid, void *ud)
 {
-	if (lo <= 0)
-		return 1;
-	if (lo <= hi)
-		return pid >= (unsigned)lo && pid <= (unsigned)hi;
-	return pid >= (unsigned)lo || pid <= (unsigned)hi;
+	scan *sc = ud;
+	int fd = open_environ(procfd, name);
+	if (fd < 0)
+		return 0; /* gone, or not ours to read */
+	char val[VALUE_MAX];
+	int vlen = environ_token(fd, val);
+	close(fd);
+	if (vlen < 0 || (size_t)vlen < sc->plen || memcmp(val, sc->prefix, sc->plen) != 0)
+		return 0;
+	sc->matches++;
+	return sc->fn && sc->fn(pid, val, (size_t)vlen, sc->ud);
 }
 
 int hum_token_scan_range(const char *prefix, pid_t lo, pid_t hi, hum_token_fn fn, void *ud)
 {
-	size_t plen = strlen(prefix);
-	int dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	scan sc = { prefix, strlen(prefix), fn, ud, 0 };
+	int rc = hum_lineage_each(lo, hi, scan_one, &sc);
+	return rc < 0 ? rc : sc.matches;
+}
+
+int hum_token_of(pid_t pid, char *val, size_t len)
+{
+	char path[48], v[VALUE_MAX];
+	int fd = open(hum_lineage_path(path, pid, "environ"), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	pid_t self = getpid();
-	int matches = 0, stop = 0;
-	char dbuf[8192] __attribute__((aligned(8)));
-	ssize_t n;
-	while (!stop && (n = getdents64(dfd, dbuf, sizeof dbuf)) > 0) {
-		for (ssize_t off = 0; off < n && !stop;) {
-			struct dirent64 *d = (struct dirent64 *)(dbuf + off);
-			off += d->d_reclen;
-			const char *s = d->d_name;
-			unsigned pid = 0;
-			if (*s < '1' || *s > '9')
-				continue;
-			for (; *s >= '0' && *s <= '9'; s++)
-				pid = pid * 10 + (unsigned)(*s - '0');
-			if (*s != '\0' || (pid_t)pid == self || !in_range(pid, lo, hi))
-				continue;
-			int fd = open_environ(dfd, d->d_name);
-			if (fd < 0)
-				continue; /* gone, or not ours to read */
-			char val[VALUE_MAX];
-			int vlen = environ_token(fd, val);
-			close(fd);
-			if (vlen < 0 || (size_t)vlen < plen || memcmp(val, prefix, plen) != 0)
-				continue;
-			matches++;
-			if (fn && fn((pid_t)pid, val, (size_t)vlen, ud))
-				stop = 1;
-		}
-	}
-	close(dfd);
-	return matches;
+	int vlen = environ_token(fd, v);
+	close(fd);
+	if (vlen < 0 || (size_t)vlen >= len)
+		return -ENOENT;
+	memcpy(val, v, (size_t)vlen + 1);
+	return vlen;
 }
 
 /* Whether pid (held through a pidfd by the caller, or not) carries
  * HUM_TOKEN=value right now. */
 static int carries(pid_t pid, const char *value, size_t len)
 {
-	char path[40] = "/proc/";
-	char *e = utoa(path + 6, (unsigned)pid);
-	memcpy(e, "/environ", 9);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
 	char val[VALUE_MAX];
-	int vlen = environ_token(fd, val);
-	close(fd);
+	int vlen = hum_token_of(pid, val, sizeof val);
 	return vlen >= 0 && (size_t)vlen == len && memcmp(val, value, len) == 0;
 }
 
@@ -222,7 +201,7 @@ static int sentinel_kill(pid_t pid, const char *value, size_t len, void *ud)
 	return 0;
 }
 
-__attribute__((noreturn)) static void sentinel_main(int rfd, const char *prefix)
+__attribute__((noreturn)) static void sentinel_main(int rfd, const char *prefix, const char *cgroup)
 {
 	static const int ignored[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGTSTP,
 				       SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGALRM };
@@ -276,6 +255,18 @@ __attribute__((noreturn)) static void sentinel_main(int rfd, const char *prefix)
 		if (have)
 			memmove(rec, (char *)rec + whole * sizeof rec[0], have);
 	}
+	/* Runs without a cgroup (lineage.h): the recorded groups' sessions
+	 * and every descendant of their members, computed while the mains
+	 * still live (killing one re-parents its children away). */
+	if (armed)
+		hum_lineage_kill_sessions(groups, PGID_LIMIT);
+	/* Runs with one (cgroup.h): one write kills them all, wherever they
+	 * went; waiting for them and removing the cgroups comes last. */
+	int cgfd = cgroup ? open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (cgfd >= 0) {
+		hum_cgroup_kill(cgfd);
+		close(cgfd);
+	}
 	if (armed)
 		for (uint32_t w = 0; w < PGID_LIMIT / 64; w++)
 			for (uint64_t bits = groups[w]; bits; bits &= bits - 1)
@@ -289,6 +280,8 @@ __attribute__((noreturn)) static void sentinel_main(int rfd, const char *prefix)
 		struct timespec ts = { 0, (killed ? 2 : 20) * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	if (cgfd >= 0)
+		hum_cgroup_destroy(cgroup, 5.0);
 	_exit(0);
 }
 
@@ -309,8 +302,8 @@ int hum_sentinel_start(hum_sentinel *s, const char *prefix)
 		close(p[1]);
 		return -e;
 	}
-	if (pid == 0)
-		sentinel_main(p[0], pfx);
+	if (pid == 0) /* the strings are in the child's copy of our memory */
+		sentinel_main(p[0], pfx, s->cgroup);
 	close(p[0]);
 	fcntl(p[1], F_SETFL, O_NONBLOCK); /* never block the loop on it */
 	s->pid = pid;

@@ -10,17 +10,26 @@
  *    only the read end of a pipe whose write end only hum holds (CLOEXEC, so
  *    no child inherits it).  hum writes each new process group id to it, and
  *    a "forget" record as soon as the group's leader is reaped (after that
- *    the id may be recycled; what is left of the group is found by token).  When the pipe reaches EOF — hum exited or was killed, even
- *    with SIGKILL — the sentinel SIGKILLs every recorded group, then scans
- *    /proc/<pid>/environ for the instance's token prefix and SIGKILLs those
- *    processes, repeating the scan until it finds none; then it exits.
+ *    the id may be recycled; what is left of the group is found by token).
+ *    When the pipe reaches EOF — hum exited or was killed, even with
+ *    SIGKILL — the sentinel, in this order: kills the recorded groups'
+ *    sessions and every descendant of their members (lineage.h: the set is
+ *    computed before the first kill), writes cgroup.kill of hum's cgroup
+ *    (cgroup.h) when runs were placed in cgroups, SIGKILLs every recorded
+ *    group, scans /proc/<pid>/environ for the instance's token prefix and
+ *    SIGKILLs those processes, repeating the scan until it finds none, and
+ *    last waits (5 s at most) for the cgroups to empty and removes them;
+ *    then it exits.
  *  - The token scan on stop (reap.c): descendants that left the group are
  *    found the same way and signalled.
  *
- * Limit: a descendant that both left the process group (setsid/setpgid) and
- * rewrote or cleared its environment block (or one that a setuid binary made
- * unreadable to us) escapes both.  A process stopped with SIGSTOP is still
- * killed (SIGKILL needs no cooperation).
+ * Limit of the token alone: a descendant that both left the process group
+ * (setsid/setpgid) and rewrote or cleared its environment block (or one
+ * that a setuid binary made unreadable to us) escapes it.  Those are found
+ * by cgroup (cgroup.h) where hum can create cgroups, else by session and
+ * parentage as lineage.h says, with the limits the README's "Containment"
+ * lists.  A process stopped with SIGSTOP is still killed (SIGKILL needs no
+ * cooperation).
  *
  * Everything the sentinel runs after fork is a raw system call on stack or
  * static memory (no malloc, no stdio), so forking from a multi-threaded hum
@@ -35,6 +44,10 @@
 typedef struct hum_sentinel {
 	pid_t pid; /* 0 when not running */
 	int fd;    /* write end, O_NONBLOCK|O_CLOEXEC; -1 when closed */
+	/* Set before start when runs go into cgroups (cgroup.h): the
+	 * directory of hum's cgroup, which the sentinel kills and removes.
+	 * NULL: none. */
+	const char *cgroup;
 } hum_sentinel;
 
 /* Forks the sentinel for the token prefix (e.g. "1234-18c0a.."); 0 or -errno. */
@@ -58,6 +71,9 @@ int hum_token_scan(const char *prefix, hum_token_fn fn, void *ud);
 /* The same, looking only at pids in the cyclic range lo..hi (lo > hi: the
  * range wraps past pid_max; lo == 0: every pid). */
 int hum_token_scan_range(const char *prefix, pid_t lo, pid_t hi, hum_token_fn fn, void *ud);
+/* The value of pid's HUM_TOKEN into val (NUL terminated): its length, or
+ * -errno (-ENOENT: none, or longer than len - 1). */
+int hum_token_of(pid_t pid, char *val, size_t len);
 /* Sends sig to pid if it still carries HUM_TOKEN=value: the check and the
  * signal go through a pidfd, so a pid recycled in between is never hit.
  * 0 or -errno. */

@@ -11,6 +11,9 @@
  *              token <prefix>0.N and is swept with sup_scan_job
  *   remain.c   remaining processes: what is left of a run after its main
  *              process exited (counted by sweeps, watched through pidfds)
+ *   cgroup.c   a cgroup per run and per job (cgroup v2 where writable): the
+ *              sweep requests signal it first, a run's end removes it
+ *   lineage.c  session and parentage, where there are no cgroups
  *
  * Functions here are named sup_<verb> (no hum_ prefix: they are not API).
  * Everything is loop thread only, except what sweep.c says of its worker.
@@ -23,6 +26,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "lines.h"
 #include "proc.h"
 #include "sentinel.h"
@@ -78,6 +82,10 @@ typedef struct hum_scan_req {
 	uint32_t found;
 	pid_t pids[HUM_SNAP_PIDS];
 	int pidfds[HUM_SNAP_PIDS];
+	bool cg;         /* the run is in its cgroup, which had sig already:
+			  * carriers in it are skipped (sig != SIGKILL) */
+	pid_t sid;       /* no cgroup: the run's session, whose members get
+			  * sig too (lineage.h); 0: none */
 } hum_scan_req;
 
 /* One watched remaining process: its pidfd becomes readable when it exits. */
@@ -157,6 +165,8 @@ struct hum_proc {
 				 * second without pidfds */
 	uint8_t zero_counts;  /* consecutive counts that found nothing */
 	char end_reason[320]; /* the run's end without the remaining suffix */
+	uint8_t cg;          /* this run was started in its cgroup (cgroup.c):
+			      * 1, 2 once the run's end released it; 0: not */
 	char *base;          /* replica base ("" if none): for spec equality */
 	void *udata;
 };
@@ -177,6 +187,7 @@ struct hum_sup {
 	char token[96];      /* "HUM_TOKEN=<prefix>0.0": for other spawners */
 	hum_sentinel sentinel;
 	hum_sweeper sweeper;
+	hum_cgroups cg;
 	ev_prepare retire_w; /* active while a removal waits for its run's end */
 	size_t nremoving;
 	bool freeing;
@@ -242,6 +253,25 @@ void sup_remain_kill(hum_proc *p);
  * nothing), started as pid after forks0 forks (0: unknown). */
 void sup_scan_job(hum_sup *s, uint32_t job, int sig, pid_t pid, uint64_t forks0);
 uint64_t sup_total_forks(void); /* /proc/stat "processes"; 0 if unknown */
+
+/* cgroup.c (loop thread, except sup_cgroup_holds_run) */
+void sup_cgroup_init(hum_sup *s);  /* before the sentinel starts */
+void sup_cgroup_fini(hum_sup *s);  /* kills what is left, removes them all */
+/* A new cgroup for run `run` of `id` (0: an exec job): its directory fd
+ * (> 2) for hum_spawn_req.cgroup_fd, or 0 when runs are not placed. */
+int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run);
+/* After the spawn: closes fd, turns placement off if the spawn found the
+ * cgroup unusable (cg_err), removes it if nothing runs in it.  Whether the
+ * run is in its cgroup. */
+bool sup_cgroup_spawned(hum_sup *s, uint32_t id, uint32_t run, int fd, bool started, int cg_err);
+/* sig to the run's cgroup (id 0 and run 0: to all), except members of
+ * skip_pgid, then SIGCONT; SIGKILL through cgroup.kill.  No /proc pass:
+ * the kernel lists the members.  Nothing if there is no such cgroup. */
+void sup_cgroup_signal(hum_sup *s, uint32_t id, uint32_t run, int sig, pid_t skip_pgid);
+/* The run is over: remove its cgroup now if empty, else once it empties. */
+void sup_cgroup_release(hum_sup *s, uint32_t id, uint32_t run);
+/* Any thread: whether pid is in the cgroup of run `run` of `id`. */
+bool sup_cgroup_holds_run(const hum_sup *s, uint32_t id, uint32_t run, pid_t pid);
 
 /* capture.c */
 int sup_stream_open(hum_proc *p, int fd, int kind); /* takes fd */

@@ -18,7 +18,14 @@
  * it appends it to `done`.  Batches run one at a time, in request order, so
  * a stop signal is swept before the SIGKILL that follows it.  Each kill is
  * verified against the process's token through a pidfd, so the worker never
- * signals a recycled pid; it reads only the immutable prefix and its batch.
+ * signals a recycled pid; besides its batch it reads only what does not
+ * change while it runs: the prefix, pid_max, the cgroup top's name.
+ *
+ * Cgroups and sessions.  A run that lives in a cgroup (cgroup.c) has its
+ * cgroup signalled by the loop thread when the request is made (the kernel
+ * lists the members: no /proc pass), and the token pass skips its members.
+ * A run without a cgroup has its session swept too, in a second pass over
+ * the same pids (lineage.h).
  *
  * The async watcher is active (and so keeps ev_run going) exactly while a
  * request is queued, in flight or done but not yet handled: a stop waiting
@@ -34,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lineage.h"
 #include "sup_priv.h"
 
 /* A carrier found by a count request: the request, the process, its parent. */
@@ -128,8 +136,11 @@ static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
 		if (r->sig == last)
 			continue;
 		/* A stop signal reached the group already: only those who left
-		 * it get it here (twice could mean "force quit" to some). */
+		 * it get it here (twice could mean "force quit" to some).  The
+		 * same for the run's cgroup (cgroup.c signalled it at once). */
 		if (r->skip_pgid && getpgid(pid) == r->skip_pgid)
+			continue;
+		if (r->cg && r->sig != SIGKILL && sup_cgroup_holds_run(b->s, r->id, r->run, pid))
 			continue;
 		last = r->sig;
 		hum_token_kill(pid, value, len, r->sig);
@@ -231,7 +242,44 @@ static void batch_range(const hum_sweeper *w, const hum_scan_req *req, size_t n,
 	*hi = (pid_t)((last + slack) % max);
 }
 
-/* One /proc pass for a batch; returns hum_token_scan's result. */
+/* ---- sessions (runs without a cgroup: lineage.h) ---- */
+
+typedef struct session_pass {
+	batch *b;
+	const hum_scan_req *r; /* the request being matched */
+} session_pass;
+
+static int in_session(const hum_kin *k, void *ud)
+{
+	const hum_scan_req *r = ((session_pass *)ud)->r;
+	return k->sid == r->sid && k->state != 'Z';
+}
+
+/* A member of a request's session that neither had the signal with the
+ * group nor carries the run's token (the token pass had it) gets it. */
+static int session_match(int procfd, const char *name, pid_t pid, void *ud)
+{
+	session_pass *sp = ud;
+	batch *b = sp->b;
+	hum_kin k;
+	if (hum_lineage_stat(pid, &k) != 0)
+		return 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const hum_scan_req *r = &b->req[i];
+		if (!r->sid || k.sid != r->sid || (r->skip_pgid && k.pgid == r->skip_pgid))
+			continue;
+		char want[160], val[160];
+		snprintf(want, sizeof want, "%s%u.%u", b->s->prefix, r->id, r->run);
+		if (hum_token_of(pid, val, sizeof val) >= 0 && strcmp(val, want) == 0)
+			continue;
+		sp->r = r;
+		hum_lineage_kill(pid, in_session, sp, r->sig);
+	}
+	return 0;
+}
+
+/* One /proc pass for a batch (two with sessions); returns hum_token_scan's
+ * result. */
 static int sweep(hum_sup *s, hum_scan_req *req, size_t n)
 {
 	batch b = { s, req, n, NULL, 0, 0 };
@@ -240,6 +288,26 @@ static int sweep(hum_sup *s, hum_scan_req *req, size_t n)
 	int rc = hum_token_scan_range(s->prefix, lo, hi, sweep_match, &b);
 	count_tops(&b);
 	free(b.c);
+	/* A session id is the run's as long as it cannot have been recycled:
+	 * fewer than half of pid_max forks since the run began (as for the
+	 * range); sup_scan_request set sid only with a known fork count. */
+	uint64_t forks = sup_total_forks();
+	bool any = false;
+	hum_scan_req *own = NULL;
+	for (size_t i = 0; i < n; i++)
+		any |= req[i].sid != 0;
+	if (any && (own = malloc(n * sizeof *own)) != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			own[i] = req[i];
+			if (forks == 0 || forks < own[i].forks || s->sweeper.pid_max == 0 ||
+			    forks - own[i].forks >= (uint64_t)s->sweeper.pid_max / 2)
+				own[i].sid = 0;
+		}
+		batch sb = { .s = s, .req = own, .n = n };
+		session_pass sp = { &sb, NULL };
+		hum_lineage_each(lo, hi, session_match, &sp);
+		free(own);
+	}
 	return rc;
 }
 
@@ -367,8 +435,15 @@ static void queue_request(hum_sup *s, hum_scan_req r);
 
 void sup_scan_request(hum_sup *s, hum_proc *p, int sig, int after, pid_t skip_pgid)
 {
-	hum_scan_req r = { p ? p->id : 0, p ? p->run : 0, sig, (uint8_t)after, skip_pgid,
-			   p && p->forks0 ? p->pgid : 0, p ? p->forks0 : 0, 0, { 0 }, { 0 } };
+	/* cgroup.c: the run's cgroup (every one with p NULL) has sig first,
+	 * from this thread: the kernel lists its members, no /proc pass. */
+	sup_cgroup_signal(s, p ? p->id : 0, p ? p->run : 0, sig, skip_pgid);
+	hum_scan_req r = {
+		.id = p ? p->id : 0, .run = p ? p->run : 0, .sig = sig, .after = (uint8_t)after,
+		.skip_pgid = skip_pgid, .floor = p && p->forks0 ? p->pgid : 0,
+		.forks = p ? p->forks0 : 0, .cg = p && p->cg,
+		.sid = p && !p->cg && p->forks0 ? p->pgid : 0,
+	};
 	for (int k = 0; k < HUM_SNAP_PIDS; k++)
 		r.pidfds[k] = -1;
 	queue_request(s, r);
@@ -376,11 +451,18 @@ void sup_scan_request(hum_sup *s, hum_proc *p, int sig, int after, pid_t skip_pg
 
 void sup_scan_job(hum_sup *s, uint32_t job, int sig, pid_t pid, uint64_t forks0)
 {
-	hum_scan_req r = { 0, job, sig, AFTER_NONE, 0, forks0 ? pid : 0, forks0, 0, { 0 }, { 0 } };
+	hum_scan_req r = {
+		.run = job, .sig = sig, .after = AFTER_NONE, .floor = forks0 ? pid : 0, .forks = forks0,
+		.sid = !s->cg.placing && forks0 ? pid : 0,
+	};
 	for (int k = 0; k < HUM_SNAP_PIDS; k++)
 		r.pidfds[k] = -1;
-	if (job)
-		queue_request(s, r);
+	if (!job)
+		return;
+	/* A job ends with its leader: its cgroup's last signal, then away. */
+	sup_cgroup_signal(s, 0, job, sig, 0);
+	sup_cgroup_release(s, 0, job);
+	queue_request(s, r);
 }
 
 static void queue_request(hum_sup *s, hum_scan_req r)

@@ -10,7 +10,10 @@
  */
 #include <sys/syscall.h>
 
+#include <limits.h>
+
 #include "sup/exec.h"
+#include "sup/sup_priv.h"
 #include "proc_util.h"
 
 /* ---- kill(2) and reaps, recorded ------------------------------------------ */
@@ -188,14 +191,20 @@ static void test_tokens_and_timeout(void)
 }
 
 /* The leader exits at once; a descendant that left the group and scrubbed
- * its token holds the pipes, so the timeout fires after the reap. */
+ * its token holds the pipes, so the timeout fires after the reap.  Where
+ * jobs go into cgroups (cgroup.c) such a descendant dies with the leader,
+ * so this one also leaves its cgroup for hum's own to outlive it. */
 static void test_timeout_after_reap(void)
 {
 	job_res j;
-	char cmd[512];
+	char cmd[PATH_MAX + 512], leave[PATH_MAX + 64] = "";
+	hum_cgroup_where *w = malloc(sizeof *w);
+	if (S->cg.placing && w && hum_cgroup_where_self(w) == 0)
+		snprintf(leave, sizeof leave, "echo $$ > %s/cgroup.procs; ", w->self);
+	free(w);
 	snprintf(cmd, sizeof cmd,
-		 "echo leader $$; cd %s && env -u HUM_TOKEN setsid sh -c 'echo $$ > c.tmp; mv c.tmp c.pid; exec sleep 300' & "
-		 "while [ ! -f %s/c.pid ]; do sleep 0.01; done", dir, dir);
+		 "echo leader $$; cd %s && env -u HUM_TOKEN setsid sh -c '%secho $$ > c.tmp; mv c.tmp c.pid; exec sleep 300' & "
+		 "while [ ! -f %s/c.pid ]; do sleep 0.01; done", dir, leave, dir);
 	int before = violations, kills = group_kills;
 	int rc = start(&j, NULL, cmd, 0.5);
 	WAIT(j.calls, 10);

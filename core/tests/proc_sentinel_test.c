@@ -14,7 +14,7 @@
 #include "sup/sup_priv.h"
 #include "proc_util.h"
 
-static __attribute__((noreturn)) void play_hum(int wfd)
+static __attribute__((noreturn)) void play_hum(int wfd, void *ud)
 {
 	rec r1, r2;
 	harness_init();
@@ -37,24 +37,12 @@ static __attribute__((noreturn)) void play_hum(int wfd)
 
 static void test_kill9(void)
 {
-	int p[2];
-	if (pipe(p) != 0) {
-		printf("Bail out! pipe\n");
+	char buf[128];
+	pid_t hum = fork_reporter(play_hum, NULL, buf, sizeof buf, 20);
+	if (hum < 0) {
+		printf("Bail out! fork\n");
 		exit(1);
 	}
-	pid_t hum = fork();
-	if (hum == 0) {
-		close(p[0]);
-		play_hum(p[1]);
-	}
-	close(p[1]);
-	char buf[128] = "";
-	struct pollfd pfd = { p[0], POLLIN, 0 };
-	ssize_t n = 0;
-	if (poll(&pfd, 1, 20000) == 1)
-		n = read(p[0], buf, sizeof buf - 1);
-	close(p[0]);
-	buf[n > 0 ? n : 0] = 0;
 	int pid[5] = { 0 };
 	int got = sscanf(buf, "%d %d %d %d %d", &pid[0], &pid[1], &pid[2], &pid[3], &pid[4]);
 	ok(got == 5 && pid[0] > 0 && pid[1] > 0 && pid[2] > 0 && pid[3] > 0 && pid[4] > 0,

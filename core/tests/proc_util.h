@@ -8,6 +8,7 @@
 #define HUM_PROC_UTIL_H
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +256,31 @@ UTIL int alive(pid_t pid)
 	buf[n] = 0;
 	char *rp = strrchr(buf, ')');
 	return !(rp && rp[1] == ' ' && rp[2] == 'Z');
+}
+
+/* Forks a child that runs fn(wfd, ud) (it must not return) and reads the
+ * first message it writes to wfd: up to len-1 bytes, NUL terminated, ""
+ * if none came within secs.  The child's pid (it keeps running), or -1. */
+UTIL pid_t fork_reporter(void (*fn)(int wfd, void *ud), void *ud, char *buf, size_t len, double secs)
+{
+	int p[2];
+	buf[0] = 0;
+	if (pipe(p) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		fn(p[1], ud);
+		_exit(1);
+	}
+	close(p[1]);
+	struct pollfd pfd = { p[0], POLLIN, 0 };
+	ssize_t n = 0;
+	if (pid > 0 && poll(&pfd, 1, (int)(secs * 1000)) == 1)
+		n = read(p[0], buf, len - 1);
+	close(p[0]);
+	buf[n > 0 ? n : 0] = 0;
+	return pid;
 }
 
 /* The number after "key " in text (first occurrence), or 0. */
