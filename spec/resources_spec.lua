@@ -159,7 +159,7 @@ end)
 		assert.is_nil(r:find("gave%-up"), r .. out)
 		local waiting = r:match("short %d+ (%d+) 0\n")
 		assert.truthy(waiting, r)
-		assert.matches("reason cannot spawn now: pipe2: Too many open files %(retry %d+ in [%d.]+s%)", r)
+		assert.matches("reason cannot spawn now: [%w_]+: Too many open files %(retry %d+ in [%d.]+s%)", r)
 		assert.matches("after 30 0 0 0\n", r)
 		-- the shortage is a state change logged once per process, not per retry
 		assert.are.equal(tonumber(waiting), S.count(out, "cannot spawn now"), out)

@@ -547,6 +547,10 @@ static void lifecycle(hum_host *h, const hum_snap *old, const hum_snap *now, boo
 	} else if (now->state == HUM_READY && old && old->state != HUM_READY && probe) {
 		hum_host_report(h, "%s: ready (%.1fs after it started)", name,
 				(double)(now->changed_at_ms - now->started_at_ms) / 1000.0);
+	} else if (began && now->state == HUM_BACKOFF && (!old || old->state != HUM_BACKOFF)) {
+		/* a spawn short of descriptors, memory or processes: the first
+		 * of a series of retries says so (proc.c, retry_spawn) */
+		hum_host_report(h, "%s: %s", name, now->reason);
 	} else if (old && old->state == HUM_BACKOFF && now->state == HUM_STOPPED) {
 		hum_host_report(h, "%s: stopped (restart cancelled)", name);
 	} else if (ended && !now->spawn_error && old && (old->state == HUM_STARTING ||
