@@ -28,6 +28,15 @@ S.FIX = os.getenv("HUM_FIXTURES") or "build/fixtures"
 S.ROOT = os.getenv("HUM_ROOT") or "."
 S.SPECFIX = S.ROOT .. "/spec/fixtures"
 S.TIMEOUT = tonumber(os.getenv("HUM_SPEC_TIMEOUT") or "") or 30
+-- "asan" or "tsan" when hum is a sanitizer build (make check-asan/tsan)
+S.SAN = os.getenv("HUM_SAN")
+-- A bound on hum's resident memory, in KiB: ASan keeps freed memory in its
+-- quarantine (256 MiB by default) and adds shadow memory, so there the
+-- bound says "bounded" with room for that, not the release build's figure.
+function S.rss_bound(kib)
+	if S.SAN == "asan" then return kib + 512 * 1024 end
+	return kib
+end
 
 local SIG = { HUP = 1, INT = 2, QUIT = 3, KILL = 9, USR1 = 10, USR2 = 12, TERM = 15, CONT = 18, STOP = 19 }
 S.SIG = SIG
