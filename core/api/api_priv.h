@@ -184,6 +184,9 @@ void hum_api_send_error_(client *c, const char *id, size_t idlen, const char *fm
 void hum_api_cursors_free_(client *c);
 void hum_api_filter_free_(filter *f);
 bool hum_api_settle_(client *c); /* flush, then close or resume reading */
+/* The client's answer cannot be completed (broken, or its output buffer
+ * ran out of memory): settle closes it instead of sending. */
+bool hum_api_answer_failed_(const client *c);
 
 /* read.c */
 void hum_api_put_proc_(hum_buf *b, const hum_snap *s); /* one PROC object */

@@ -377,9 +377,19 @@ static void stream_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 
 /* Flushes, adjusts watchers, and frees the client when it is finished or
  * broken.  Returns false if c is gone.  Every callback ends with this. */
+bool hum_api_answer_failed_(const client *c)
+{
+	return c->broken || c->out.oom;
+}
+
 bool hum_api_settle_(client *c)
 {
 	hum_api *a = c->api;
+	/* An answer an allocation cut short is never sent as if it were whole
+	 * (its last line may be torn): the connection is closed instead, and
+	 * the client sees the answer end without its final line. */
+	if (hum_api_answer_failed_(c))
+		c->broken = true;
 	if (!c->broken)
 		flush_out(c);
 	if (c->broken || (c->closing && !hum_api_unsent_(c))) {
