@@ -256,6 +256,7 @@ static const struct command {
 	{ "start", HUM_REQ_COMMAND, check_targets },
 	{ "stop", HUM_REQ_COMMAND, check_targets },
 	{ "restart", HUM_REQ_COMMAND, check_targets },
+	{ "describe", HUM_REQ_COMMAND, check_targets },
 	{ "signal", HUM_REQ_COMMAND, check_signal },
 	{ "down", HUM_REQ_COMMAND, NULL },
 	{ "eval", HUM_REQ_COMMAND, check_eval },

@@ -27,6 +27,15 @@
 --                         or ok=false with "error" when T can never start
 --                         ("bad cannot start: db failed").  The output
 --                         itself is read with `logs` + follow.
+--   describe           -> {"ok":true,"procs":[{"name","kind","cmd","cwd",
+--                         "after":[{"name","cond"}],"probe","liveness",
+--                         "restart":{"policy","max","backoff":[a,b],"reset"},
+--                         "autostart"}...]}: the definitions behind the
+--                         targets (`hum status` shows them; C's snapshots
+--                         lack them); read-only, answered at once, also
+--                         while hum is stopping.  probe/liveness are text
+--                         ("tcp localhost:5432 (interval 1s, timeout 30s)")
+--                         or null.
 --   down               -> {"ok":true,"stopping":true}; the socket closes when
 --                         hum has stopped everything and exits
 --   eval               -> {"ok":true,"output":"printed text","result":"..."}
@@ -203,6 +212,58 @@ function COMMANDS.restart(req)
 	return { procs = briefs(list), timeout = not ok or nil }
 end
 
+-- describe: a probe as one line of text, or cjson.null.
+local function probe_text(pr)
+	if pr == nil then return cjson.null end
+	local kind, what = pr.__probe, ""
+	if kind == "tcp" then
+		what = (" %s:%s"):format(tostring(pr.host or "localhost"), tostring(pr.port))
+	elseif kind == "http" then
+		what = " " .. tostring(pr.url or pr.path or "")
+	elseif kind == "line" then
+		what = (" %q"):format(tostring(pr.pattern))
+	elseif kind == "exec" then
+		local c = pr.cmd or pr.command
+		what = " " .. (type(c) == "table" and table.concat(c, " ") or tostring(c or ""))
+	end
+	local opts = {}
+	for _, k in ipairs({ "interval", "period", "timeout" }) do
+		if pr[k] then opts[#opts + 1] = ("%s %gs"):format(k, pr[k]) end
+	end
+	if pr.retries then opts[#opts + 1] = ("retries %g"):format(pr.retries) end
+	return ("%s%s%s"):format(kind, what, #opts > 0 and (" (" .. table.concat(opts, ", ") .. ")") or "")
+end
+
+-- One instance's definition as a JSON object.  `after` is spliced in by
+-- hand: lua-cjson writes an empty table as {}, and `after` is always an
+-- array.
+local function describe(i)
+	local d = i.def
+	local after = {}
+	for k, e in ipairs(i.deps or {}) do
+		after[k] = encode({ name = e.di.name, cond = e.cond })
+	end
+	local r = d.restart_spec or {}
+	local obj = encode({
+		name = i.name, kind = d.kind,
+		cmd = type(d.cmd) == "table" and d.cmd or tostring(d.cmd),
+		cwd = i.cwd or d.cwd or cjson.null,
+		probe = probe_text(d.ready_probe), liveness = probe_text(d.liveness),
+		restart = { policy = r.policy, max = r.max, backoff = { r.initial, r.cap }, reset = r.reset },
+		autostart = d.autostart ~= false,
+	})
+	return obj:sub(1, -2) .. ',"after":[' .. table.concat(after, ",") .. "]}"
+end
+
+function COMMANDS.describe(req, id)
+	local list, err = resolve(req)
+	if not list then return nil, err end
+	local out = {}
+	for k, i in ipairs(list) do out[k] = describe(i) end
+	raw.api_reply(id, true, '{"procs":[' .. table.concat(out, ",") .. "]}")
+	return false -- answered
+end
+
 function COMMANDS.run(req)
 	local name = req.task
 	if type(name) ~= "string" then return nil, "run needs \"task\" (a task's name)" end
@@ -328,7 +389,7 @@ function M.handle(id, payload)
 	end
 	local fn = COMMANDS[req.cmd]
 	if not fn then return reply(id, false, { error = ("unknown command %q"):format(tostring(req.cmd)) }) end
-	if runtime.shutting_down() and req.cmd ~= "down" and req.cmd ~= "eval" then
+	if runtime.shutting_down() and req.cmd ~= "down" and req.cmd ~= "eval" and req.cmd ~= "describe" then
 		return reply(id, false, { error = "hum is stopping" })
 	end
 	reactions.run({

@@ -436,6 +436,12 @@ end
 local of_def = setmetatable({}, { __mode = "k" })
 function M.instances(p) return p.instances or of_def[p] or {} end
 
+-- The reason a process with autostart = false shows until something starts
+-- it (README, "Process states").
+function M.manual_reason(p)
+	return ("manual (autostart = false): start it with hum start %s"):format(p.name)
+end
+
 function M.register_all(base_dir)
 	base_envs = {}
 	for _, p in ipairs(defs.list) do
@@ -465,6 +471,8 @@ function M.register_all(base_dir)
 			end
 			local id, err = raw.add(name, spec)
 			if not id then error(("%s: cannot register %q: %s"):format(p.where, name, err), 0) end
+			-- never started by itself: say so, rather than C's "not started"
+			if not p.autostart then raw.set_pending(id, M.manual_reason(p)) end
 			local i = { id = id, name = name, def = p, replica = r, state = "pending", cwd = cwd,
 				env = spec.env, wanted = false, rdeps = {}, idx = #inst_list + 1 }
 			inst[id], by_name[name] = i, i

@@ -125,14 +125,83 @@ local function fmt_bytes(n)
 	return ("%.1f MiB"):format(n / 1048576)
 end
 
+-- The elements of a JSON array's text, each as text (the server's own
+-- bytes, so nothing is reordered).  Valid JSON assumed: it came from a
+-- real encoder.
+local function split_array(text)
+	local out, depth, start, i, n = {}, 0, nil, 1, #text
+	while i <= n do
+		local ch = text:sub(i, i)
+		if ch == '"' then
+			i = i + 1
+			while i <= n do
+				local c2 = text:sub(i, i)
+				if c2 == "\\" then i = i + 1 elseif c2 == '"' then break end
+				i = i + 1
+			end
+		elseif ch == "[" or ch == "{" then
+			depth = depth + 1
+			if depth == 2 then start = i end
+		elseif ch == "]" or ch == "}" then
+			if depth == 2 and start then out[#out + 1] = text:sub(start, i) start = nil end
+			depth = depth - 1
+		end
+		i = i + 1
+	end
+	return out
+end
+
+local function def_rows(d)
+	local cmdtext = type(d.cmd) == "table" and table.concat(d.cmd, " ") or tostring(d.cmd)
+	local after = {}
+	for _, a in ipairs(type(d.after) == "table" and d.after or {}) do
+		after[#after + 1] = ("%s (%s)"):format(a.name, tostring(null(a.cond) or "?"))
+	end
+	local r, restart = null(d.restart), "-"
+	if type(r) == "table" then
+		local b = type(r.backoff) == "table" and r.backoff or {}
+		restart = tostring(r.policy)
+		if r.policy ~= "no" then
+			restart = ("%s (max %s, backoff %gs..%gs, reset after %gs)"):format(r.policy,
+				(r.max or -1) < 0 and "unlimited" or tostring(r.max), b[1] or 0, b[2] or 0, r.reset or 0)
+		end
+	end
+	return {
+		{ "command:", cmdtext },
+		{ "cwd:", null(d.cwd) or "-" },
+		{ "after:", #after > 0 and table.concat(after, ", ") or "-" },
+		{ "probe:", null(d.probe) or "-" },
+		{ "liveness:", null(d.liveness) or "-" },
+		{ "restart:", restart },
+	}
+end
+
 function M.status(opts, pos, cmd)
 	if #pos == 0 then return die(2, "status needs a NAME\n%s", cmd.help) end
 	local resp, line, c = conn.call(opts, { cmd = "status", names = pos }, 30)
 	if not resp then return line end
+	-- the definitions (command, cwd, after, probes, restart) come from the
+	-- loop thread (`describe`), on the same connection; a hum that does not
+	-- know `describe` just leaves them out
+	local defs, dtext = {}, {}
+	local dresp, dline = conn.request(c, { cmd = "describe", targets = pos }, 30)
 	c:close()
+	if dresp and dresp.ok and type(dresp.procs) == "table" then
+		local texts = split_array(json_array_of(dline))
+		for k, d in ipairs(dresp.procs) do defs[d.name], dtext[d.name] = d, texts[k] end
+	end
 	if opts.json then
-		-- always an array, one object per selected process (as ps --json)
-		io.stdout:write(json_array_of(line), "\n")
+		-- always an array, one object per selected process (as ps --json),
+		-- each with its "definition" when known: spliced into the server's
+		-- text, so its field order stays
+		local parts = split_array(json_array_of(line))
+		for k, p in ipairs(resp.procs) do
+			local d = dtext[p.name]
+			if d and parts[k] and parts[k]:sub(-1) == "}" then
+				parts[k] = parts[k]:sub(1, -2) .. ',"definition":' .. d .. "}"
+			end
+		end
+		io.stdout:write("[", table.concat(parts, ","), "]\n")
 		return 0
 	end
 	local color = fmt.want_color()
@@ -158,6 +227,9 @@ function M.status(opts, pos, cmd)
 			{ "log:", ("%d lines, %s%s"):format(p.lines, fmt_bytes(p.bytes),
 				p.dropped > 0 and (", " .. p.dropped .. " dropped") or "") },
 		}
+		if defs[p.name] then
+			for _, row in ipairs(def_rows(defs[p.name])) do rows[#rows + 1] = row end
+		end
 		fmt.table_print(rows, color)
 	end
 	return 0
