@@ -78,4 +78,16 @@ static inline uint32_t hum_load_u32_acq(const uint32_t *p)
 #define hum_fence_rel()             ck_pr_fence_release()
 #endif
 
+/* File descriptor numbers are reused across threads: the kernel orders a
+ * close in one thread before the same number is handed out again in
+ * another.  TSan learns of an fd's creation only through the functions it
+ * intercepts, not from raw system calls (pidfd_open, openat through
+ * syscall), so a number one thread closed and another got from a raw call
+ * looks like one object used by both without order.  The edge is declared:
+ * a thread that closes an fd another thread may reuse releases, and a thread
+ * that gets an fd from a raw system call acquires. */
+extern char hum_tsan_fd_reuse;
+#define HUM_TSAN_FD_CLOSED() HUM_TSAN_RELEASE(&hum_tsan_fd_reuse)
+#define HUM_TSAN_FD_CREATED() HUM_TSAN_ACQUIRE(&hum_tsan_fd_reuse)
+
 #endif

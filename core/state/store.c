@@ -87,6 +87,8 @@ struct hum_store {
 	uint64_t retired, reclaimed;
 };
 
+char hum_tsan_fd_reuse; /* atomic.h: fd numbers reused across threads */
+
 /* TSan sync address for the epoch edge (see the top); one for all stores is
  * enough and lets callbacks need no store pointer. */
 static char tsan_epoch_sync __attribute__((unused));

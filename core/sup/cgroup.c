@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "state/atomic.h"
 #include "lineage.h"
 #include "sup_priv.h"
 
@@ -371,9 +372,11 @@ static void pin(pid_t pid, void *ud)
 	if (w->skip && getpgid(pid) == w->skip)
 		return;
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	HUM_TSAN_FD_CREATED();
 	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && w->n) {
 		flush(w); /* out of fds: signal what is pinned, go on */
 		fd = (int)syscall(SYS_pidfd_open, pid, 0);
+		HUM_TSAN_FD_CREATED();
 	}
 	if (fd < 0)
 		return; /* gone */

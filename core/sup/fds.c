@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "fds.h"
+#include "state/atomic.h"
 
 int hum_fds_stdio(void)
 {
@@ -49,3 +50,19 @@ int hum_fds_raise_limit(rlim_t *before, rlim_t *after)
 		*after = want;
 	return 0;
 }
+
+#ifdef HUM_TSAN
+/* TSan builds only (state/atomic.h, "File descriptor numbers are reused"):
+ * every close acquires before it and releases after it, so that a thread
+ * that gets the same number from a raw system call (pidfd_open) and
+ * acquires, or closes it, is ordered after every earlier use of it.  This shadows the close TSan intercepts and calls
+ * that interceptor, which closes. */
+int __interceptor_close(int fd);
+int close(int fd)
+{
+	HUM_TSAN_FD_CREATED();
+	int r = __interceptor_close(fd);
+	HUM_TSAN_FD_CLOSED();
+	return r;
+}
+#endif

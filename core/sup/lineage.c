@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lineage.h"
+#include "state/atomic.h"
 
 #define KIN_LIMIT (1u << 22) /* PID_MAX_LIMIT on 64-bit Linux */
 #define PINS 4096            /* pidfds held at once by the sentinel */
@@ -160,6 +161,7 @@ static int stat_of(int procfd, const char *name, pid_t pid, hum_kin *k)
 static int pin(pid_t pid, int (*ok)(const hum_kin *k, void *ud), void *ud)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	HUM_TSAN_FD_CREATED();
 	if (pfd < 0)
 		return -errno;
 	hum_kin k;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "state/atomic.h"
 #include "lineage.h"
 #include "sentinel.h"
 
@@ -164,6 +165,7 @@ static int carries(pid_t pid, const char *value, size_t len)
 int hum_token_kill(pid_t pid, const char *value, size_t len, int sig)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	HUM_TSAN_FD_CREATED();
 	if (pfd < 0 && errno != ENOSYS)
 		return -errno;
 	/* With the pidfd held, the pid cannot name another process while we
@@ -183,6 +185,7 @@ int hum_token_pidfd(pid_t pid, const char *value, size_t len)
 {
 	/* pidfd_open sets close-on-exec: no child inherits it. */
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	HUM_TSAN_FD_CREATED();
 	if (pfd < 0)
 		return -errno;
 	if (carries(pid, value, len))
