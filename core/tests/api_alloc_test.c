@@ -158,6 +158,14 @@ int main(void)
 	ev_async_stop(api->loop, &api->cmd_async);
 	ev_loop_destroy(api->loop);
 	hum_reader_free(api->rd);
+	/* the API thread's scratch, which hum_api_stop frees in the server */
+	free(api->mark);
+	free(api->sels);
+	free(api->ents);
+	free(api->hz);
+	free(api->refs);
+	free(api->recs);
+	hum_buf_free(&api->bytes);
 	free(api);
 	hum_store_free(st);
 	return done_testing();
