@@ -489,7 +489,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 			hum_sup_kill_all(h->sup);
 		}
 	}
-	/* What the signal means is Lua's (hum.runtime M.signals). */
+	/* What the signal means is Lua's (hum.runtime.shutdown S.signals). */
 	hum_event *ev = hum_event_new("signal", 0);
 	hum_event_int(ev, "signo", sig);
 	hum_event_cstr(ev, "signal", hum_signame(sig));
@@ -659,7 +659,7 @@ static void log_hook(hum_proc *p, const char *msg, void *ud)
 
 int hum_host_init(hum_host *h)
 {
-	/* What each means: README "Signals"; hum.runtime M.signals. */
+	/* What each means: README "Signals"; hum.runtime.shutdown S.signals. */
 	static const int signums[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT,
 				       SIGUSR1, SIGUSR2, SIGTSTP };
 	_Static_assert(sizeof signums / sizeof signums[0] <= HUM_HOST_SIGNALS, "HUM_HOST_SIGNALS");

@@ -120,6 +120,34 @@ static const char *strfield(lua_State *L, int t, const char *k)
 	return s;
 }
 
+/* Reads raw.add's spec table at idx into *sp (hum.runtime.register's
+ * spec_of builds it).  Strings are borrowed from the table (anchored while
+ * it is on the stack); free the argv and env vectors with spec_free. */
+static void spec_read(lua_State *L, int idx, hum_spec *sp)
+{
+	memset(sp, 0, sizeof *sp);
+	sp->argv = strvec(L, idx, "argv");
+	sp->env = strvec(L, idx, "env");
+	sp->shell = strfield(L, idx, "shell");
+	sp->cwd = strfield(L, idx, "cwd");
+	sp->groups = strfield(L, idx, "groups");
+	sp->base = strfield(L, idx, "base");
+	sp->stop_signal = (int)numfield(L, idx, "stop_signal", SIGTERM);
+	sp->grace = numfield(L, idx, "grace", 5);
+	sp->kind = (int)numfield(L, idx, "kind", HUM_SERVICE);
+	sp->restart.policy = (int)numfield(L, idx, "restart_policy", HUM_RESTART_NO);
+	sp->restart.max = (int)numfield(L, idx, "restart_max", -1);
+	sp->restart.initial = numfield(L, idx, "backoff_initial", 0.5);
+	sp->restart.cap = numfield(L, idx, "backoff_cap", 30);
+	sp->restart.reset_after = numfield(L, idx, "backoff_reset", 10);
+}
+
+static void spec_free(hum_spec *sp)
+{
+	freevec((char **)sp->argv);
+	freevec((char **)sp->env);
+}
+
 /* raw.add(name, spec) -> id | nil, err [-2, +1|2] */
 static int l_add(lua_State *L)
 {
@@ -127,27 +155,10 @@ static int l_add(lua_State *L)
 	const char *name = luaL_checkstring(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	hum_spec sp;
-	memset(&sp, 0, sizeof sp);
-	char **argv = strvec(L, 2, "argv");
-	char **env = strvec(L, 2, "env");
-	sp.argv = argv;
-	sp.env = env;
-	sp.shell = strfield(L, 2, "shell");
-	sp.cwd = strfield(L, 2, "cwd");
-	sp.groups = strfield(L, 2, "groups");
-	sp.base = strfield(L, 2, "base");
-	sp.stop_signal = (int)numfield(L, 2, "stop_signal", SIGTERM);
-	sp.grace = numfield(L, 2, "grace", 5);
-	sp.kind = (int)numfield(L, 2, "kind", HUM_SERVICE);
-	sp.restart.policy = (int)numfield(L, 2, "restart_policy", HUM_RESTART_NO);
-	sp.restart.max = (int)numfield(L, 2, "restart_max", -1);
-	sp.restart.initial = numfield(L, 2, "backoff_initial", 0.5);
-	sp.restart.cap = numfield(L, 2, "backoff_cap", 30);
-	sp.restart.reset_after = numfield(L, 2, "backoff_reset", 10);
+	spec_read(L, 2, &sp);
 	int err = 0;
 	hum_proc *p = hum_sup_add(H->sup, name, &sp, &err);
-	freevec(argv);
-	freevec(env);
+	spec_free(&sp);
 	if (!p) {
 		lua_pushnil(L);
 		lua_pushstring(L, strerror(-err));
@@ -163,6 +174,27 @@ static int l_add(lua_State *L)
 	lua_pushinteger(L, hum_proc_id(p));
 	return 1;
 }
+
+/* raw.spec_equal(id, spec) -> bool [-2, +1]: whether process id runs as
+ * `spec` would (hum_proc_spec_equal): what live reload asks before it keeps
+ * a running process rather than replacing it. */
+static int l_spec_equal(lua_State *L)
+{
+	hum_proc *p = checkproc(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	hum_spec sp;
+	spec_read(L, 2, &sp);
+	bool eq = hum_proc_spec_equal(p, &sp);
+	spec_free(&sp);
+	lua_pushboolean(L, eq);
+	return 1;
+}
+
+/* raw.remove(id) -> true | nil, err [-1, +1|2]: retires the process
+ * (hum_sup_remove): stopped with its grace if a run is live, and a
+ * "removed" event once it is gone; its id names nothing afterwards.
+ * "Operation already in progress" when removal was asked for already. */
+static int l_remove(lua_State *L) { return push_result(L, hum_sup_remove(needhost(L)->sup, checkproc(L, 1))); }
 
 static int l_start(lua_State *L) { return push_result(L, hum_proc_start(checkproc(L, 1))); }
 static int l_stop(lua_State *L) { return push_result(L, hum_proc_stop(checkproc(L, 1))); }
@@ -732,7 +764,8 @@ static int l_executable(lua_State *L)
 static const luaL_Reg fns[] = {
 	{ "getcwd", l_getcwd }, { "executable", l_executable },
 	{ "environ", l_environ }, { "ncpu", l_ncpu }, { "clock", l_clock }, { "guard", l_guard },
-	{ "set_dispatch", l_set_dispatch }, { "add", l_add }, { "start", l_start },
+	{ "set_dispatch", l_set_dispatch }, { "add", l_add },
+	{ "spec_equal", l_spec_equal }, { "remove", l_remove }, { "start", l_start },
 	{ "stop", l_stop }, { "restart", l_restart }, { "signal", l_signal },
 	{ "set_pending", l_set_pending }, { "set_ready", l_set_ready },
 	{ "set_reason", l_set_reason }, { "set_gate", l_set_gate }, { "fail", l_fail }, { "status", l_status }, { "state", l_state }, { "find", l_find },

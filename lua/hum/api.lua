@@ -25,7 +25,7 @@ hum.clock = raw.clock -- monotonic seconds, for measuring intervals
 hum.time = raw.time   -- wall-clock seconds since the epoch
 
 local function running(what)
-	if not runtime.inst_list[1] and not runtime.started then
+	if not runtime.current then
 		error(what .. ": processes are not running yet (call it from a reaction)", 3)
 	end
 end
@@ -142,7 +142,7 @@ function hum.ps() running("hum.ps") return raw.ps() end
 function hum.get(name)
 	local p = defs.byname[name]
 	if p then return p end
-	local i = runtime.by_name[name]
+	local i = runtime.find(name)
 	if i then
 		return setmetatable({ name = i.name, kind = i.def.kind, instances = { i }, def = i.def,
 			reactions = i.def.reactions, after = i.def.after }, Proc)
@@ -249,6 +249,8 @@ function hum.wait(p, what, timeout)
 		local key, v = reactions.wait_any(waiting, left(), "hum.wait")
 		if not key then return nil, v end
 		local k = by_key[key]
+		-- retired while waited for: what is waited for can never happen
+		if list[k].removed then return nil, list[k].name .. " was removed" end
 		local now
 		if what == "exit" then now = v
 		elseif DURABLE[what] then now = holds(list[k], list[k].state) or nil

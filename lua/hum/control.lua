@@ -267,7 +267,7 @@ end
 function COMMANDS.run(req)
 	local name = req.task
 	if type(name) ~= "string" then return nil, "run needs \"task\" (a task's name)" end
-	local i = runtime.by_name[name]
+	local i = runtime.find(name)
 	if not i or i.def.kind ~= "task" then return nil, ("no task %q in the running hum"):format(name) end
 	local s0 = raw.status(i.id)
 	-- a run in progress is the one reported; otherwise the next one

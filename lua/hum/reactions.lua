@@ -28,9 +28,29 @@ end
 M.live = 0        -- reactions started and not finished (some may be suspended)
 M.on_settled = nil -- called when the last live reaction finishes
 
+-- What the engine knows of each reaction's runs (failures, fail_times,
+-- disabled, memory_error), kept beside the reaction record rather than in
+-- it: a reaction record belongs to the user's config (p.reactions,
+-- hum.on), and the runtime never writes into the config.
+local healths = setmetatable({}, { __mode = "k" })
+local function health(r)
+	local h = healths[r]
+	if not h then
+		h = { failures = 0 }
+		healths[r] = h
+	end
+	return h
+end
+
+-- Whether reaction r was disabled after failing (it runs no more).
+function M.disabled(r)
+	local h = healths[r]
+	return h ~= nil and h.disabled == true
+end
+
 local function disable(r, why)
-	if r.disabled then return end
-	r.disabled = true
+	if health(r).disabled then return end
+	health(r).disabled = true
 	M.log(("reaction %s disabled %s"):format(r.label or "?", why))
 end
 
@@ -38,11 +58,11 @@ end
 -- reaction is disabled at window_failures, so it keeps at most that many).
 local function failed_in_window(r, now)
 	local kept = {}
-	for _, t in ipairs(r.fail_times or {}) do
+	for _, t in ipairs(health(r).fail_times or {}) do
 		if t > now - M.window then kept[#kept + 1] = t end
 	end
 	kept[#kept + 1] = now
-	r.fail_times = kept
+	health(r).fail_times = kept
 	return #kept
 end
 
@@ -50,28 +70,29 @@ local function finish(r, co, ok, err)
 	owner[co] = nil
 	M.live = M.live - 1
 	if M.live == 0 and M.on_settled then M.on_settled() end
-	if ok and not r.memory_error then
-		r.failures = 0
+	local h = healths[r]
+	if ok and not (h and h.memory_error) then
+		if h then h.failures = 0 end
 		return
 	end
-	r.failures = (r.failures or 0) + 1
+	health(r).failures = health(r).failures + 1
 	if not ok then
 		M.log(("reaction %s failed: %s"):format(r.label or "?", tostring(err)))
 		-- the allocator refused it memory (lua/bind/memory.h)
-		if not r.memory_error and tostring(err):find("not enough memory", 1, true) then
-			r.memory_error = ("an allocation would have passed the limit of %d MiB"):format(
+		if not health(r).memory_error and tostring(err):find("not enough memory", 1, true) then
+			health(r).memory_error = ("an allocation would have passed the limit of %d MiB"):format(
 				select(2, raw.memory()) / 2 ^ 20)
 		end
 	end
 	local recent = failed_in_window(r, raw.clock())
-	if r.memory_error then
+	if health(r).memory_error then
 		-- Its data is garbage now: free it at once (and pace the
 		-- collector for the smaller heap).  It would most likely do the
 		-- same again, at the same cost to every other reaction.
 		M.collect()
-		disable(r, "after exceeding the Lua memory limit: " .. r.memory_error)
-	elseif r.failures >= M.max_failures then
-		disable(r, ("after %d consecutive failures"):format(r.failures))
+		disable(r, "after exceeding the Lua memory limit: " .. health(r).memory_error)
+	elseif health(r).failures >= M.max_failures then
+		disable(r, ("after %d consecutive failures"):format(health(r).failures))
 	elseif recent >= M.window_failures then
 		disable(r, ("after %d failures within %gs"):format(recent, M.window))
 	end
@@ -146,7 +167,7 @@ local function guard_hook()
 	local over = memory_over(used, limit)
 	if over then
 		local r = owner[coroutine.running()]
-		if r then r.memory_error = over end
+		if r then health(r).memory_error = over end
 		-- no position: the instruction the hook stopped at may be
 		-- anywhere (a metamethod, a helper); the traceback names the line
 		error("memory limit: " .. over, 0)
@@ -167,9 +188,9 @@ local function resume(co, ...)
 		if r then finish(r, co, false, a) end
 		return
 	end
-	local over = r and not r.memory_error and memory_over(raw.memory())
+	local over = r and not health(r).memory_error and memory_over(raw.memory())
 	if over then
-		r.memory_error = over
+		health(r).memory_error = over
 		if coroutine.status(co) == "suspended" then
 			return resume(co, STOP, "memory limit: " .. over)
 		end
@@ -182,7 +203,7 @@ M.resume = resume
 
 -- Runs reaction r = { fn =, label = } with arguments, as a new coroutine.
 function M.run(r, ...)
-	if r.disabled then return end
+	if M.disabled(r) then return end
 	local fn = r.fn
 	local co = coroutine.create(function(...)
 		return xpcall(fn, traceback, ...)
@@ -275,7 +296,7 @@ local function timer_handle(after, every, fn, name)
 		h.id = new_timer(after, every or 0, function()
 			if not every then h.id = nil end
 			M.run(r, h)
-			if r.disabled and h.id then h:cancel() end
+			if M.disabled(r) and h.id then h:cancel() end
 		end)
 	end
 	if M.running then arm() else deferred[#deferred + 1] = arm end

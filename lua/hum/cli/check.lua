@@ -32,7 +32,7 @@ function M.program(cmd)
 	return w
 end
 
--- The PATH process p gets (hum.runtime's build_env: hum's environment
+-- The PATH process p gets (hum.runtime.register's build_env: hum's environment
 -- unless env_clear, then hum.env and env files, then p.env; false unsets),
 -- or the default of execvp.
 local function path_of(p, defs)

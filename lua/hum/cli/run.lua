@@ -176,53 +176,53 @@ function M.run(opts, pos, cmd)
 
 	local raw = require "hum.raw"
 	local runtime = require "hum.runtime"
-	runtime.boot(define.base_dir)
-	runtime.mode = "run"
-	runtime.jobs = jobs or raw.ncpu()
-	local ti = runtime.instances(target)[1]
-	runtime.want(ti)
+	-- this run's listeners belong to its generation (rt:listen)
+	local rt = runtime.boot(define.base_dir)
+	rt.jobs = jobs or raw.ncpu()
+	local ti = rt:instances(target)[1]
+	rt:want(ti)
 	local failed_code
-	runtime.listen("state", function(i, new, old)
-		if new == old or runtime.shutting_down() or i.def.kind ~= "task" or not i.wanted then return end
+	rt:listen("state", function(i, new, old)
+		if new == old or rt:shutting_down() or i.def.kind ~= "task" or not i.wanted then return end
 		if i == ti and new == "succeeded" then
-			runtime.shutdown(failed_code or 0)
+			rt:shutdown(failed_code or 0)
 		elseif new == "failed" then
 			failed_code = failed_code or task_code(new, i.exit_code)
 			raw.log(("task %s failed (%s)"):format(i.name, i.reason or "?"))
-			if not opts.keep_going or i == ti then runtime.shutdown(failed_code) end
+			if not opts.keep_going or i == ti then rt:shutdown(failed_code) end
 		end
 	end)
 	-- The target can never start: nothing left to wait for (see the top).
 	local given_up
 	local function tasks_busy()
-		for _, i in ipairs(runtime.inst_list) do
+		for _, i in ipairs(rt.inst_list) do
 			if i.wanted and i.def.kind == "task" and i ~= ti
-				and (runtime.ACTIVE[i.state] or (i.state == "pending" and runtime.gate(i) ~= false)) then
+				and (runtime.ACTIVE[i.state] or (i.state == "pending" and rt:gate(i) ~= false)) then
 				return true
 			end
 		end
 		return false
 	end
 	local function give_up()
-		if runtime.shutting_down() then return end
+		if rt:shutting_down() then return end
 		if opts.keep_going and tasks_busy() then return end
 		raw.log(("hum run: task %s can never start: %s; stopping"):format(ti.name, given_up))
-		runtime.shutdown(failed_code or 1)
+		rt:shutdown(failed_code or 1)
 	end
-	runtime.listen("gate", function(i, ok, why)
+	rt:listen("gate", function(i, ok, why)
 		if i ~= ti then return end
 		given_up = ok == false and why or nil
 		if given_up then give_up() end
 	end)
 	if opts.keep_going then
-		runtime.listen("state", function() if given_up then give_up() end end)
+		rt:listen("state", function() if given_up then give_up() end end)
 	end
 	-- nothing left that can run (keep-going after a failure): stop services
-	runtime.listen("idle", function()
-		runtime.shutdown(failed_code or runtime.outcome_code())
+	rt:listen("idle", function()
+		rt:shutdown(failed_code or rt:outcome_code())
 		return true
 	end)
-	runtime.evaluate()
+	rt:evaluate()
 	return runtime.run()
 end
 

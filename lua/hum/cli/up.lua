@@ -31,9 +31,9 @@ function M.up(opts, pos)
 		local code = control.detach(file)
 		if code then return code end
 	end
-	runtime.boot(define.base_dir)
+	local rt = runtime.boot(define.base_dir)
 	for _, p in ipairs(selected) do
-		for _, i in ipairs(runtime.instances(p)) do runtime.want(i) end
+		for _, i in ipairs(rt:instances(p)) do rt:want(i) end
 	end
 	if #selected == 0 then
 		raw.log("nothing to start")
@@ -43,7 +43,7 @@ function M.up(opts, pos)
 	-- terminals; it refuses to start if another instance runs here
 	local started, serr = control.start(file, opts)
 	if not started then return die(1, "%s", serr) end
-	runtime.evaluate()
+	rt:evaluate()
 	return runtime.run()
 end
 
