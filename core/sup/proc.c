@@ -96,7 +96,7 @@ void sup_proc_publish(hum_proc *p, hum_snap *n)
 	 * gating): the flag follows the state, so a clone of a ready snapshot
 	 * (stopping, backoff...) can never carry it along. */
 	n->ready = n->state == HUM_READY;
-	/* cgroup.c: a run that is over gives up its cgroup (removed once the
+	/* cgroup_kill.c: a run that is over gives up its cgroup (removed once the
 	 * last of what it left there is gone) */
 	if (p->cg == 1 && n->pid == 0 &&
 	    (n->state == HUM_STOPPED || n->state == HUM_SUCCEEDED || n->state == HUM_FAILED ||
@@ -250,7 +250,7 @@ int sup_proc_spawn(hum_proc *p, int why)
 
 	char token[128], err[512];
 	snprintf(token, sizeof token, "HUM_TOKEN=%s%u.%u", s->prefix, p->id, p->run);
-	/* cgroup.c: the run's own cgroup, the child in it from the start */
+	/* cgroup_spawn.c: the run's own cgroup, the child in it from the start */
 	int cgfd = sup_cgroup_open(s, p->id, p->run);
 	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token, 0, cgfd };
 	hum_spawned sp;

@@ -11,8 +11,12 @@
  *              token <prefix>0.N and is swept with sup_scan_job
  *   remain.c   remaining processes: what is left of a run after its main
  *              process exited (counted by sweeps, watched through pidfds)
- *   cgroup.c   a cgroup per run and per job (cgroup v2 where writable): the
- *              sweep requests signal it first, a run's end removes it
+ *   cgroup_find.c   a cgroup per run and per job (cgroup v2 where
+ *              writable): where cgroup2 and hum are, membership, the top
+ *   cgroup_spawn.c  a child created inside its run's cgroup (clone3)
+ *   cgroup_kill.c   the sweep requests signal a run's cgroup first, a
+ *              run's end removes it, the top's end
+ *   cgroup_fs.c     the cgroupfs helpers those three share
  *   lineage.c  session and parentage, where there are no cgroups
  *
  * Functions here are named sup_<verb> (no hum_ prefix: they are not API).
@@ -165,7 +169,7 @@ struct hum_proc {
 				 * second without pidfds */
 	uint8_t zero_counts;  /* consecutive counts that found nothing */
 	char end_reason[320]; /* the run's end without the remaining suffix */
-	uint8_t cg;          /* this run was started in its cgroup (cgroup.c):
+	uint8_t cg;          /* this run was started in its cgroup (cgroup_spawn.c):
 			      * 1, 2 once the run's end released it; 0: not */
 	char *base;          /* replica base ("" if none): for spec equality */
 	void *udata;
@@ -254,9 +258,12 @@ void sup_remain_kill(hum_proc *p);
 void sup_scan_job(hum_sup *s, uint32_t job, int sig, pid_t pid, uint64_t forks0);
 uint64_t sup_total_forks(void); /* /proc/stat "processes"; 0 if unknown */
 
-/* cgroup.c (loop thread, except sup_cgroup_holds_run) */
+/* cgroup_*.c (loop thread, except sup_cgroup_holds_run and cgroup_fs.c) */
+/* cgroup_find.c */
 void sup_cgroup_init(hum_sup *s);  /* before the sentinel starts */
-void sup_cgroup_fini(hum_sup *s);  /* kills what is left, removes them all */
+/* Any thread: whether pid is in the cgroup of run `run` of `id`. */
+bool sup_cgroup_holds_run(const hum_sup *s, uint32_t id, uint32_t run, pid_t pid);
+/* cgroup_spawn.c */
 /* A new cgroup for run `run` of `id` (0: an exec job): its directory fd
  * (> 2) for hum_spawn_req.cgroup_fd, or 0 when runs are not placed. */
 int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run);
@@ -264,14 +271,28 @@ int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run);
  * cgroup unusable (cg_err), removes it if nothing runs in it.  Whether the
  * run is in its cgroup. */
 bool sup_cgroup_spawned(hum_sup *s, uint32_t id, uint32_t run, int fd, bool started, int cg_err);
+/* cgroup_kill.c */
+void sup_cgroup_fini(hum_sup *s);  /* kills what is left, removes them all */
 /* sig to the run's cgroup (id 0 and run 0: to all), except members of
  * skip_pgid, then SIGCONT; SIGKILL through cgroup.kill.  No /proc pass:
  * the kernel lists the members.  Nothing if there is no such cgroup. */
 void sup_cgroup_signal(hum_sup *s, uint32_t id, uint32_t run, int sig, pid_t skip_pgid);
 /* The run is over: remove its cgroup now if empty, else once it empties. */
 void sup_cgroup_release(hum_sup *s, uint32_t id, uint32_t run);
-/* Any thread: whether pid is in the cgroup of run `run` of `id`. */
-bool sup_cgroup_holds_run(const hum_sup *s, uint32_t id, uint32_t run, pid_t pid);
+/* The removal watch's callback (started by sup_cgroup_init): a watched
+ * cgroup.events changed, or the inotify queue overflowed. */
+void sup_cgroup_ino_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* cgroup_fs.c: any thread.  sup_open_retry, sup_read_file and sup_join are
+ * async-signal-safe (raw system calls on the caller's memory: no malloc,
+ * no stdio, no locks), because the hum_cgroup_* operations built on them
+ * run in the sentinel after fork (cgroup.h). */
+int sup_open_retry(int dirfd, const char *path, int flags); /* openat, O_CLOEXEC, EINTR retried */
+/* Reads up to len-1 bytes of a small file (NUL terminated); length or -errno. */
+ssize_t sup_read_file(int dirfd, const char *path, char *buf, size_t len);
+/* dst = a + b (+ c); false if it does not fit. */
+bool sup_join(char *dst, size_t len, const char *a, const char *b, const char *c);
+/* The name of run `run` of `id`'s cgroup under the top: "<id>.<run>". */
+void sup_cgroup_name(char buf[static 32], uint32_t id, uint32_t run);
 
 /* capture.c */
 int sup_stream_open(hum_proc *p, int fd, int kind); /* takes fd */

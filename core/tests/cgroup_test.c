@@ -1,5 +1,5 @@
 /*
- * cgroup_test.c — containment of descendants (core/sup/cgroup.c, lineage.c).
+ * cgroup_test.c — containment of descendants (core/sup/cgroup_*.c, lineage.c).
  *
  *  1. Finding cgroup2 and hum's cgroup in mountinfo texts (hybrid, unified,
  *     a container's bind mount, escapes, read-only mounts, cgroup v1 only).
