@@ -3,6 +3,10 @@
  *
  *   proc.c     process records, the state machine's publishing, the control
  *              API of proc.h, spawning a run
+ *   proc_gate.c    the start gate (hum_proc_set_gate)
+ *   proc_remove.c  removal (hum_sup_remove): retiring a record once its run
+ *              is over
+ *   proc_spec.c    a spec's defaults, spec equality (hum_proc_spec_equal)
  *   capture.c  a run's pipes: reading, splitting into lines, the log ring
  *   reap.c     child exits, the pid map, stop escalation (grace, SIGKILL),
  *              restart back-off, killing a run's group
@@ -206,6 +210,23 @@ void sup_log(hum_sup *s, hum_proc *p, const char *fmt, ...)
 hum_snap *sup_proc_next(hum_proc *p, const char *reason); /* NULL: ENOMEM, logged */
 void sup_proc_publish(hum_proc *p, hum_snap *n);
 int sup_proc_spawn(hum_proc *p, int why);
+/* Frees p and its spec copies (its store entry is the caller's). */
+void sup_proc_free(hum_proc *p);
+
+/* proc_gate.c */
+void sup_gate_free(hum_proc *p); /* opens p's gate, freeing its reason */
+
+/* proc_remove.c */
+/* hum_sup.retire_w's callback: retires every removed record whose run is
+ * over; stops itself once no removal waits. */
+void sup_retire_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+
+/* proc_spec.c: the defaults hum_sup_add applies, in one place for add and
+ * equality (stop signal 0: SIGTERM; grace < 0: 5 s; backoff initial < 0:
+ * 0, cap below initial: initial). */
+int sup_norm_signal(const hum_spec *sp);
+double sup_norm_grace(const hum_spec *sp);
+hum_restart sup_norm_restart(const hum_spec *sp);
 
 /* reap.c */
 void sup_reap_init(hum_sup *s);
