@@ -506,17 +506,16 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 	return p;
 }
 
+static uint32_t proc_id(const void *elem)
+{
+	return (*(hum_proc *const *)elem)->id;
+}
+
 hum_proc *hum_sup_get(hum_sup *s, uint32_t id)
 {
-	size_t lo = 0, hi = s->nprocs;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->procs[mid]->id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < s->nprocs && s->procs[lo]->id == id ? s->procs[lo] : NULL;
+	/* s->procs is in id order (store.h: ids only grow; removal keeps the order) */
+	size_t i = hum_id_lower_bound(s->procs, s->nprocs, sizeof s->procs[0], proc_id, id);
+	return i < s->nprocs && s->procs[i]->id == id ? s->procs[i] : NULL;
 }
 
 hum_proc *hum_sup_find(hum_sup *s, const char *name)
