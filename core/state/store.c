@@ -496,17 +496,9 @@ void hum_store_publish(hum_store *st, hum_entry *e, hum_snap *next)
 	mark_dirty(st);
 }
 
-static size_t live_index(hum_store *st, uint32_t id)
+static uint32_t live_id(const void *elem)
 {
-	size_t lo = 0, hi = st->nlive;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (st->live[mid]->id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return (*(hum_entry *const *)elem)->id;
 }
 
 void hum_store_remove(hum_store *st, hum_entry *e)
@@ -514,7 +506,7 @@ void hum_store_remove(hum_store *st, hum_entry *e)
 	hs_writer = st;
 	(void)ck_hs_remove(&st->reg->hs, e->hash, e->name);
 	hs_writer = NULL;
-	size_t i = live_index(st, e->id);
+	size_t i = hum_id_lower_bound(st->live, st->nlive, sizeof st->live[0], live_id, e->id);
 	if (i < st->nlive && st->live[i] == e) {
 		memmove(&st->live[i], &st->live[i + 1], (st->nlive - i - 1) * sizeof st->live[0]);
 		st->nlive--;

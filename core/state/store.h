@@ -111,6 +111,28 @@ void hum_store_retire(hum_store *st, ck_epoch_entry_t *entry, ck_epoch_cb_t *cb)
  * readers read it inside a section like any other ring. */
 hum_entry *hum_store_sys(hum_store *st);
 
+/* Ids.  hum_store_add hands ids out in increasing order and never reuses
+ * one, so an array kept in the order its elements were added (and removed
+ * from without reordering) is sorted by id: the store's live entries, the
+ * supervisor's records.  hum_id_lower_bound: of the n elements of `base`,
+ * each `size` bytes, whose ids id_of(element) reads, the index of the
+ * first whose id is not below `id` — the element with that id if there is
+ * one, else where it would go (n past the end).  Binary search, no
+ * allocation; safe wherever reading the array is. */
+static inline size_t hum_id_lower_bound(const void *base, size_t n, size_t size,
+					uint32_t (*id_of)(const void *elem), uint32_t id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (id_of((const char *)base + mid * size) < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Readers (any thread) ------------------------------------------------------ */
 /* One reader record per thread; registering allocates, reading never does.
  * hum_reader_new reuses a record released by hum_reader_free when there is

@@ -25,6 +25,11 @@
  * Everything below named hum_cgroup_* except hum_cgroup_where_self uses
  * raw system calls on stack memory only (no malloc, no stdio, no locks), so
  * the sentinel may call it after fork.  Errors: 0 or -errno.
+ *
+ * Files: cgroup_find.c (where, holds; the supervisor's top), cgroup_spawn.c
+ * (hum_cgroup_spawn; a run's cgroup made), cgroup_kill.c (signal, kill,
+ * populated, remove, destroy; a run's cgroup removed), cgroup_fs.c (the
+ * cgroupfs helpers they share).
  */
 #ifndef HUM_CGROUP_H
 #define HUM_CGROUP_H

@@ -15,7 +15,8 @@
  * supervised ones.
  *
  * Cgroups.  With a supervisor that places runs in cgroups, each job has
- * one too, 0.<job> (cgroup.c), killed and removed with the job's sweep.
+ * one too, 0.<job> (cgroup_spawn.c), killed and removed with the job's
+ * sweep (cgroup_kill.c).
  *
  * Group ids.  kill(-pgid) is only correct while the id is ours: while the
  * leader is unreaped (running or a zombie pins the id) and right at its
@@ -227,7 +228,7 @@ int hum_exec_start(struct ev_loop *loop, const hum_exec_spec *spec, hum_exec_cb 
 		/* before the fork: forks since then bound the pids of its leftovers */
 		j->forks0 = spec->sup->sweeper.pid_max ? sup_total_forks() : 0;
 	}
-	/* cgroup.c: a job's cgroup is 0.<job>, like its token */
+	/* cgroup_spawn.c: a job's cgroup is 0.<job>, like its token */
 	int cgfd = spec->sup ? sup_cgroup_open(spec->sup, 0, j->serial) : 0;
 	req.cgroup_fd = cgfd;
 	hum_spawned sp;

@@ -30,7 +30,7 @@
  * the resolved path.  Scripts without a #! line are not run through /bin/sh
  * (glibc's posix_spawn stopped doing that too): they fail with ENOEXEC.
  *
- * Cgroups: with req->cgroup_fd, hum_cgroup_spawn (cgroup.c) does the same
+ * Cgroups: with req->cgroup_fd, hum_cgroup_spawn (cgroup_spawn.c) does the same
  * child-side work itself, so that the child is created inside its cgroup
  * (posix_spawn takes no cgroup in glibc before 2.41); when the cgroup
  * cannot be used at all, the child is started here as before and the
@@ -229,7 +229,7 @@ int hum_spawn(const hum_spawn_req *req, hum_spawned *out, char *err, size_t errl
 	pid_t pid = 0;
 	int step = 0; /* the failed step of hum_cgroup_spawn, if it ran */
 	if (rc == 0 && req->cgroup_fd > 2) {
-		/* cgroup.c: the same child, created inside its cgroup */
+		/* cgroup_spawn.c: the same child, created inside its cgroup */
 		hum_cgroup_exec x = { path, argv, envp, req->cwd, req->stdin_pipe ? pi[0] : -1,
 				      po[1], pe[1], req->cgroup_fd };
 		rc = -hum_cgroup_spawn(&x, &pid, &step);

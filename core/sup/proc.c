@@ -3,7 +3,9 @@
  *
  * Owns: hum_sup, every hum_proc (spec copies, watchers, run bookkeeping),
  * the sentinel.  Exits, restarts and kill sweeps live in reap.c, pipes in
- * capture.c, the spawn itself in launch.c.
+ * capture.c, the spawn itself in launch.c; the start gate in proc_gate.c,
+ * removal (hum_sup_remove) in proc_remove.c, a spec's defaults and spec
+ * equality in proc_spec.c.
  *
  * State machine (one process, loop thread):
  *   pending --start--> running --set_ready--> ready
@@ -12,7 +14,7 @@
  *   backoff/pending --stop--> stopped
  *   any idle state --start/restart--> running (spawn error: failed; short
  *     of descriptors, memory or processes: backoff, retried by its timer)
- *   any start while the gate is closed --> pending (deferred, see below)
+ *   any start while the gate is closed --> pending (deferred: proc_gate.c)
  * `starting` is never published here: posix_spawn is synchronous, so a spawn
  * either failed (failed, spawn_error) or the child is running.  A stopped run
  * stays stopped whatever its exit status.  restart on a live process is stop,
@@ -20,13 +22,6 @@
  * counts in `restarts` like a policy restart.  `restarts` in the snapshot is
  * cumulative; the policy's own attempt counter (for max and the backoff
  * delay) is reset by reset_after and by an explicit start.
- *
- * The start gate (hum_proc_set_gate) is Lua's "may start" (every `after`
- * condition holds now).  C never decides dependencies, but it owns every
- * spawn, and every spawn goes through sup_proc_spawn, which refuses while
- * the gate is closed: so no start path — including the policy's backoff
- * timer and a restart's second half — can start a process whose
- * dependencies do not hold, without asking Lua at each of them.
  *
  * Errors: 0 or -errno everywhere; failures are logged as "<name>: <call>:
  * <errno text>" through the log hook (stderr without one).
@@ -96,7 +91,7 @@ void sup_proc_publish(hum_proc *p, hum_snap *n)
 	 * gating): the flag follows the state, so a clone of a ready snapshot
 	 * (stopping, backoff...) can never carry it along. */
 	n->ready = n->state == HUM_READY;
-	/* cgroup.c: a run that is over gives up its cgroup (removed once the
+	/* cgroup_kill.c: a run that is over gives up its cgroup (removed once the
 	 * last of what it left there is gone) */
 	if (p->cg == 1 && n->pid == 0 &&
 	    (n->state == HUM_STOPPED || n->state == HUM_SUCCEEDED || n->state == HUM_FAILED ||
@@ -145,20 +140,9 @@ static void strv_free(char **v)
 	free(v);
 }
 
-/* The reason a gate closed by hum_proc_set_gate keeps when its own copy
- * could not be allocated: a gate never opens for want of memory. */
-static char gate_oom[] = "waiting for dependencies";
-
-static void gate_free(hum_proc *p)
+void sup_proc_free(hum_proc *p)
 {
-	if (p->gate != gate_oom)
-		free(p->gate);
-	p->gate = NULL;
-}
-
-static void proc_free(hum_proc *p)
-{
-	gate_free(p);
+	sup_gate_free(p);
 	strv_free(p->argv);
 	strv_free(p->env);
 	free(p->shell);
@@ -250,7 +234,7 @@ int sup_proc_spawn(hum_proc *p, int why)
 
 	char token[128], err[512];
 	snprintf(token, sizeof token, "HUM_TOKEN=%s%u.%u", s->prefix, p->id, p->run);
-	/* cgroup.c: the run's own cgroup, the child in it from the start */
+	/* cgroup_spawn.c: the run's own cgroup, the child in it from the start */
 	int cgfd = sup_cgroup_open(s, p->id, p->run);
 	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token, 0, cgfd };
 	hum_spawned sp;
@@ -288,8 +272,6 @@ int sup_proc_spawn(hum_proc *p, int why)
 
 /* ---- supervisor ------------------------------------------------------------------ */
 
-static void retire_cb(struct ev_loop *loop, ev_prepare *w, int revents);
-
 hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st, const hum_sup_hooks *hooks, void *ud)
 {
 	static unsigned instances;
@@ -313,7 +295,7 @@ hum_sup *hum_sup_new(struct ev_loop *loop, hum_store *st, const hum_sup_hooks *h
 		s->hooks = *hooks;
 	s->ud = ud;
 	s->sentinel.fd = -1;
-	ev_prepare_init(&s->retire_w, retire_cb);
+	ev_prepare_init(&s->retire_w, sup_retire_cb);
 	s->scratch = malloc(HUM_LBUF_SCRATCH);
 	s->lines = malloc(HUM_LBUF_MAX_LINES * sizeof *s->lines);
 	if (s->scratch == NULL || s->lines == NULL) {
@@ -416,65 +398,12 @@ void hum_sup_free(hum_sup *s)
 	sup_reap_fini(s);
 	for (size_t i = 0; i < s->nprocs; i++) {
 		s->procs[i]->entry->owner = NULL;
-		proc_free(s->procs[i]);
+		sup_proc_free(s->procs[i]);
 	}
 	free(s->procs);
 	free(s->scratch);
 	free(s->lines);
 	free(s);
-}
-
-/* Removal ------------------------------------------------------------------------ */
-
-static bool run_over(const hum_proc *p)
-{
-	int st = p->entry->snap->state;
-	return p->pid == 0 && !p->finish_pending && p->nstreams == 0 && p->nremain == 0 &&
-	       !p->count_queued && !p->leftover_stop &&
-	       (st == HUM_PENDING || st == HUM_STOPPED || st == HUM_SUCCEEDED || st == HUM_FAILED);
-}
-
-static void retire(hum_sup *s, size_t i)
-{
-	hum_proc *p = s->procs[i];
-	ev_timer_stop(s->loop, &p->grace_timer);
-	ev_timer_stop(s->loop, &p->backoff_timer);
-	sup_remain_unwatch(p);
-	if (s->hooks.removed)
-		s->hooks.removed(p, s->ud);
-	memmove(&s->procs[i], &s->procs[i + 1], (s->nprocs - i - 1) * sizeof s->procs[0]);
-	s->nprocs--;
-	p->entry->owner = NULL;
-	hum_store_remove(s->st, p->entry);
-	proc_free(p);
-}
-
-/* Each iteration while removals wait: retire those whose run is over.  A
- * sweep still queued for a retired process finds no record by id and is
- * dropped (sweep.c looks records up by id). */
-static void retire_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	hum_sup *s = (hum_sup *)((char *)w - offsetof(hum_sup, retire_w));
-	for (size_t i = s->nprocs; i-- > 0;) {
-		hum_proc *p = s->procs[i];
-		if (p->removing && run_over(p)) {
-			retire(s, i);
-			s->nremoving--;
-		}
-	}
-	if (s->nremoving == 0)
-		ev_prepare_stop(loop, w);
-}
-
-int hum_sup_remove(hum_sup *s, hum_proc *p)
-{
-	if (p->removing)
-		return -EALREADY;
-	p->removing = 1;
-	s->nremoving++;
-	hum_proc_stop(p);
-	ev_prepare_start(s->loop, &s->retire_w); /* no-op when active */
-	return 0;
 }
 
 const char *hum_sup_token(hum_sup *s)
@@ -490,47 +419,6 @@ int hum_sup_guard_group(hum_sup *s, pid_t pgid)
 int hum_sup_unguard_group(hum_sup *s, pid_t pgid)
 {
 	return pgid > 0 ? hum_sentinel_forget(&s->sentinel, pgid) : -EINVAL;
-}
-
-/* The defaults hum_sup_add applies, in one place for add and equality. */
-static int norm_signal(const hum_spec *sp) { return sp->stop_signal > 0 ? sp->stop_signal : SIGTERM; }
-static double norm_grace(const hum_spec *sp) { return sp->grace < 0 ? 5.0 : sp->grace; }
-static hum_restart norm_restart(const hum_spec *sp)
-{
-	hum_restart r = sp->restart;
-	if (!(r.initial >= 0))
-		r.initial = 0;
-	if (!(r.cap >= r.initial))
-		r.cap = r.initial;
-	return r;
-}
-
-static bool str_eq(const char *a, const char *b)
-{
-	return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
-static bool strv_eq(char *const *a, char *const *b)
-{
-	if (!a || !b)
-		return a == b;
-	for (; *a && *b; a++, b++)
-		if (strcmp(*a, *b) != 0)
-			return false;
-	return *a == NULL && *b == NULL;
-}
-
-bool hum_proc_spec_equal(const hum_proc *p, const hum_spec *sp)
-{
-	hum_restart r = norm_restart(sp);
-	return (sp->shell ? p->shell && strcmp(p->shell, sp->shell) == 0 && !p->argv
-			  : !p->shell && strv_eq(p->argv, sp->argv)) &&
-	       str_eq(p->cwd, sp->cwd) && strv_eq(p->env, sp->env) &&
-	       p->stop_signal == norm_signal(sp) && p->grace == norm_grace(sp) &&
-	       p->kind == sp->kind && p->restart.policy == r.policy && p->restart.max == r.max &&
-	       p->restart.initial == r.initial && p->restart.cap == r.cap &&
-	       p->restart.reset_after == r.reset_after &&
-	       str_eq(p->groups, sp->groups) && str_eq(p->base, sp->base);
 }
 
 hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *err)
@@ -578,19 +466,19 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 	p->base = strdup(spec->base ? spec->base : "");
 	if ((spec->shell ? !p->shell : !p->argv) || (spec->cwd && !p->cwd) ||
 	    (spec->env && !p->env) || !p->groups || !p->base) {
-		proc_free(p);
+		sup_proc_free(p);
 		*err = -ENOMEM;
 		return NULL;
 	}
-	p->stop_signal = norm_signal(spec);
-	p->grace = norm_grace(spec);
+	p->stop_signal = sup_norm_signal(spec);
+	p->grace = sup_norm_grace(spec);
 	p->kind = spec->kind;
-	p->restart = norm_restart(spec);
+	p->restart = sup_norm_restart(spec);
 	p->cleaned = 1;
 
 	hum_snap *n = hum_snap_new(NULL, name, p->groups, "not started");
 	if (n == NULL) {
-		proc_free(p);
+		sup_proc_free(p);
 		*err = -ENOMEM;
 		return NULL;
 	}
@@ -603,7 +491,7 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 	if (entry == NULL) {
 		*err = errno == EEXIST ? -EEXIST : -ENOMEM;
 		hum_snap_free(n);
-		proc_free(p);
+		sup_proc_free(p);
 		return NULL;
 	}
 	entry->owner = p;
@@ -618,17 +506,16 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 	return p;
 }
 
+static uint32_t proc_id(const void *elem)
+{
+	return (*(hum_proc *const *)elem)->id;
+}
+
 hum_proc *hum_sup_get(hum_sup *s, uint32_t id)
 {
-	size_t lo = 0, hi = s->nprocs;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->procs[mid]->id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < s->nprocs && s->procs[lo]->id == id ? s->procs[lo] : NULL;
+	/* s->procs is in id order (store.h: ids only grow; removal keeps the order) */
+	size_t i = hum_id_lower_bound(s->procs, s->nprocs, sizeof s->procs[0], proc_id, id);
+	return i < s->nprocs && s->procs[i]->id == id ? s->procs[i] : NULL;
 }
 
 hum_proc *hum_sup_find(hum_sup *s, const char *name)
@@ -807,20 +694,6 @@ int hum_proc_signal(hum_proc *p, int sig)
 	if (kill(-p->pgid, sig) != 0)
 		return -errno;
 	return 0;
-}
-
-int hum_proc_set_gate(hum_proc *p, const char *reason)
-{
-	if (reason == NULL) {
-		gate_free(p);
-		return 0;
-	}
-	if (p->gate && strcmp(p->gate, reason) == 0)
-		return 0;
-	char *copy = strdup(reason);
-	gate_free(p);
-	p->gate = copy ? copy : gate_oom;
-	return copy ? 0 : -ENOMEM;
 }
 
 int hum_proc_fail(hum_proc *p, const char *why)

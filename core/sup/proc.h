@@ -91,6 +91,8 @@ void hum_sup_free(hum_sup *s);
  * is deep-copied.  Returns NULL with *err = -EEXIST / -EINVAL (also: a base
  * that is not the start of name followed by '.') / -ENOMEM. */
 hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *err);
+/* The process whose id is `id` (hum_proc_id), or NULL: none was given it,
+ * or it was removed (hum_sup_remove). */
 hum_proc *hum_sup_get(hum_sup *s, uint32_t id);
 /* Removes p: stops it (as hum_proc_stop) if a run is live, and once the run
  * is over — main pid reaped, final state published, pipes at EOF — calls

@@ -42,7 +42,7 @@
  * for the policy (policy "no" counts as on-failure there), never a stop and
  * never an immediate respawn.  Whether the new run may begin is not decided
  * here: the backoff timer calls sup_proc_spawn, which defers it to
- * `pending` while the process's start gate is closed (proc.c,
+ * `pending` while the process's start gate is closed (proc_gate.c,
  * hum_proc_set_gate).
  *
  * Groups and recycled ids.  A process group id is ours only while the group

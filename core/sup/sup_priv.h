@@ -3,6 +3,10 @@
  *
  *   proc.c     process records, the state machine's publishing, the control
  *              API of proc.h, spawning a run
+ *   proc_gate.c    the start gate (hum_proc_set_gate)
+ *   proc_remove.c  removal (hum_sup_remove): retiring a record once its run
+ *              is over
+ *   proc_spec.c    a spec's defaults, spec equality (hum_proc_spec_equal)
  *   capture.c  a run's pipes: reading, splitting into lines, the log ring
  *   reap.c     child exits, the pid map, stop escalation (grace, SIGKILL),
  *              restart back-off, killing a run's group
@@ -11,8 +15,12 @@
  *              token <prefix>0.N and is swept with sup_scan_job
  *   remain.c   remaining processes: what is left of a run after its main
  *              process exited (counted by sweeps, watched through pidfds)
- *   cgroup.c   a cgroup per run and per job (cgroup v2 where writable): the
- *              sweep requests signal it first, a run's end removes it
+ *   cgroup_find.c   a cgroup per run and per job (cgroup v2 where
+ *              writable): where cgroup2 and hum are, membership, the top
+ *   cgroup_spawn.c  a child created inside its run's cgroup (clone3)
+ *   cgroup_kill.c   the sweep requests signal a run's cgroup first, a
+ *              run's end removes it, the top's end
+ *   cgroup_fs.c     the cgroupfs helpers those three share
  *   lineage.c  session and parentage, where there are no cgroups
  *
  * Functions here are named sup_<verb> (no hum_ prefix: they are not API).
@@ -165,7 +173,7 @@ struct hum_proc {
 				 * second without pidfds */
 	uint8_t zero_counts;  /* consecutive counts that found nothing */
 	char end_reason[320]; /* the run's end without the remaining suffix */
-	uint8_t cg;          /* this run was started in its cgroup (cgroup.c):
+	uint8_t cg;          /* this run was started in its cgroup (cgroup_spawn.c):
 			      * 1, 2 once the run's end released it; 0: not */
 	char *base;          /* replica base ("" if none): for spec equality */
 	void *udata;
@@ -202,6 +210,23 @@ void sup_log(hum_sup *s, hum_proc *p, const char *fmt, ...)
 hum_snap *sup_proc_next(hum_proc *p, const char *reason); /* NULL: ENOMEM, logged */
 void sup_proc_publish(hum_proc *p, hum_snap *n);
 int sup_proc_spawn(hum_proc *p, int why);
+/* Frees p and its spec copies (its store entry is the caller's). */
+void sup_proc_free(hum_proc *p);
+
+/* proc_gate.c */
+void sup_gate_free(hum_proc *p); /* opens p's gate, freeing its reason */
+
+/* proc_remove.c */
+/* hum_sup.retire_w's callback: retires every removed record whose run is
+ * over; stops itself once no removal waits. */
+void sup_retire_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+
+/* proc_spec.c: the defaults hum_sup_add applies, in one place for add and
+ * equality (stop signal 0: SIGTERM; grace < 0: 5 s; backoff initial < 0:
+ * 0, cap below initial: initial). */
+int sup_norm_signal(const hum_spec *sp);
+double sup_norm_grace(const hum_spec *sp);
+hum_restart sup_norm_restart(const hum_spec *sp);
 
 /* reap.c */
 void sup_reap_init(hum_sup *s);
@@ -254,9 +279,12 @@ void sup_remain_kill(hum_proc *p);
 void sup_scan_job(hum_sup *s, uint32_t job, int sig, pid_t pid, uint64_t forks0);
 uint64_t sup_total_forks(void); /* /proc/stat "processes"; 0 if unknown */
 
-/* cgroup.c (loop thread, except sup_cgroup_holds_run) */
+/* cgroup_*.c (loop thread, except sup_cgroup_holds_run and cgroup_fs.c) */
+/* cgroup_find.c */
 void sup_cgroup_init(hum_sup *s);  /* before the sentinel starts */
-void sup_cgroup_fini(hum_sup *s);  /* kills what is left, removes them all */
+/* Any thread: whether pid is in the cgroup of run `run` of `id`. */
+bool sup_cgroup_holds_run(const hum_sup *s, uint32_t id, uint32_t run, pid_t pid);
+/* cgroup_spawn.c */
 /* A new cgroup for run `run` of `id` (0: an exec job): its directory fd
  * (> 2) for hum_spawn_req.cgroup_fd, or 0 when runs are not placed. */
 int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run);
@@ -264,14 +292,28 @@ int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run);
  * cgroup unusable (cg_err), removes it if nothing runs in it.  Whether the
  * run is in its cgroup. */
 bool sup_cgroup_spawned(hum_sup *s, uint32_t id, uint32_t run, int fd, bool started, int cg_err);
+/* cgroup_kill.c */
+void sup_cgroup_fini(hum_sup *s);  /* kills what is left, removes them all */
 /* sig to the run's cgroup (id 0 and run 0: to all), except members of
  * skip_pgid, then SIGCONT; SIGKILL through cgroup.kill.  No /proc pass:
  * the kernel lists the members.  Nothing if there is no such cgroup. */
 void sup_cgroup_signal(hum_sup *s, uint32_t id, uint32_t run, int sig, pid_t skip_pgid);
 /* The run is over: remove its cgroup now if empty, else once it empties. */
 void sup_cgroup_release(hum_sup *s, uint32_t id, uint32_t run);
-/* Any thread: whether pid is in the cgroup of run `run` of `id`. */
-bool sup_cgroup_holds_run(const hum_sup *s, uint32_t id, uint32_t run, pid_t pid);
+/* The removal watch's callback (started by sup_cgroup_init): a watched
+ * cgroup.events changed, or the inotify queue overflowed. */
+void sup_cgroup_ino_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* cgroup_fs.c: any thread.  sup_open_retry, sup_read_file and sup_join are
+ * async-signal-safe (raw system calls on the caller's memory: no malloc,
+ * no stdio, no locks), because the hum_cgroup_* operations built on them
+ * run in the sentinel after fork (cgroup.h). */
+int sup_open_retry(int dirfd, const char *path, int flags); /* openat, O_CLOEXEC, EINTR retried */
+/* Reads up to len-1 bytes of a small file (NUL terminated); length or -errno. */
+ssize_t sup_read_file(int dirfd, const char *path, char *buf, size_t len);
+/* dst = a + b (+ c); false if it does not fit. */
+bool sup_join(char *dst, size_t len, const char *a, const char *b, const char *c);
+/* The name of run `run` of `id`'s cgroup under the top: "<id>.<run>". */
+void sup_cgroup_name(char buf[static 32], uint32_t id, uint32_t run);
 
 /* capture.c */
 int sup_stream_open(hum_proc *p, int fd, int kind); /* takes fd */

@@ -21,7 +21,7 @@
  * signals a recycled pid; besides its batch it reads only what does not
  * change while it runs: the prefix, pid_max, the cgroup top's name.
  *
- * Cgroups and sessions.  A run that lives in a cgroup (cgroup.c) has its
+ * Cgroups and sessions.  A run that lives in a cgroup (cgroup.h) has its
  * cgroup signalled by the loop thread when the request is made (the kernel
  * lists the members: no /proc pass), and the token pass skips its members.
  * A run without a cgroup has its session swept too, in a second pass over
@@ -137,7 +137,7 @@ static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
 			continue;
 		/* A stop signal reached the group already: only those who left
 		 * it get it here (twice could mean "force quit" to some).  The
-		 * same for the run's cgroup (cgroup.c signalled it at once). */
+		 * same for the run's cgroup (cgroup_kill.c signalled it at once). */
 		if (r->skip_pgid && getpgid(pid) == r->skip_pgid)
 			continue;
 		if (r->cg && r->sig != SIGKILL && sup_cgroup_holds_run(b->s, r->id, r->run, pid))
@@ -435,7 +435,7 @@ static void queue_request(hum_sup *s, hum_scan_req r);
 
 void sup_scan_request(hum_sup *s, hum_proc *p, int sig, int after, pid_t skip_pgid)
 {
-	/* cgroup.c: the run's cgroup (every one with p NULL) has sig first,
+	/* cgroup_kill.c: the run's cgroup (every one with p NULL) has sig first,
 	 * from this thread: the kernel lists its members, no /proc pass. */
 	sup_cgroup_signal(s, p ? p->id : 0, p ? p->run : 0, sig, skip_pgid);
 	hum_scan_req r = {

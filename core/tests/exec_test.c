@@ -192,7 +192,7 @@ static void test_tokens_and_timeout(void)
 
 /* The leader exits at once; a descendant that left the group and scrubbed
  * its token holds the pipes, so the timeout fires after the reap.  Where
- * jobs go into cgroups (cgroup.c) such a descendant dies with the leader,
+ * jobs go into cgroups (cgroup_spawn.c) such a descendant dies with the leader,
  * so this one also leaves its cgroup for hum's own to outlive it. */
 static void test_timeout_after_reap(void)
 {
