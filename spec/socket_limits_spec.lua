@@ -20,30 +20,36 @@ local function rss_kb(pid)
 	return tonumber(t:match("VmRSS:%s*(%d+)")) or 0
 end
 
--- strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF)
+-- Strict UTF-8, transcribed from RFC 3629's grammar (section 4) rather
+-- than from hum's cleaner (lua/hum/control.lua), so the spec is an oracle
+-- of its own: one pattern per production, tried at each position.
+local UTF8_SEQ = {
+	"[%z\1-\127]",                                    -- UTF8-1
+	"[\194-\223][\128-\191]",                         -- UTF8-2
+	"\224[\160-\191][\128-\191]",                     -- UTF8-3 (no overlongs)
+	"[\225-\236\238\239][\128-\191][\128-\191]",
+	"\237[\128-\159][\128-\191]",                     -- (no surrogates)
+	"\240[\144-\191][\128-\191][\128-\191]",          -- UTF8-4 (no overlongs)
+	"[\241-\243][\128-\191][\128-\191][\128-\191]",
+	"\244[\128-\143][\128-\191][\128-\191]",          -- (nothing past U+10FFFF)
+}
 local function valid_utf8(s)
-	local i, n = 1, #s
-	while i <= n do
-		local c = s:byte(i)
-		local len, lo, hi = 0, 0x80, 0xBF
-		if c < 0x80 then len = 1
-		elseif c >= 0xC2 and c <= 0xDF then len = 2
-		elseif c >= 0xE0 and c <= 0xEF then
-			len = 3
-			if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
-		elseif c >= 0xF0 and c <= 0xF4 then
-			len = 4
-			if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
-		else return false end
-		for k = 1, len - 1 do
-			local d = s:byte(i + k)
-			if not d then return false end
-			if k == 1 and (d < lo or d > hi) then return false end
-			if k > 1 and (d < 0x80 or d > 0xBF) then return false end
+	local i = 1
+	while i <= #s do
+		local e
+		for _, p in ipairs(UTF8_SEQ) do
+			e = select(2, s:find("^" .. p, i))
+			if e then break end
 		end
-		i = i + len
+		if not e then return false end
+		i = e + 1
 	end
 	return true
+end
+-- the oracle itself, on the cases the cleaner handles
+for bytes, want in pairs { ["a\226\130\172"] = true, ["\237\160\128"] = false, ["\192\128"] = false,
+	["\244\144\128\128"] = false, ["\244\143\191\191"] = true, ["\226\130"] = false, ["\255"] = false } do
+	assert(valid_utf8(bytes) == want, "valid_utf8 oracle disagrees with RFC 3629 on a test vector")
 end
 
 describe("socket limits", function()
