@@ -1,5 +1,6 @@
 /*
- * output.h — the foreground printer: `HH:MM:SS name │ line`.
+ * output.h — the foreground printer: `HH:MM:SS name │ line`.  outfmt.c
+ * formats the lines (see "Format" below), output.c queues and writes them.
  *
  * Lines are formatted into one buffer and written once per loop iteration
  * (hum_output_flush, called from the host's ev_prepare), or as soon as the
