@@ -9,15 +9,22 @@
  *   lifecycle.c  the lifecycle lines (started, ready, how a run ended)
  *   signals.c    signals to hum: watchers, suspend, a second Ctrl-C, the
  *                reopen hooks
+ *   raw.c        `hum.raw`: its table, the primitives about processes,
+ *                output, clocks, the environment
+ *   raw_timer.c  raw.timer, raw.timer_stop
+ *   raw_status.c raw.state, raw.status, raw.ps (snapshots as tables)
+ *   raw_async.c  probes and exec, whose results come as events
  *
- * Functions here are named bind_<verb> (no hum_ prefix: they are not API).
- * Everything is loop thread only.
+ * Functions here are named bind_<verb> (no hum_ prefix: they are not API);
+ * hum_raw_*_register add a file's primitives to the `hum.raw` table on top
+ * of the stack [-0, +0].  Everything is loop thread only.
  */
 #ifndef HUM_BIND_PRIV_H
 #define HUM_BIND_PRIV_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <lua.h>
 
 #include "host.h"
 
@@ -42,5 +49,21 @@ void bind_lifecycle(hum_host *h, const hum_snap *old, const hum_snap *now, bool 
 /* signals.c: a watcher for each signal hum handles, except those ignored
  * when hum started (hum_host_init, once). */
 void bind_signals_start(hum_host *h);
+
+/* raw.c */
+/* The host, or raises "the supervisor is not running".  [-0, +0, raises] */
+hum_host *bind_needhost(lua_State *L);
+/* The process whose id is at idx, or raises (luaL_argerror); lets the store
+ * publish what is due first.  [-0, +0, raises] */
+hum_proc *bind_checkproc(lua_State *L, int idx);
+
+/* raw_timer.c: a timer's event was delivered; its id may be reused once the
+ * timer is dead and has no event left in the queue. */
+void hum_raw_timer_delivered(uint32_t id);
+
+void hum_raw_timer_register(lua_State *L);
+void hum_raw_status_register(lua_State *L);
+void hum_raw_async_register(lua_State *L);
+void hum_raw_server_register(lua_State *L); /* api_server.c: control socket, client, detach */
 
 #endif

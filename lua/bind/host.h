@@ -151,8 +151,5 @@ void hum_host_sys(hum_host *h, const char *msg, size_t len);
 int hum_host_output(hum_host *h, int fd);
 
 int luaopen_hum_raw(lua_State *L);
-/* raw.c: a timer's event was delivered; its id may be reused once the timer
- * is dead and has no event left in the queue. */
-void hum_raw_timer_delivered(uint32_t id);
 
 #endif
