@@ -1,13 +1,17 @@
 /*
  * outfmt.c — the foreground line format (output.h, "Format"): the
  * timestamp, the name column (padded or cut, coloured per process), the
- * stream's mark, the reset after a line that leaves a colour on.
+ * stream's mark, the reset after a line that leaves a colour on; and the
+ * text of hum's own messages (hum_output_vformat), for the printer's
+ * notices and the host's reports alike.
  *
  * Owns: the format's state (hum_outfmt, sup_priv.h): colour, terminal, the
  * name column's width, the cached timestamp.  No I/O and no allocation: it
  * writes into the caller's buffer; output.c queues and writes.  Loop
  * thread only.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -164,4 +168,12 @@ size_t sup_outfmt_sys(hum_outfmt *f, int64_t ms, const char *msg, size_t mlen, c
 	w += mlen;
 	*w++ = '\n';
 	return (size_t)(w - out);
+}
+
+int hum_output_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(buf, size, fmt, ap);
+	if (n < 0)
+		return -1;
+	return (size_t)n < size ? n : (int)(size - 1);
 }

@@ -195,15 +195,14 @@ static void notice(hum_output *o, bool queue, const char *fmt, ...)
 	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	int n = hum_output_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	size_t len = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
 	if (queue)
-		queue_sys(o, msg, len);
+		queue_sys(o, msg, (size_t)n);
 	if (o->note)
-		o->note(o->ud, msg, len);
+		o->note(o->ud, msg, (size_t)n);
 }
 
 static ssize_t write_retry(int fd, const char *p, size_t n)

@@ -97,12 +97,12 @@ void hum_host_report(hum_host *h, const char *fmt, ...)
 	char buf[8192];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	int n = hum_output_vformat(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
 	if (h && h->st)
-		hum_host_sys(h, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+		hum_host_sys(h, buf, (size_t)n);
 	else
 		fprintf(stderr, "hum: %s\n", buf);
 }
