@@ -1,18 +1,20 @@
 /*
- * output.c — the foreground printer (see output.h for the contract).
+ * output.c — the foreground printer's writer (see output.h for the
+ * contract; the line format is outfmt.c's).
  *
  * Owns: the output buffer, the flow state towards the output (back-pressure,
- * stall, failed writes), the log file's path and rotation and, when it could
- * reopen the terminal or pipe, its own non-blocking file description.  Loop
- * thread only.  The buffer holds whole formatted lines; a line is dropped
- * or counted as unwritten whole, never torn by hum (a failing write may cut
- * one: the next successful write starts on a new line).
+ * stall, failed writes, the counts of lines dropped or not written), the
+ * log file's path and rotation and, when it could reopen the terminal or
+ * pipe, its own non-blocking file description.  Loop thread only.  The
+ * buffer holds whole formatted lines; a line is dropped or counted as
+ * unwritten whole, never torn by hum (a failing write may cut one: the next
+ * successful write starts on a new line).
  *
  * Hot path: hum_output_lines formats the prefix (padded or cut name,
  * colours, separator) once per batch, then per line copies the cached
- * timestamp, the prefix and the bytes — no syscall, no allocation.  Writes
- * happen in hum_output_flush (once per loop iteration) or when the buffer
- * is full.
+ * timestamp, the prefix and the bytes (outfmt.c) — no syscall, no
+ * allocation.  Writes happen in hum_output_flush (once per loop iteration)
+ * or when the buffer is full.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,36 +25,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "logfile.h"
 #include "output.h"
 #include "state/store.h" /* HUM_SYS_NAME */
+#include "sup_priv.h"
 
 #define OUT_HIGH (1u << 20)   /* pending bytes: ask for back-pressure above */
 #define OUT_LOW (256u << 10)  /* ... and release it below */
 #define OUT_MAX (16u << 20)   /* the buffer never grows beyond */
 #define FREE_WAIT_MS 1000     /* at exit: give up on an output that takes nothing */
 #define FREE_WAIT_MAX_MS 10000 /* ... or that is still not done after this */
-/* A formatted prefix after the timestamp: colours, the name (up to 4 bytes
- * per column) and its padding, the separator. */
-#define PRE_MAX (48 + 4 * HUM_OUTPUT_WIDTH_MAX)
-
-/* Stable per-process colours (no red: red marks stderr). */
-static const char *const palette[] = { "36", "33", "32", "35", "34",
-				       "96", "93", "92", "95", "94" };
-#define NPALETTE (sizeof palette / sizeof palette[0])
 
 struct hum_output {
 	struct ev_loop *loop;
 	int fd;              /* where we write (maybe our reopened copy) */
 	int caller_fd;
 	int restore_flags;   /* caller_fd's flags to restore, or -1 */
-	bool own_fd, color, tty;
+	bool own_fd;
 	bool blocking;       /* a regular file: writes complete or fail */
-	bool width_fixed;
-	size_t width;
+	hum_outfmt fmt;      /* colour, name width, timestamp (outfmt.c) */
 	ev_io wio;           /* active while waiting for the fd to take more */
 	ev_timer stall_w;    /* while paused: did the output take anything? */
 	ev_timer retry_w;    /* while err: try writing again */
@@ -73,101 +66,11 @@ struct hum_output {
 	/* the log file (hum_output_set_file) */
 	char *path;
 	uint64_t max_bytes, size;
-	int64_t ts_sec;      /* cached local time of ts_sec */
-	char ts[9];          /* "HH:MM:SS" */
 };
 
 static void drain(hum_output *o);
-static size_t format_sys(hum_output *o, const char *msg, size_t mlen, char *out);
 
-static const char *stamp(hum_output *o, int64_t ms)
-{
-	int64_t sec = ms / 1000;
-	if (sec != o->ts_sec) {
-		time_t t = (time_t)sec;
-		struct tm tm;
-		localtime_r(&t, &tm);
-		o->ts[0] = (char)('0' + tm.tm_hour / 10 % 10), o->ts[1] = (char)('0' + tm.tm_hour % 10);
-		o->ts[3] = (char)('0' + tm.tm_min / 10 % 10), o->ts[4] = (char)('0' + tm.tm_min % 10);
-		o->ts[6] = (char)('0' + tm.tm_sec / 10 % 10), o->ts[7] = (char)('0' + tm.tm_sec % 10);
-		o->ts[2] = o->ts[5] = ':';
-		o->ts[8] = '\0';
-		o->ts_sec = sec;
-	}
-	return o->ts;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Formatting ------------------------------------------------------------------ */
-
-/* Columns of a name: its UTF-8 characters (bytes that start one). */
-static size_t columns(const char *s, size_t n)
-{
-	size_t c = 0;
-	for (size_t i = 0; i < n; i++)
-		c += ((unsigned char)s[i] & 0xC0) != 0x80;
-	return c;
-}
-
-/* The name in exactly o->width columns: padded, or cut (at a character
- * boundary) with an ellipsis in the last column.  Bytes written to out. */
-static size_t fit_name(const hum_output *o, const char *name, size_t n, char *out)
-{
-	size_t w = o->width, cols = columns(name, n);
-	if (cols <= w) {
-		memcpy(out, name, n);
-		memset(out + n, ' ', w - cols);
-		return n + w - cols;
-	}
-	size_t keep = 0;
-	for (size_t c = 0; keep < n; keep++)
-		if (((unsigned char)name[keep] & 0xC0) != 0x80 && c++ == w - 1)
-			break;
-	memcpy(out, name, keep);
-	memcpy(out + keep, "\xe2\x80\xa6", 3); /* U+2026 … */
-	return keep + 3;
-}
-
-#define CAT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
-
-/* Everything between the timestamp and the line's bytes, for one name and
- * stream: computed once per batch. */
-static size_t prefix(const hum_output *o, uint32_t id, const char *name, size_t nlen,
-		     int stream, char *pre)
-{
-	char *p = pre;
-	bool sys = stream == HUM_STREAM_SYS;
-	if (o->color) {
-		p = CAT(p, "\033[0m ");
-		if (sys) {
-			p = CAT(p, "\033[1m");
-		} else {
-			const char *c = palette[id % NPALETTE];
-			*p++ = '\033', *p++ = '[';
-			memcpy(p, c, 2);
-			p += 2;
-			*p++ = 'm';
-		}
-	} else {
-		*p++ = ' ';
-	}
-	p += fit_name(o, name, nlen, p);
-	if (o->color)
-		p = CAT(p, "\033[0m");
-	if (stream == HUM_STREAM_ERR)
-		p = o->color ? CAT(p, " \033[31m!\033[0m ") : CAT(p, " ! ");
-	else if (sys)
-		p = CAT(p, " * ");
-	else
-		p = CAT(p, " \xe2\x94\x82 "); /* U+2502 │ */
-	return (size_t)(p - pre);
-}
+/* Queueing -------------------------------------------------------------------- */
 
 static void lost_unwritten(hum_output *o, uint64_t n)
 {
@@ -233,26 +136,12 @@ static bool room_slow(hum_output *o, size_t need, bool sys)
 
 static inline void put_line(hum_output *o, const char *pre, size_t prelen, const hum_line *l)
 {
-	/* dim + timestamp + prefix + bytes + reset + newline */
-	size_t need = 4 + 8 + prelen + l->len + 4 + 1;
+	size_t need = OUTFMT_LINE_MAX(prelen, l->len);
 	if (o->len + need > o->cap && !room_slow(o, need, l->stream == HUM_STREAM_SYS)) {
 		lost(o, 1);
 		return;
 	}
-	char *w = o->buf + o->len;
-	if (o->color)
-		w = CAT(w, "\033[2m");
-	memcpy(w, stamp(o, l->time_ms), 8);
-	w += 8;
-	memcpy(w, pre, prelen);
-	w += prelen;
-	memcpy(w, l->data, l->len);
-	w += l->len;
-	/* a colour the child left on must not spill into the next prefix */
-	if (o->tty && l->len && memchr(l->data, '\033', l->len))
-		w = CAT(w, "\033[0m");
-	*w++ = '\n';
-	o->len = (size_t)(w - o->buf);
+	o->len += sup_outfmt_line(&o->fmt, pre, prelen, l, o->buf + o->len);
 }
 
 /* Flow ------------------------------------------------------------------------ */
@@ -289,27 +178,12 @@ static void stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	pressure_update(o);
 }
 
-/* One of hum's own lines, formatted into out (PRE_MAX + 16 + mlen bytes),
- * without queueing it: for lines that must go out before what is queued. */
-static size_t format_sys(hum_output *o, const char *msg, size_t mlen, char *out)
-{
-	char *w = out;
-	if (o->color)
-		w = CAT(w, "\033[2m");
-	memcpy(w, stamp(o, now_ms()), 8);
-	w += 8;
-	w += prefix(o, HUM_SYS_ID, HUM_SYS_NAME, strlen(HUM_SYS_NAME), HUM_STREAM_SYS, w);
-	memcpy(w, msg, mlen);
-	w += mlen;
-	*w++ = '\n';
-	return (size_t)(w - out);
-}
-
 static void queue_sys(hum_output *o, const char *msg, size_t mlen)
 {
-	char pre[PRE_MAX];
-	size_t prelen = prefix(o, HUM_SYS_ID, HUM_SYS_NAME, strlen(HUM_SYS_NAME), HUM_STREAM_SYS, pre);
-	hum_line l = { .time_ms = now_ms(), .data = msg, .len = (uint32_t)mlen, .stream = HUM_STREAM_SYS };
+	char pre[OUTFMT_PRE_MAX];
+	size_t prelen = sup_outfmt_prefix(&o->fmt, HUM_SYS_ID, HUM_SYS_NAME, strlen(HUM_SYS_NAME),
+					  HUM_STREAM_SYS, pre);
+	hum_line l = { .time_ms = sup_now_ms(), .data = msg, .len = (uint32_t)mlen, .stream = HUM_STREAM_SYS };
 	put_line(o, pre, prelen, &l);
 }
 
@@ -321,15 +195,14 @@ static void notice(hum_output *o, bool queue, const char *fmt, ...)
 	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	int n = hum_output_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	size_t len = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
 	if (queue)
-		queue_sys(o, msg, len);
+		queue_sys(o, msg, (size_t)n);
 	if (o->note)
-		o->note(o->ud, msg, len);
+		o->note(o->ud, msg, (size_t)n);
 }
 
 static ssize_t write_retry(int fd, const char *p, size_t n)
@@ -353,7 +226,7 @@ static void fail(hum_output *o, int e)
 		lost_unwritten(o, 1);
 	}
 	o->err = e;
-	o->failed_at = now_ms();
+	o->failed_at = sup_now_ms();
 	if (ev_is_active(&o->wio))
 		ev_io_stop(o->loop, &o->wio);
 	pressure_update(o);
@@ -438,15 +311,15 @@ static void prepend(hum_output *o, const char *p, size_t n)
 static void retry(hum_output *o)
 {
 	int e = o->err;
-	char msg[256], line[PRE_MAX + 300];
+	char msg[256], line[OUTFMT_PRE_MAX + 300];
 	int mlen = snprintf(msg, sizeof msg, "writing the output works again after %.1fs (%s): "
 			    "%llu lines were not written (hum logs has them)",
-			    (double)(now_ms() - o->failed_at) / 1000.0, strerror(e),
+			    (double)(sup_now_ms() - o->failed_at) / 1000.0, strerror(e),
 			    (unsigned long long)o->unwritten_unreported);
 	size_t k = 0;
 	if (!o->at_bol)
 		line[k++] = '\n';
-	k += format_sys(o, msg, (size_t)mlen, line + k);
+	k += sup_outfmt_sys(&o->fmt, sup_now_ms(), msg, (size_t)mlen, line + k);
 	size_t done = 0;
 	while (done < k) {
 		ssize_t n = write_retry(o->fd, line + done, k - done);
@@ -525,14 +398,14 @@ static void rotate(hum_output *o, bool by_size)
 		return;
 	}
 	/* The new file's first line, before what is queued. */
-	char msg[700], line[PRE_MAX + 720];
+	char msg[700], line[OUTFMT_PRE_MAX + 720];
 	int mlen = snprintf(msg, sizeof msg, "log continued from %s.1 (rotated at %llu bytes)%s%s",
 			    o->path, (unsigned long long)o->max_bytes, note[0] ? "; " : "", note);
 	if (mlen < 0)
 		return;
 	if ((size_t)mlen >= sizeof msg)
 		mlen = sizeof msg - 1;
-	ssize_t n = write_retry(o->fd, line, format_sys(o, msg, (size_t)mlen, line));
+	ssize_t n = write_retry(o->fd, line, sup_outfmt_sys(&o->fmt, sup_now_ms(), msg, (size_t)mlen, line));
 	if (n > 0)
 		o->size += (uint64_t)n;
 	if (o->note)
@@ -594,18 +467,14 @@ void hum_output_lines(hum_output *o, uint32_t id, const char *name,
 		      const hum_line *lines, size_t n)
 {
 	size_t nlen = strlen(name);
-	if (!o->width_fixed) {
-		size_t c = columns(name, nlen);
-		if (c > o->width)
-			o->width = c < HUM_OUTPUT_WIDTH_MAX ? c : HUM_OUTPUT_WIDTH_MAX;
-	}
-	char pre[PRE_MAX];
+	sup_outfmt_widen(&o->fmt, name, nlen);
+	char pre[OUTFMT_PRE_MAX];
 	size_t prelen = 0;
 	int stream = -1;
 	for (size_t i = 0; i < n; i++) {
 		if (lines[i].stream != stream) { /* a batch is normally one stream */
 			stream = lines[i].stream;
-			prelen = prefix(o, id, name, nlen, stream, pre);
+			prelen = sup_outfmt_prefix(&o->fmt, id, name, nlen, stream, pre);
 		}
 		put_line(o, pre, prelen, &lines[i]);
 	}
@@ -632,23 +501,12 @@ uint64_t hum_output_unwritten(const hum_output *o) { return o->unwritten; }
 int hum_output_error(const hum_output *o) { return o->err; }
 bool hum_output_paused(const hum_output *o) { return o->paused; }
 void hum_output_set_stall(hum_output *o, double seconds) { o->stall_s = seconds; }
-void hum_output_set_color(hum_output *o, bool on) { o->color = on; }
-bool hum_output_color(const hum_output *o) { return o->color; }
+void hum_output_set_color(hum_output *o, bool on) { o->fmt.color = on; }
+bool hum_output_color(const hum_output *o) { return o->fmt.color; }
 void hum_output_set_width(hum_output *o, size_t width)
 {
-	o->width = width < 1 ? 1 : width > HUM_OUTPUT_WIDTH_MAX ? HUM_OUTPUT_WIDTH_MAX : width;
-	o->width_fixed = true;
-}
-
-static bool want_color(int fd)
-{
-	const char *nc = getenv("NO_COLOR");
-	const char *term = getenv("TERM");
-	if (nc && *nc)
-		return false;
-	if (term && strcmp(term, "dumb") == 0)
-		return false;
-	return isatty(fd) == 1;
+	o->fmt.width = width < 1 ? 1 : width > HUM_OUTPUT_WIDTH_MAX ? HUM_OUTPUT_WIDTH_MAX : width;
+	o->fmt.width_fixed = true;
 }
 
 /* A private non-blocking description of the same terminal or pipe. */
@@ -687,11 +545,9 @@ hum_output *hum_output_new(struct ev_loop *loop, int fd)
 	o->loop = loop;
 	o->caller_fd = o->fd = fd;
 	o->restore_flags = -1;
-	o->ts_sec = -1;
 	o->at_bol = true;
 	o->stall_s = HUM_OUTPUT_STALL;
-	o->color = want_color(fd);
-	o->tty = isatty(fd) == 1;
+	sup_outfmt_init(&o->fmt, fd);
 	/* A disk write never waits for a reader: blocking, never dropped. */
 	o->blocking = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
 	if (!o->blocking) {
@@ -725,11 +581,11 @@ void hum_output_free(hum_output *o)
 	/* Last lines matter most at exit: wait for a reader that takes them,
 	 * however slowly; give up once it takes nothing for FREE_WAIT_MS (or
 	 * after FREE_WAIT_MAX_MS in all). */
-	int64_t start = now_ms(), deadline = start + FREE_WAIT_MS;
+	int64_t start = sup_now_ms(), deadline = start + FREE_WAIT_MS;
 	for (int round = 0; !o->err && round < 2; round++) {
 		drain(o);
 		while (!o->err && o->off < o->len) {
-			int64_t now = now_ms(), left = deadline - now;
+			int64_t now = sup_now_ms(), left = deadline - now;
 			if (left <= 0 || now - start > FREE_WAIT_MAX_MS)
 				break;
 			struct pollfd pfd = { o->fd, POLLOUT, 0 };
@@ -738,7 +594,7 @@ void hum_output_free(hum_output *o)
 			uint64_t before = o->progress;
 			drain(o);
 			if (o->progress != before)
-				deadline = now_ms() + FREE_WAIT_MS;
+				deadline = sup_now_ms() + FREE_WAIT_MS;
 		}
 		if (o->off < o->len)
 			break;

@@ -1,5 +1,6 @@
 /*
- * output.h — the foreground printer: `HH:MM:SS name │ line`.
+ * output.h — the foreground printer: `HH:MM:SS name │ line`.  outfmt.c
+ * formats the lines (see "Format" below), output.c queues and writes them.
  *
  * Lines are formatted into one buffer and written once per loop iteration
  * (hum_output_flush, called from the host's ev_prepare), or as soon as the
@@ -59,6 +60,7 @@
 #ifndef HUM_OUTPUT_H
 #define HUM_OUTPUT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,5 +128,13 @@ bool hum_output_color(const hum_output *o);
 /* The name column's width (clamped to 1..HUM_OUTPUT_WIDTH_MAX); fixed from
  * then on. */
 void hum_output_set_width(hum_output *o, size_t width);
+
+/* The text of a message of hum's own from a printf format, into buf (size
+ * > 0, terminated): its length, cut to size - 1 bytes, or -1 when fmt
+ * cannot be formatted.  The one formatter of hum's messages: the printer's
+ * notices (drops, failed writes, rotation) and the host's reports
+ * (lifecycle lines, hum_host_report) both use it (outfmt.c). */
+int hum_output_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 #endif

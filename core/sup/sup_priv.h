@@ -22,6 +22,8 @@
  *              run's end removes it, the top's end
  *   cgroup_fs.c     the cgroupfs helpers those three share
  *   lineage.c  session and parentage, where there are no cgroups
+ *   outfmt.c   the foreground line format (timestamp, name column, colours,
+ *              marks) that output.c's printer writes with
  *
  * Functions here are named sup_<verb> (no hum_ prefix: they are not API).
  * Everything is loop thread only, except what sweep.c says of its worker.
@@ -36,6 +38,7 @@
 
 #include "cgroup.h"
 #include "lines.h"
+#include "output.h"
 #include "proc.h"
 #include "sentinel.h"
 
@@ -319,5 +322,41 @@ void sup_cgroup_name(char buf[static 32], uint32_t id, uint32_t run);
 int sup_stream_open(hum_proc *p, int fd, int kind); /* takes fd */
 void sup_proc_drain(hum_proc *p); /* read this run's pipes until EAGAIN/EOF */
 void sup_stream_close_all(hum_sup *s);
+
+/* outfmt.c: the foreground line format (output.h, "Format").  Writes into
+ * the caller's buffer; no I/O, no allocation. */
+
+/* A formatted prefix after the timestamp: colours, the name (up to 4 bytes
+ * per column) and its padding, the separator. */
+#define OUTFMT_PRE_MAX (48 + 4 * HUM_OUTPUT_WIDTH_MAX)
+/* Bytes of a formatted line of len bytes after a prefix of prelen: dim +
+ * timestamp + prefix + bytes + reset + newline. */
+#define OUTFMT_LINE_MAX(prelen, len) (4 + 8 + (prelen) + (len) + 4 + 1)
+
+/* What the format depends on, besides the line: one per printer. */
+typedef struct hum_outfmt {
+	bool color, tty;
+	bool width_fixed;    /* set by hum_output_set_width: never widened */
+	size_t width;        /* the name column's width, in columns */
+	int64_t ts_sec;      /* cached local time of ts_sec */
+	char ts[9];          /* "HH:MM:SS" */
+} hum_outfmt;
+
+/* For output to fd: colour when fd is a terminal, TERM is not "dumb" and
+ * NO_COLOR is unset or empty; width 0 until a name widens it. */
+void sup_outfmt_init(hum_outfmt *f, int fd);
+/* Until a width is fixed: the name column grows to fit name (nlen bytes),
+ * up to HUM_OUTPUT_WIDTH_MAX columns. */
+void sup_outfmt_widen(hum_outfmt *f, const char *name, size_t nlen);
+/* Everything between the timestamp and the line's bytes for one name and
+ * stream, into pre (OUTFMT_PRE_MAX bytes): its length. */
+size_t sup_outfmt_prefix(const hum_outfmt *f, uint32_t id, const char *name, size_t nlen,
+			 int stream, char *pre);
+/* Line l after the prefix pre, into out (OUTFMT_LINE_MAX(prelen, l->len)
+ * bytes): its length. */
+size_t sup_outfmt_line(hum_outfmt *f, const char *pre, size_t prelen, const hum_line *l, char *out);
+/* One of hum's own lines (name HUM_SYS_NAME, stream sys) at time ms, into
+ * out (OUTFMT_PRE_MAX + 16 + mlen bytes): its length. */
+size_t sup_outfmt_sys(hum_outfmt *f, int64_t ms, const char *msg, size_t mlen, char *out);
 
 #endif

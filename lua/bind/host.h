@@ -4,10 +4,10 @@
  *
  * Ownership: C owns processes, watchers and timers; Lua holds integer ids and
  * keeps callbacks in its own tables.  Supervisor hooks never call Lua: they
- * queue events, which hum_host_dispatch delivers to the Lua dispatcher from
- * an ev_prepare watcher, so Lua code never runs in the middle of a supervisor
- * operation (a reaction that stops or restarts a process cannot re-enter the
- * code that is reading that process's pipe).
+ * queue events, which the host delivers (events.c) to the Lua dispatcher
+ * from an ev_prepare watcher, so Lua code never runs in the middle of a
+ * supervisor operation (a reaction that stops or restarts a process cannot
+ * re-enter the code that is reading that process's pipe).
  */
 #ifndef HUM_HOST_H
 #define HUM_HOST_H
@@ -103,7 +103,7 @@ typedef struct hum_host {
 	hum_output *out;
 	ev_prepare prepare;
 	ev_idle idle;       /* keeps the loop spinning while events remain */
-	/* Signals to hum (host.c: which, and what C does itself; their
+	/* Signals to hum (signals.c: which, and what C does itself; their
 	 * meaning is Lua's, hum.runtime).  A signal ignored when hum started
 	 * has no watcher: it stays ignored (nohup). */
 	ev_signal sig[HUM_HOST_SIGNALS];
@@ -151,8 +151,5 @@ void hum_host_sys(hum_host *h, const char *msg, size_t len);
 int hum_host_output(hum_host *h, int fd);
 
 int luaopen_hum_raw(lua_State *L);
-/* raw.c: a timer's event was delivered; its id may be reused once the timer
- * is dead and has no event left in the queue. */
-void hum_raw_timer_delivered(uint32_t id);
 
 #endif

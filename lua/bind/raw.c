@@ -1,5 +1,10 @@
 /*
- * raw.c — `hum.raw`, the thin C layer under the Lua `hum` module.
+ * raw.c — `hum.raw`, the thin C layer under the Lua `hum` module: the
+ * module's table, and the primitives about processes (add, control,
+ * selectors, logs, line watching), hum's own output, clocks and the
+ * environment.  Timers are raw_timer.c's, the status and ps tables
+ * raw_status.c's, probes and exec raw_async.c's, the control socket
+ * api_server.c's, the heap limit memory.c's.
  *
  * Every function takes and returns plain values (ids, strings, tables that
  * are copies).  Expected failures return nil, message; misuse raises with
@@ -16,18 +21,15 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "host.h"
+#include "bind_priv.h"
 #include "memory.h"
 #include "sup/logfile.h"
 #include "signames.h"
 #include "state/select.h"
 
-void hum_raw_async_register(lua_State *L);
-void hum_raw_server_register(lua_State *L); /* api_server.c: control socket, client, detach */
-
 #define H (hum_host_current)
 
-static hum_host *needhost(lua_State *L)
+hum_host *bind_needhost(lua_State *L)
 {
 	if (!H)
 		luaL_error(L, "the supervisor is not running (raw.init was not called)");
@@ -38,9 +40,9 @@ static hum_host *needhost(lua_State *L)
  * just called in and C holds no pointer into the store: the place where a
  * long Lua loop over processes (a burst of starts, a shutdown) lets the
  * store publish the world and reclaim what it replaced (store.h). */
-static hum_proc *checkproc(lua_State *L, int idx)
+hum_proc *bind_checkproc(lua_State *L, int idx)
 {
-	needhost(L);
+	bind_needhost(L);
 	hum_store_flush_due(H->st);
 	lua_Integer id = luaL_checkinteger(L, idx);
 	hum_proc *p = id >= 0 ? hum_sup_get(H->sup, (uint32_t)id) : NULL;
@@ -63,7 +65,7 @@ static int push_result(lua_State *L, int rc)
 /* raw.set_dispatch(fn) [-1, +0, raises] */
 static int l_set_dispatch(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	luaL_checktype(L, 1, LUA_TFUNCTION);
 	if (H->dispatch_ref != LUA_NOREF)
 		luaL_unref(L, LUA_REGISTRYINDEX, H->dispatch_ref);
@@ -151,7 +153,7 @@ static void spec_free(hum_spec *sp)
 /* raw.add(name, spec) -> id | nil, err [-2, +1|2] */
 static int l_add(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	const char *name = luaL_checkstring(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	hum_spec sp;
@@ -180,7 +182,7 @@ static int l_add(lua_State *L)
  * a running process rather than replacing it. */
 static int l_spec_equal(lua_State *L)
 {
-	hum_proc *p = checkproc(L, 1);
+	hum_proc *p = bind_checkproc(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	hum_spec sp;
 	spec_read(L, 2, &sp);
@@ -194,16 +196,16 @@ static int l_spec_equal(lua_State *L)
  * (hum_sup_remove): stopped with its grace if a run is live, and a
  * "removed" event once it is gone; its id names nothing afterwards.
  * "Operation already in progress" when removal was asked for already. */
-static int l_remove(lua_State *L) { return push_result(L, hum_sup_remove(needhost(L)->sup, checkproc(L, 1))); }
+static int l_remove(lua_State *L) { return push_result(L, hum_sup_remove(bind_needhost(L)->sup, bind_checkproc(L, 1))); }
 
-static int l_start(lua_State *L) { return push_result(L, hum_proc_start(checkproc(L, 1))); }
-static int l_stop(lua_State *L) { return push_result(L, hum_proc_stop(checkproc(L, 1))); }
-static int l_restart(lua_State *L) { return push_result(L, hum_proc_restart(checkproc(L, 1))); }
-static int l_set_ready(lua_State *L) { return push_result(L, hum_proc_set_ready(checkproc(L, 1))); }
+static int l_start(lua_State *L) { return push_result(L, hum_proc_start(bind_checkproc(L, 1))); }
+static int l_stop(lua_State *L) { return push_result(L, hum_proc_stop(bind_checkproc(L, 1))); }
+static int l_restart(lua_State *L) { return push_result(L, hum_proc_restart(bind_checkproc(L, 1))); }
+static int l_set_ready(lua_State *L) { return push_result(L, hum_proc_set_ready(bind_checkproc(L, 1))); }
 
 static int l_set_pending(lua_State *L)
 {
-	hum_proc *p = checkproc(L, 1);
+	hum_proc *p = bind_checkproc(L, 1);
 	return push_result(L, hum_proc_set_pending(p, luaL_optstring(L, 2, "")));
 }
 
@@ -211,7 +213,7 @@ static int l_set_pending(lua_State *L)
  * open it (proc.h, hum_proc_set_gate) [-2, +1|2, raises] */
 static int l_set_gate(lua_State *L)
 {
-	hum_proc *p = checkproc(L, 1);
+	hum_proc *p = bind_checkproc(L, 1);
 	return push_result(L, hum_proc_set_gate(p, luaL_optstring(L, 2, NULL)));
 }
 
@@ -219,20 +221,20 @@ static int l_set_gate(lua_State *L)
  * (proc.h, hum_proc_fail) [-2, +1|2, raises] */
 static int l_fail(lua_State *L)
 {
-	hum_proc *p = checkproc(L, 1);
+	hum_proc *p = bind_checkproc(L, 1);
 	return push_result(L, hum_proc_fail(p, luaL_checkstring(L, 2)));
 }
 
 static int l_set_reason(lua_State *L)
 {
-	hum_proc *p = checkproc(L, 1);
+	hum_proc *p = bind_checkproc(L, 1);
 	return push_result(L, hum_proc_set_reason(p, luaL_checkstring(L, 2)));
 }
 
 /* raw.signal(id, sig) where sig is a name or a number [-2, +1|2, raises] */
 static int l_signal(lua_State *L)
 {
-	hum_proc *p = checkproc(L, 1);
+	hum_proc *p = bind_checkproc(L, 1);
 	int sig = lua_type(L, 2) == LUA_TNUMBER ? (int)lua_tointeger(L, 2)
 						: hum_signum(luaL_checkstring(L, 2));
 	if (sig <= 0 || sig >= NSIG)
@@ -240,74 +242,11 @@ static int l_signal(lua_State *L)
 	return push_result(L, hum_proc_signal(p, sig));
 }
 
-/* Pushes a snapshot as a fresh table (a copy: it does not change later). */
-static void push_snap(lua_State *L, const hum_snap *s)
-{
-	lua_createtable(L, 0, 24);
-	lua_pushinteger(L, s->id);            lua_setfield(L, -2, "id");
-	lua_pushstring(L, s->name);           lua_setfield(L, -2, "name");
-	lua_pushstring(L, s->kind == HUM_TASK ? "task" : "service");
-	lua_setfield(L, -2, "kind");
-	lua_pushstring(L, hum_state_name(s->state)); lua_setfield(L, -2, "state");
-	lua_pushstring(L, s->groups);         lua_setfield(L, -2, "groups");
-	lua_pushstring(L, s->reason);         lua_setfield(L, -2, "reason");
-	lua_pushinteger(L, s->pid);           lua_setfield(L, -2, "pid");
-	if (s->exit_code >= 0) {
-		lua_pushinteger(L, s->exit_code);
-		lua_setfield(L, -2, "exit_code");
-	}
-	if (s->term_signal > 0) {
-		lua_pushstring(L, hum_signame(s->term_signal));
-		lua_setfield(L, -2, "signal");
-	}
-	lua_pushinteger(L, s->restarts);      lua_setfield(L, -2, "restarts");
-	lua_pushinteger(L, s->run);           lua_setfield(L, -2, "run");
-	lua_pushboolean(L, s->ready);         lua_setfield(L, -2, "ready");
-	lua_pushboolean(L, s->spawn_error);   lua_setfield(L, -2, "spawn_error");
-	lua_pushboolean(L, s->paused);        lua_setfield(L, -2, "paused");
-	lua_pushinteger(L, s->remaining);     lua_setfield(L, -2, "remaining");
-	lua_createtable(L, HUM_SNAP_PIDS, 0);
-	for (int i = 0; i < HUM_SNAP_PIDS && s->remaining_pids[i] > 0; i++) {
-		lua_pushinteger(L, s->remaining_pids[i]);
-		lua_rawseti(L, -2, i + 1);
-	}
-	lua_setfield(L, -2, "remaining_pids");
-	lua_pushnumber(L, (double)s->started_at_ms / 1000.0); lua_setfield(L, -2, "started_at");
-	lua_pushnumber(L, (double)s->ended_at_ms / 1000.0);   lua_setfield(L, -2, "ended_at");
-	lua_pushnumber(L, (double)s->changed_at_ms / 1000.0); lua_setfield(L, -2, "changed_at");
-	lua_pushnumber(L, (double)s->generation);  lua_setfield(L, -2, "generation");
-	/* Log counters live in the ring (the snapshot only points at it). */
-	hum_logcounts k = hum_logring_counts(s->log);
-	lua_pushnumber(L, (double)k.lines);     lua_setfield(L, -2, "lines");
-	lua_pushnumber(L, (double)k.bytes);     lua_setfield(L, -2, "bytes");
-	lua_pushnumber(L, (double)k.dropped);   lua_setfield(L, -2, "dropped");
-	lua_pushnumber(L, (double)k.first_seq); lua_setfield(L, -2, "first_seq");
-	lua_pushnumber(L, (double)k.last_seq);  lua_setfield(L, -2, "last_seq");
-}
-
-/* raw.state(id) -> state name, spawn_error [-1, +2, raises]: the
- * published state now, without building a status table (dependency gating
- * asks it per edge). */
-static int l_state(lua_State *L)
-{
-	const hum_snap *s = hum_proc_snap(checkproc(L, 1));
-	lua_pushstring(L, hum_state_name(s->state));
-	lua_pushboolean(L, s->spawn_error);
-	return 2;
-}
-
-/* raw.status(id) -> table [-1, +1, raises] */
-static int l_status(lua_State *L)
-{
-	hum_proc *p = checkproc(L, 1);
-	push_snap(L, hum_proc_snap(p));
-	return 1;
-}
 
 /* raw.find(name) -> id | nil [-1, +1] */
 static int l_find(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	hum_proc *p = hum_sup_find(H->sup, luaL_checkstring(L, 1));
 	if (p)
 		lua_pushinteger(L, hum_proc_id(p));
@@ -353,7 +292,7 @@ static int select_one(hum_proc *p, void *ud)
  * thread writes them, so it reads them without a section). [-1, +1|2, raises] */
 static int l_select(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	select_walk w = { .L = L };
 	if (!checkselector(L, 1, &w.sel))
 		return 2;
@@ -380,22 +319,6 @@ static int l_select_match(lua_State *L)
 	return 1;
 }
 
-static int ps_one(hum_proc *p, void *ud)
-{
-	lua_State *L = ud;
-	push_snap(L, hum_proc_snap(p));
-	lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
-	return 0;
-}
-
-/* raw.ps() -> array of status tables in id order [-0, +1] */
-static int l_ps(lua_State *L)
-{
-	needhost(L);
-	lua_newtable(L);
-	hum_sup_foreach(H->sup, ps_one, L);
-	return 1;
-}
 
 static int push_line(const hum_line *l, void *ud)
 {
@@ -415,7 +338,7 @@ static int push_line(const hum_line *l, void *ud)
  * The loop thread is the writer, so it reads the ring without a section. */
 static int l_logs(lua_State *L)
 {
-	hum_proc *p = checkproc(L, 1);
+	hum_proc *p = bind_checkproc(L, 1);
 	lua_Integer n = luaL_optinteger(L, 2, 100);
 	lua_Number from = luaL_optnumber(L, 3, 0);
 	hum_entry *e = hum_proc_entry(p);
@@ -434,7 +357,7 @@ static int l_logs(lua_State *L)
  * Lines already queued are still delivered. */
 static int l_watch_lines(lua_State *L)
 {
-	hum_proc *p = checkproc(L, 1);
+	hum_proc *p = bind_checkproc(L, 1);
 	hum_lineq *q = hum_host_lineq(H, hum_proc_id(p));
 	if (!q)
 		return luaL_error(L, "out of memory");
@@ -445,103 +368,10 @@ static int l_watch_lines(lua_State *L)
 	return 0;
 }
 
-/* Timers ------------------------------------------------------------------ */
-/* An id names one timer until Lua can no longer hear from it: a slot is
- * reused only once the timer is dead (fired once, or stopped) and none of
- * its events waits in the queue.  Freeing it when it fires would let a
- * reaction that runs before the queued event make a timer with the same id,
- * and the stale event would then run the new timer's function (a sleep
- * would end early, a probe deadline would be lost). */
-typedef struct htimer {
-	ev_timer w;
-	int id;
-	int queued; /* "timer" events not yet delivered */
-	bool dead;  /* fired (one-shot) or stopped: no more events */
-} htimer;
-static htimer **timers;
-static int ntimers;
-
-static void timer_release(htimer *t)
-{
-	timers[t->id] = NULL;
-	free(t);
-}
-
-static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	htimer *t = (htimer *)w;
-	hum_event *ev = hum_event_new("timer", (uint32_t)t->id);
-	hum_host_push(H, ev);
-	t->queued++;
-	if (w->repeat == 0.) /* one-shot: libev stopped it */
-		t->dead = true;
-}
-
-/* Called by the host once a "timer" event was delivered (or dropped). */
-void hum_raw_timer_delivered(uint32_t id)
-{
-	if (id == 0 || id >= (uint32_t)ntimers || !timers[id])
-		return;
-	htimer *t = timers[id];
-	if (t->queued > 0)
-		t->queued--;
-	if (t->dead && t->queued == 0)
-		timer_release(t);
-}
-
-/* raw.timer(after, repeat) -> id [-2, +1, raises] */
-static int l_timer(lua_State *L)
-{
-	needhost(L);
-	double after = luaL_checknumber(L, 1), rep = luaL_optnumber(L, 2, 0);
-	if (after < 0 || rep < 0)
-		return luaL_argerror(L, after < 0 ? 1 : 2, "negative time");
-	int id;
-	for (id = 1; id < ntimers && timers[id]; id++)
-		;
-	if (id >= ntimers) {
-		int n = ntimers ? ntimers * 2 : 64;
-		htimer **v = realloc(timers, n * sizeof *v);
-		if (!v)
-			return luaL_error(L, "out of memory");
-		memset(v + ntimers, 0, (n - ntimers) * sizeof *v);
-		timers = v;
-		ntimers = n;
-		if (id == 0)
-			id = 1;
-	}
-	htimer *t = calloc(1, sizeof *t);
-	if (!t)
-		return luaL_error(L, "out of memory");
-	t->id = id;
-	/* libev counts from the time of the loop iteration; a reaction that
-	 * computed for a while would otherwise get a sleep cut short. */
-	ev_now_update(H->loop);
-	ev_timer_init(&t->w, timer_cb, after, rep);
-	ev_timer_start(H->loop, &t->w);
-	timers[id] = t;
-	lua_pushinteger(L, id);
-	return 1;
-}
-
-/* raw.timer_stop(id) [-1, +0] — unknown or fired ids are ignored; the id
- * stays taken while an event of the timer is queued (see htimer). */
-static int l_timer_stop(lua_State *L)
-{
-	lua_Integer id = luaL_checkinteger(L, 1);
-	if (id > 0 && id < ntimers && timers[id] && !timers[id]->dead) {
-		htimer *t = timers[id];
-		ev_timer_stop(H->loop, &t->w);
-		t->dead = true;
-		if (t->queued == 0)
-			timer_release(t);
-	}
-	return 0;
-}
 
 static int l_now(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	lua_pushnumber(L, ev_now(H->loop));
 	return 1;
 }
@@ -573,14 +403,14 @@ static int l_signame(lua_State *L)
 
 static int l_kill_all(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	hum_sup_kill_all(H->sup);
 	return 0;
 }
 
 static int l_active(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	lua_pushinteger(L, (lua_Integer)hum_sup_active(H->sup));
 	return 1;
 }
@@ -588,14 +418,14 @@ static int l_active(lua_State *L)
 /* raw.notify_idle(): one "idle" event once nothing is active [-0, +0] */
 static int l_notify_idle(lua_State *L)
 {
-	needhost(L)->want_idle = true;
+	bind_needhost(L)->want_idle = true;
 	return 0;
 }
 
 /* raw.quit(code): leave the loop once this callback returns. */
 static int l_quit(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	H->exit_code = (int)luaL_optinteger(L, 1, 0);
 	H->quitting = true;
 	ev_break(H->loop, EVBREAK_ALL);
@@ -620,7 +450,7 @@ static int l_log(lua_State *L)
  * name column `width` wide (at least as wide as "hum"). [-2, +0, raises] */
 static int l_output(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	int rc = hum_host_output(H, (int)luaL_optinteger(L, 1, 1));
 	if (rc < 0)
 		return luaL_error(L, "cannot set up output: %s", strerror(-rc));
@@ -634,7 +464,7 @@ static int l_output(lua_State *L)
  * default 64 MiB; with rotate, at once). [-3, +1|2, raises] */
 static int l_output_file(lua_State *L)
 {
-	needhost(L);
+	bind_needhost(L);
 	const char *path = luaL_checkstring(L, 1);
 	lua_Number max = luaL_optnumber(L, 2, 0);
 	if (!H->out)
@@ -768,10 +598,9 @@ static const luaL_Reg fns[] = {
 	{ "spec_equal", l_spec_equal }, { "remove", l_remove }, { "start", l_start },
 	{ "stop", l_stop }, { "restart", l_restart }, { "signal", l_signal },
 	{ "set_pending", l_set_pending }, { "set_ready", l_set_ready },
-	{ "set_reason", l_set_reason }, { "set_gate", l_set_gate }, { "fail", l_fail }, { "status", l_status }, { "state", l_state }, { "find", l_find },
-	{ "ps", l_ps }, { "select", l_select }, { "select_match", l_select_match },
-	{ "logs", l_logs }, { "watch_lines", l_watch_lines },
-	{ "timer", l_timer }, { "timer_stop", l_timer_stop }, { "now", l_now },
+	{ "set_reason", l_set_reason }, { "set_gate", l_set_gate }, { "fail", l_fail }, { "find", l_find },
+	{ "select", l_select }, { "select_match", l_select_match },
+	{ "logs", l_logs }, { "watch_lines", l_watch_lines }, { "now", l_now },
 	{ "time", l_time }, { "signum", l_signum }, { "signame", l_signame },
 	{ "kill_all", l_kill_all }, { "active", l_active }, { "notify_idle", l_notify_idle }, { "quit", l_quit },
 	{ "log", l_log }, { "output", l_output }, { "output_file", l_output_file },
@@ -783,6 +612,8 @@ int luaopen_hum_raw(lua_State *L)
 {
 	lua_newtable(L);
 	luaL_register(L, NULL, fns);
+	hum_raw_timer_register(L);
+	hum_raw_status_register(L);
 	hum_raw_async_register(L);
 	hum_raw_server_register(L);
 	hum_raw_memory_register(L);

@@ -7,7 +7,7 @@
 --   (a process that can never start says why once: runtime.lua's gate,
 --   "X cannot start: <root cause>")
 -- The lifecycle lines (started, ready, exited, stopped) come from C, where
--- they are in order with the processes' output (lua/bind/host.c).
+-- they are in order with the processes' output (lua/bind/lifecycle.c).
 local raw = require "hum.raw"
 
 local M = {}

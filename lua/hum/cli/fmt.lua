@@ -12,7 +12,7 @@ function M.want_color()
 	return raw.isatty(1)
 end
 
-M.PALETTE = { "36", "33", "32", "35", "34", "96", "93", "92", "95", "94" } -- as core/sup/output.c
+M.PALETTE = { "36", "33", "32", "35", "34", "96", "93", "92", "95", "94" } -- as core/sup/outfmt.c
 M.STATE_COLOR = {
 	running = "32", ready = "32", succeeded = "32",
 	starting = "33", stopping = "33", backoff = "33", pending = "33",
@@ -21,7 +21,7 @@ M.STATE_COLOR = {
 }
 
 -- The name column of log lines, as the foreground printer draws it
--- (core/sup/output.c): one width for every line, at most NAME_MAX columns;
+-- (core/sup/outfmt.c): one width for every line, at most NAME_MAX columns;
 -- shorter names padded, longer ones cut with an ellipsis.  Columns are
 -- UTF-8 characters.
 M.NAME_MAX = 32

@@ -5,7 +5,7 @@
 -- Methods of the runtime object.
 --
 -- Events from C are tables { kind, id, time, ...fields } built in one place
--- (lua/bind/host.c); a new kind of event is one entry in E.handlers.
+-- (lua/bind/events.c); a new kind of event is one entry in E.handlers.
 local raw = require "hum.raw"
 local reactions = require "hum.reactions"
 
@@ -184,7 +184,7 @@ local function on_state(rt, ev)
 		reactions.wake("exit:" .. id, x)
 	end
 	-- (exits, like starts and readiness, are logged by C, in order with
-	-- the process's output: lua/bind/host.c)
+	-- the process's output: lua/bind/lifecycle.c)
 	rt:notify("state", i, new, old)
 	-- registration publishes a first "pending" that changes nothing
 	if new ~= old then rt:fire(i, "state", { name = i.name, state = new, old = old, reason = reason, time = ev.time }) end
