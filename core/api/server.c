@@ -17,8 +17,9 @@
  *
  * Files.  This one: the API thread, clients, dispatch, the queues, start
  *   and stop.  request.c parses a request line (jansson) and validates it;
- *   read.c answers ps/status/logs/follow from the store (no lock, no
- *   allocation per read beyond the client's buffer and reused scratch);
+ *   read_procs.c, read_logs.c and follow.c answer ps/status, logs and
+ *   follow from the store (no lock, no allocation per read beyond the
+ *   client's buffer and reused scratch);
  *   path.c places the socket and takes the per-project lock; jsonw.c writes
  *   every answer.  api_priv.h holds what they share.
  *
@@ -53,7 +54,7 @@
  *   - requests are answered in order, one at a time per client; while a
  *     command is with the loop thread, or a logs answer is being streamed,
  *     the client's later requests wait;
- *   - a logs answer is streamed (read.c): produced in slices while the
+ *   - a logs answer is streamed (read_logs.c): produced in slices while the
  *     client has less than PAUSE_OUT (256 KiB) unsent and all clients
  *     together less than TOTAL_OUT (32 MiB), resumed by write_cb as the
  *     client drains, by an idle watcher after a slice used its time, and by
@@ -380,6 +381,17 @@ static void stream_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 bool hum_api_answer_failed_(const client *c)
 {
 	return c->broken || c->out.oom;
+}
+
+/* Sums every client's unsent bytes into a->total_unsent (the TOTAL_OUT
+ * bound), and returns it. */
+size_t hum_api_count_unsent_(hum_api *a)
+{
+	size_t t = 0;
+	for (client *c = a->clients; c; c = c->next)
+		t += hum_api_unsent_(c);
+	a->total_unsent = t;
+	return t;
 }
 
 bool hum_api_settle_(client *c)
