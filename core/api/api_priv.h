@@ -1,8 +1,10 @@
 /*
  * api_priv.h — what the files of the control socket share; not a public API.
  *
- *   server.c      the API thread: clients, dispatch of requests, the
- *                 command and reply queues, start and stop
+ *   server.c      start and stop of the API thread; small helpers
+ *   client.c      the connections: accept, input, output, settle, idle
+ *   dispatch.c    a request line's answer or its way to the loop thread;
+ *                 the command and reply queues, the reply envelope
  *   request.c     parsing (jansson) and validation of one request line
  *   read_procs.c  the ps and status answers (PROC objects), and the
  *                 selection of the processes a request names
@@ -18,7 +20,8 @@
  *
  * Everything declared here runs on the API thread except the path
  * functions, which hum_api_start calls on the loop thread before the API
- * thread exists.
+ * thread exists, and hum_api_cmd_cb_ and hum_api_queues_free_, which run on
+ * the loop thread (the latter once the API thread has ended).
  */
 #ifndef HUM_API_PRIV_H
 #define HUM_API_PRIV_H
@@ -175,23 +178,45 @@ int64_t hum_api_now_ms_(void);
 bool hum_api_grow_(void **p, size_t *cap, size_t need, size_t elem);
 void hum_api_seterr_(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* server.c: one request line (without its newline), answered into c->out or
- * handed to the loop thread; the request path, which the fuzz target drives
- * without a socket */
+/* dispatch.c: one request line (without its newline), answered into c->out
+ * or handed to the loop thread; the request path, which the fuzz target
+ * drives without a socket */
 void hum_api_handle_line_(client *c, const char *line, size_t len);
+/* dispatch.c: the queues' wakeups: cmd_async (loop thread) hands queued
+ * commands to on_command, reply_async (API thread) puts each reply in its
+ * client's output */
+void hum_api_cmd_cb_(struct ev_loop *loop, ev_async *w, int revents);
+void hum_api_reply_cb_(struct ev_loop *loop, ev_async *w, int revents);
+void hum_api_queues_free_(hum_api *a); /* what is still queued, once the thread ended */
 
-/* server.c: client output */
+/* client.c: client output */
 static inline size_t hum_api_unsent_(const client *c) { return c->out.len - c->out_off; }
 void hum_api_put_id_(hum_buf *b, const char *id, size_t idlen);
 void hum_api_send_error_(client *c, const char *id, size_t idlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+void hum_api_flush_out_(client *c); /* sends what it can without blocking */
 void hum_api_cursors_free_(client *c);
 void hum_api_filter_free_(filter *f);
+void hum_api_client_free_(client *c); /* closes the connection, frees c */
 bool hum_api_settle_(client *c); /* flush, then close or resume reading */
 /* The client's answer cannot be completed (broken, or its output buffer
  * ran out of memory): settle closes it instead of sending. */
 bool hum_api_answer_failed_(const client *c);
 size_t hum_api_count_unsent_(hum_api *a); /* all clients' unsent bytes; sets a->total_unsent */
+
+/* client.c: a client's next step */
+void hum_api_process_input_(client *c); /* every complete request that may be handled now */
+/* after hum_api_stream_ stopped (for time: for_time), who goes on with it */
+void hum_api_stream_later_(client *c, bool for_time);
+/* after output drained or time passed: more of its streamed answer, or its
+ * next requests */
+void hum_api_resume_(client *c);
+
+/* client.c: the watchers hum_api_start sets up on the API thread's loop */
+void hum_api_accept_cb_(struct ev_loop *loop, ev_io *w, int revents);
+void hum_api_accept_retry_cb_(struct ev_loop *loop, ev_timer *w, int revents);
+void hum_api_idle_cb_(struct ev_loop *loop, ev_timer *w, int revents);
+void hum_api_stream_idle_cb_(struct ev_loop *loop, ev_idle *w, int revents);
 
 /* Reads (read_procs.c, read_logs.c, follow.c, watch.c): the requests the
  * API thread answers from the store, without the loop thread.
@@ -257,9 +282,6 @@ static inline void hum_api_scratch_reset_(hum_api *a)
 void hum_api_end_follow_(client *c, const char *reason);
 void hum_api_follow_poll_(hum_api *a, client *c); /* one poll of one follower */
 void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents);
-/* server.c: a client's next step after output drained or time passed:
- * more of its streamed answer, or its next requests */
-void hum_api_resume_(client *c);
 
 /* watch.c */
 void hum_api_do_watch_(client *c, const hum_req *r);
