@@ -177,6 +177,7 @@ struct hum_api {
 int64_t hum_api_now_ms_(void);
 bool hum_api_grow_(void **p, size_t *cap, size_t need, size_t elem);
 void hum_api_seterr_(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void hum_api_scratch_free_(hum_api *a); /* the reads' scratch arrays */
 
 /* dispatch.c: one request line (without its newline), answered into c->out
  * or handed to the loop thread; the request path, which the fuzz target

@@ -125,6 +125,20 @@ static void *thread_main(void *arg)
 
 /* Setup ------------------------------------------------------------------------ */
 
+/* Frees the scratch the reads grow and reuse (hum_api's "API thread only"
+ * arrays); also how the request-path tests' fake API is freed
+ * (core/tests/api_fixture.h), so a new scratch array is freed in both. */
+void hum_api_scratch_free_(hum_api *a)
+{
+	hum_buf_free(&a->bytes);
+	free(a->refs);
+	free(a->recs);
+	free(a->sels);
+	free(a->mark);
+	free(a->ents);
+	free(a->hz);
+}
+
 static void api_free(hum_api *a)
 {
 	if (a->listen_fd >= 0)
@@ -135,13 +149,7 @@ static void api_free(hum_api *a)
 		ev_loop_destroy(a->loop);
 	if (a->rd)
 		hum_reader_free(a->rd);
-	hum_buf_free(&a->bytes);
-	free(a->refs);
-	free(a->recs);
-	free(a->sels);
-	free(a->mark);
-	free(a->ents);
-	free(a->hz);
+	hum_api_scratch_free_(a);
 	hum_api_queues_free_(a);
 	free(a);
 }
