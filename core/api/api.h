@@ -5,7 +5,7 @@
  * runtime-directory fallback when that path does not fit in sun_path) and
  * runs it on a thread of its own with its own libev loop.  The wire format is
  * newline-delimited JSON: one request object per line, one response object
- * per line (the `logs` request with follow streams many; see server.c).
+ * per line (the `logs` request with follow streams many; see dispatch.c).
  *
  * Reads (ps, status, logs, ping) are answered on the API thread from the
  * store's snapshots and log rings inside epoch read sections: no lock, no

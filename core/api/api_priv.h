@@ -1,21 +1,27 @@
 /*
  * api_priv.h — what the files of the control socket share; not a public API.
  *
- *   server.c    the API thread: clients, dispatch of requests, the command
- *               and reply queues, start and stop
- *   request.c   parsing (jansson) and validation of one request line
- *   read.c      the read requests answered from the store: ps, status,
- *               logs, follow
- *   watch.c     the change feed (`watch`): changed processes per world
- *               generation, riding on the follower machinery
- *   grep.c      a "grep" pattern: plain text, or PCRE2 with bounds
- *   path.c      where the socket lives, the per-project lock, a stale
- *               socket, binding
- *   jsonw.c     the JSON writer every answer goes through
+ *   server.c      start and stop of the API thread; small helpers
+ *   client.c      the connections: accept, input, output, settle, idle
+ *   dispatch.c    a request line's answer or its way to the loop thread;
+ *                 the command and reply queues, the reply envelope
+ *   request.c     parsing (jansson) and validation of one request line
+ *   read_procs.c  the ps and status answers (PROC objects), and the
+ *                 selection of the processes a request names
+ *   read_logs.c   the logs answer: its lines found, then streamed in
+ *                 slices; how a log line is kept and written
+ *   follow.c      followers (`logs -f`): one poll per follow_interval
+ *   watch.c       the change feed (`watch`): changed processes per world
+ *                 generation, riding on the follower machinery
+ *   grep.c        a "grep" pattern: plain text, or PCRE2 with bounds
+ *   path.c        where the socket lives, the per-project lock, a stale
+ *                 socket, binding
+ *   jsonw.c       the JSON writer every answer goes through
  *
  * Everything declared here runs on the API thread except the path
  * functions, which hum_api_start calls on the loop thread before the API
- * thread exists.
+ * thread exists, and hum_api_cmd_cb_ and hum_api_queues_free_, which run on
+ * the loop thread (the latter once the API thread has ended).
  */
 #ifndef HUM_API_PRIV_H
 #define HUM_API_PRIV_H
@@ -26,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "api.h"
 #include "grep.h"
@@ -170,41 +177,112 @@ struct hum_api {
 int64_t hum_api_now_ms_(void);
 bool hum_api_grow_(void **p, size_t *cap, size_t need, size_t elem);
 void hum_api_seterr_(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void hum_api_scratch_free_(hum_api *a); /* the reads' scratch arrays */
 
-/* server.c: one request line (without its newline), answered into c->out or
- * handed to the loop thread; the request path, which the fuzz target drives
- * without a socket */
+/* dispatch.c: one request line (without its newline), answered into c->out
+ * or handed to the loop thread; the request path, which the fuzz target
+ * drives without a socket */
 void hum_api_handle_line_(client *c, const char *line, size_t len);
+/* dispatch.c: the queues' wakeups: cmd_async (loop thread) hands queued
+ * commands to on_command, reply_async (API thread) puts each reply in its
+ * client's output */
+void hum_api_cmd_cb_(struct ev_loop *loop, ev_async *w, int revents);
+void hum_api_reply_cb_(struct ev_loop *loop, ev_async *w, int revents);
+void hum_api_queues_free_(hum_api *a); /* what is still queued, once the thread ended */
 
-/* server.c: client output */
+/* client.c: client output */
 static inline size_t hum_api_unsent_(const client *c) { return c->out.len - c->out_off; }
 void hum_api_put_id_(hum_buf *b, const char *id, size_t idlen);
 void hum_api_send_error_(client *c, const char *id, size_t idlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+void hum_api_flush_out_(client *c); /* sends what it can without blocking */
 void hum_api_cursors_free_(client *c);
 void hum_api_filter_free_(filter *f);
+void hum_api_client_free_(client *c); /* closes the connection, frees c */
 bool hum_api_settle_(client *c); /* flush, then close or resume reading */
 /* The client's answer cannot be completed (broken, or its output buffer
  * ran out of memory): settle closes it instead of sending. */
 bool hum_api_answer_failed_(const client *c);
+size_t hum_api_count_unsent_(hum_api *a); /* all clients' unsent bytes; sets a->total_unsent */
 
-/* read.c */
+/* client.c: a client's next step */
+void hum_api_process_input_(client *c); /* every complete request that may be handled now */
+/* after hum_api_stream_ stopped (for time: for_time), who goes on with it */
+void hum_api_stream_later_(client *c, bool for_time);
+/* after output drained or time passed: more of its streamed answer, or its
+ * next requests */
+void hum_api_resume_(client *c);
+
+/* client.c: the watchers hum_api_start sets up on the API thread's loop */
+void hum_api_accept_cb_(struct ev_loop *loop, ev_io *w, int revents);
+void hum_api_accept_retry_cb_(struct ev_loop *loop, ev_timer *w, int revents);
+void hum_api_idle_cb_(struct ev_loop *loop, ev_timer *w, int revents);
+void hum_api_stream_idle_cb_(struct ev_loop *loop, ev_idle *w, int revents);
+
+/* Reads (read_procs.c, read_logs.c, follow.c, watch.c): the requests the
+ * API thread answers from the store, without the loop thread.
+ *
+ * Every read runs inside hum_read_begin/end on the API thread's own reader
+ * record: the world snapshot, process snapshots and log lines are encoded or
+ * copied into the client's output inside the section, so nothing read from
+ * the store is used after it ends.  The only allocations are the growth of
+ * the client's buffer and of scratch arrays in hum_api that every request
+ * reuses (and PCRE2's compiled pattern for a --grep). */
+#define SLICE_TIME 0.01     /* s: one slice of a streamed answer or a poll */
+
+/* read_procs.c */
 void hum_api_put_proc_(hum_buf *b, const hum_snap *s); /* one PROC object */
-int hum_api_add_cursor_(client *c, uint32_t id, const char *name, uint64_t last, uint64_t ord);
 void hum_api_do_ps_(client *c, const char *id, size_t idlen);
 void hum_api_do_status_(client *c, const hum_req *r);
+/* a->sels from r's selectors (status, logs); sys: hum's own log as a name */
+int hum_api_select_procs_(hum_api *a, const hum_world *w, const hum_req *r, bool *sys,
+			  char *err, size_t errlen);
+
+/* read_logs.c: the logs answer */
+int hum_api_add_cursor_(client *c, uint32_t id, const char *name, uint64_t last, uint64_t ord);
 void hum_api_do_logs_(client *c, const hum_req *r);
 /* more of a streamed logs answer, until the client has PAUSE_OUT unsent,
  * all clients TOTAL_OUT, or a slice of time is used; true if it stopped
  * only for time (call again soon) */
 bool hum_api_stream_(client *c);
-size_t hum_api_count_unsent_(hum_api *a); /* sets a->total_unsent */
+
+/* read_logs.c: a log line's way into an answer, for follow.c too */
+void hum_api_put_line_(hum_buf *b, uint64_t seq, int64_t t, const char *name, int stream, int flags,
+		       const char *data, size_t len); /* one LINE object */
+bool hum_api_keep_line_(hum_api *a, const hum_line *l, const char *name); /* into a->recs, a->bytes */
+int hum_api_cmp_rec_(const void *x, const void *y); /* qsort: a->recs by seq */
+void hum_api_fail_stream_(client *c, const char *err); /* error that ends an answer */
+
+static inline double hum_api_mono_(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* 1: the line passes the filter, 0: it does not, -1: the grep hit a bound
+ * (message in err). */
+static inline int hum_api_line_matches_(filter *f, const hum_line *l, char *err, size_t errlen)
+{
+	if (f->stream && l->stream != f->stream)
+		return 0;
+	if (f->since_ms && l->time_ms < f->since_ms)
+		return 0;
+	return hum_grep_match(&f->grep, l->data, l->len, err, errlen);
+}
+
+/* Empties the scratch records (a->recs, a->bytes), keeping their memory. */
+static inline void hum_api_scratch_reset_(hum_api *a)
+{
+	a->nrec = 0;
+	a->bytes.len = 0;
+	a->bytes.oom = false;
+}
+
+/* follow.c */
 void hum_api_end_follow_(client *c, const char *reason);
 void hum_api_follow_poll_(hum_api *a, client *c); /* one poll of one follower */
 void hum_api_follow_cb_(struct ev_loop *loop, ev_timer *w, int revents);
-/* server.c: a client's next step after output drained or time passed:
- * more of its streamed answer, or its next requests */
-void hum_api_resume_(client *c);
 
 /* watch.c */
 void hum_api_do_watch_(client *c, const hum_req *r);

@@ -9,7 +9,8 @@
  * processes, one with a name that is not UTF-8, and log lines with control
  * bytes and broken UTF-8.  A follow is polled once after a new line and then
  * ended; a command is taken off the queue to the loop thread and dropped.
- * No socket and no thread: the client's output buffer is checked directly.
+ * No socket and no thread (the fake API of core/tests/api_fixture.h, which
+ * api_alloc_test shares): the client's output buffer is checked directly.
  *
  * Beyond the sanitizers (ASan, UBSan, leaks), two properties abort:
  *   - every answer line is a JSON object with "ok" a boolean, or a log line
@@ -27,6 +28,7 @@
 
 #include "api/api_priv.h"
 #include "state/store.h"
+#include "tests/api_fixture.h" /* the fake API, shared with api_alloc_test */
 
 static hum_store *st;
 static hum_api *api;
@@ -52,8 +54,6 @@ static void logl(hum_entry *e, int stream, const char *text, size_t len)
 	hum_logring_commit(&e->log);
 }
 
-static void noop_async(struct ev_loop *loop, ev_async *w, int revents) {}
-
 static void setup(void)
 {
 	st = hum_store_new(16 * 1024); /* small rings: the follower sees drops */
@@ -68,20 +68,7 @@ static void setup(void)
 	logl(w1, HUM_STREAM_OUT, "nul \0 inside, tab\t", 18);
 	logl(odd, HUM_STREAM_SYS, "bad \xed\xa0\x80 \xf0\x9f\x98", 11);
 	hum_store_flush(st);
-
-	api = calloc(1, sizeof *api);
-	api->st = st;
-	api->rd = hum_reader_new(st);
-	api->loop = api->main_loop = ev_loop_new(EVFLAG_AUTO);
-	api->max_request = HUM_API_MAX_REQUEST;
-	api->max_output = 1u << 20;
-	api->max_clients = 1;
-	api->follow_interval = 0.05;
-	api->on_command = (hum_api_command_fn)noop_async; /* set, never called */
-	ev_timer_init(&api->follow_timer, hum_api_follow_cb_, 0., api->follow_interval);
-	api->follow_timer.data = api;
-	ev_async_init(&api->cmd_async, noop_async);
-	ev_async_start(api->loop, &api->cmd_async);
+	api = api_fixture_new(st, 1);
 }
 
 /* Every line of out is an answer a client can read; returns the number of

@@ -5,12 +5,13 @@
  * Each request (ps, status, logs, a streamed and a followed logs, watch, a
  * command, bad requests) is answered once per allocation it makes, with
  * that allocation failing, through the function the API thread calls for
- * every line (hum_api_handle_line_), on a client without a socket (as the
- * fuzz target does).  Whatever fails, the answer is either complete and
- * well formed — every line a JSON object with a boolean "ok", a log line or
- * a drop notice — or it failed visibly (hum_api_answer_failed_: the server
- * closes the connection rather than send a cut answer); never a crash, a torn line or a leak (ASan, in `make
- * ctest-asan`).  The store stays readable throughout.
+ * every line (hum_api_handle_line_), on a client without a socket, over
+ * the fake API of api_fixture.h (which the fuzz target shares).  Whatever
+ * fails, the answer is either complete and well formed — every line a JSON
+ * object with a boolean "ok", a log line or a drop notice — or it failed
+ * visibly (hum_api_answer_failed_: the server closes the connection rather
+ * than send a cut answer); never a crash, a torn line or a leak (ASan, in
+ * `make ctest-asan`).  The store stays readable throughout.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,16 +20,13 @@
 #include <jansson.h>
 
 #include "failalloc.h"
-#include "api/api_priv.h"
+#include "api_fixture.h"
 #include "state/store.h"
 #include "tap.h"
 
 static hum_store *st;
 static hum_api *api;
 static hum_entry *web;
-
-static void noop_async(struct ev_loop *loop, ev_async *w, int revents) {}
-static void no_command(void *ud, uint32_t id, const char *req, size_t len) {}
 
 static hum_entry *add(const char *name, const char *groups, int state)
 {
@@ -49,19 +47,7 @@ static void setup(void)
 		hum_logring_commit(&e->log);
 	}
 	hum_store_flush(st);
-	api = calloc(1, sizeof *api);
-	api->st = st;
-	api->rd = hum_reader_new(st);
-	api->loop = api->main_loop = ev_loop_new(EVFLAG_AUTO);
-	api->max_request = HUM_API_MAX_REQUEST;
-	api->max_output = 1u << 20;
-	api->max_clients = 4;
-	api->follow_interval = 0.05;
-	api->on_command = no_command;
-	ev_timer_init(&api->follow_timer, hum_api_follow_cb_, 0., api->follow_interval);
-	api->follow_timer.data = api;
-	ev_async_init(&api->cmd_async, noop_async);
-	ev_async_start(api->loop, &api->cmd_async);
+	api = api_fixture_new(st, 4);
 }
 
 /* The output is whole, well-formed answer lines. */
@@ -155,18 +141,7 @@ int main(void)
 		valid &= hum_snap_valid(w->procs[i]);
 	hum_read_end(api->rd);
 	ok(valid, "the store's snapshots are intact");
-	ev_async_stop(api->loop, &api->cmd_async);
-	ev_loop_destroy(api->loop);
-	hum_reader_free(api->rd);
-	/* the API thread's scratch, which hum_api_stop frees in the server */
-	free(api->mark);
-	free(api->sels);
-	free(api->ents);
-	free(api->hz);
-	free(api->refs);
-	free(api->recs);
-	hum_buf_free(&api->bytes);
-	free(api);
+	api_fixture_free(api);
 	hum_store_free(st);
 	return done_testing();
 }
