@@ -198,6 +198,7 @@ void hum_api_send_error_(client *c, const char *id, size_t idlen, const char *fm
 void hum_api_flush_out_(client *c); /* sends what it can without blocking */
 void hum_api_cursors_free_(client *c);
 void hum_api_filter_free_(filter *f);
+void hum_api_client_release_(client *c);
 void hum_api_client_free_(client *c); /* closes the connection, frees c */
 bool hum_api_settle_(client *c); /* flush, then close or resume reading */
 /* The client's answer cannot be completed (broken, or its output buffer

@@ -135,6 +135,20 @@ void hum_api_cursors_free_(client *c)
 }
 
 /* Frees a logs filter's compiled pattern and clears it. */
+/* Frees what a request left in c (follow cursors, the logs filter, a
+ * watch's table of what was sent) and its buffers; not c itself, its fd or
+ * its place in the client list.  The one place a client's state is freed:
+ * the fake API of the tests and the fuzz target call it too. */
+void hum_api_client_release_(client *c)
+{
+	hum_api_cursors_free_(c);
+	hum_api_filter_free_(&c->flt);
+	hum_api_watch_free_(c);
+	free(c->in);
+	c->in = NULL;
+	hum_buf_free(&c->out);
+}
+
 void hum_api_filter_free_(filter *f)
 {
 	hum_grep_free(&f->grep);
@@ -160,11 +174,7 @@ void hum_api_client_free_(client *c)
 		a->nfollow--;
 	if (c->streaming)
 		a->nstream--;
-	hum_api_cursors_free_(c);
-	hum_api_filter_free_(&c->flt);
-	hum_api_watch_free_(c);
-	free(c->in);
-	hum_buf_free(&c->out);
+	hum_api_client_release_(c);
 	free(c);
 	__atomic_store_n(&a->stats.clients, (uint32_t)a->nclients, __ATOMIC_RELAXED);
 }

@@ -14,8 +14,11 @@
  *
  * Beyond the sanitizers (ASan, UBSan, leaks), two properties abort:
  *   - every answer line is a JSON object with "ok" a boolean, or a log line
- *     ("seq") or a drop notice ("dropped"), and a request that is not a
- *     command ends with exactly one "ok" line;
+ *     ("seq"), a drop notice ("dropped") or a watch's change ("event");
+ *   - a command gets no reply here (the loop thread answers it); any other
+ *     request gets exactly one reply (an answer that streams lines, logs
+ *     or a follow, ends with it: "ok" with "end"), except a watch: its
+ *     opening reply, and the end line when the feed ends.
  *   - the writer turns the input bytes, whatever they are, into one valid
  *     JSON string, and into exactly those bytes when they are valid UTF-8.
  */
@@ -71,12 +74,12 @@ static void setup(void)
 	api = api_fixture_new(st, 1);
 }
 
-/* Every line of out is an answer a client can read; returns the number of
- * "ok" lines. */
-static int check_output(const hum_buf *out)
+/* Every line of out is an answer a client can read; counts the replies
+ * ("ok" lines) without and with "end". */
+static void check_output(const hum_buf *out, int *replies, int *ends)
 {
 	CHECK(!out->oom, "output buffer out of memory");
-	int oks = 0;
+	int oks = 0, end = 0;
 	size_t i = 0;
 	while (i < out->len) {
 		const char *nl = memchr(out->p + i, '\n', out->len - i);
@@ -88,15 +91,18 @@ static int check_output(const hum_buf *out)
 			fprintf(stderr, "answer [%.*s]: %s\n", (int)n, out->p + i, je.text);
 		CHECK(json_is_object(v), "an answer line is not a JSON object");
 		json_t *ok = json_object_get(v, "ok");
-		CHECK(ok ? json_is_boolean(ok) : json_object_get(v, "seq") || json_object_get(v, "dropped"),
-		      "an answer line is neither a reply, a log line nor a drop notice");
+		CHECK(ok ? json_is_boolean(ok)
+			 : json_object_get(v, "seq") || json_object_get(v, "dropped") || json_object_get(v, "event"),
+		      "an answer line is neither a reply, a log line, a drop notice nor a change");
 		if (json_is_false(ok))
 			CHECK(json_is_string(json_object_get(v, "error")), "an error reply without a message");
 		oks += ok != NULL;
+		end += ok != NULL && json_is_true(json_object_get(v, "end"));
 		json_decref(v);
 		i += n + 1;
 	}
-	return oks;
+	*replies = oks - end;
+	*ends = end;
 }
 
 static void check_writer(const uint8_t *data, size_t size)
@@ -122,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int k = 0; c.streaming && k < 100000; k++) /* a streamed logs answer: all of it */
 		hum_api_stream_(&c);
 	ev_idle_stop(api->loop, &api->stream_idle);
+	bool subscribed = c.following, watching = c.watching;
 	if (c.following) {
 		logl(web, HUM_STREAM_OUT, "a new line for followers", 24);
 		hum_store_flush(st);
@@ -137,11 +144,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "a command went to the loop thread other than as its request line");
 		free(m);
 	}
-	int oks = check_output(&c.out);
-	CHECK(command ? oks == 0 : oks == 1, "not exactly one reply to a request");
-	hum_api_cursors_free_(&c);
-	hum_api_filter_free_(&c.flt);
-	hum_buf_free(&c.out);
+	int replies, ends;
+	check_output(&c.out, &replies, &ends);
+	if (command)
+		CHECK(replies == 0 && ends == 0, "a reply to a command on the API thread");
+	else if (subscribed && watching)
+		CHECK(replies == 1 && ends == 1, "a watch without its opening reply and one end line");
+	else
+		CHECK(replies + ends == 1, "not exactly one reply to a request");
+	hum_api_client_release_(&c);
 	check_writer(data, size);
 	return 0;
 }

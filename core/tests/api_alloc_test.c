@@ -96,10 +96,7 @@ static bool answer(const char *req)
 		free(m);
 	}
 	bool ok = hum_api_answer_failed_(&c) || well_formed(&c.out);
-	hum_api_cursors_free_(&c);
-	hum_api_filter_free_(&c.flt);
-	hum_api_watch_free_(&c);
-	hum_buf_free(&c.out);
+	hum_api_client_release_(&c);
 	return ok;
 }
 
