@@ -61,7 +61,8 @@ local other = hum.service "other" { cmd = "sleep 30" }
 slow:on("exit", function(ev) rec("exit", ev.name, ev.state, ev.code) end)
 runtime.listen("removed", function(i) rec("removed", i.name) end)
 other:on("start", function()
-	eventually(function() return slow:status().state == "running" end, "slow running")
+	-- its TERM trap is set once it printed "on"
+	eventually(function() return #slow:logs { n = 1 } > 0 end, "slow's first line")
 	local w = hum.after(0, function() rec("wait", hum.wait(slow, "ready", 60)) end)
 	local rt = runtime.current
 	rec("remove", rt:remove(rt.by_name.slow), rt:remove(rt.by_name.slow))
@@ -86,6 +87,27 @@ end)
 		assert.matches('start nil hum.start: nothing matches "slow"', r, 1, true)
 		assert.matches("dep cannot start: slow was removed", out, 1, true)
 		assert.is_nil(out:match("dep: started"), out)
+	end)
+
+	it("retire one replica: the other runs on, a handle on the removed one lists nothing", function()
+		local code, out, r = run [[
+local runtime = require "hum.runtime"
+local web = hum.service "web" { cmd = "sleep 30", scale = 2 }
+hum.on("ready", function()
+	local two = hum.get("web.2")
+	local rt = runtime.current
+	rt:remove(rt.by_name["web.2"])
+	eventually(function() return runtime.find("web.2") == nil end, "web.2 retired")
+	rec("view", #two:status(), two:stop(), hum.get("web.2"))
+	rec("web", #runtime.instances(web), web:status().name, web:status().state)
+	rec("stop", hum.stop("web.*"))
+	hum.shutdown(0)
+end)
+]]
+		assert.are.equal(0, code, out)
+		assert.matches("view 0 true nil", r) -- a stop of nothing is not an error
+		assert.matches("web 1 web.1 ready", r)
+		assert.matches("stop 1", r)
 	end)
 
 	it("ends hum when the last process is retired and nothing else can happen", function()

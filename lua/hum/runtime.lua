@@ -206,7 +206,8 @@ local function cur() return M.current end
 
 function M.instances(p)
 	local rt = cur()
-	return rt and rt:instances(p) or p.instances or {}
+	if rt then return rt:instances(p) end
+	return p.instances and Runtime.live(p.instances) or {}
 end
 function M.select(sel)
 	local rt = cur()

@@ -81,7 +81,25 @@ end
 -- into definitions (they are the user's config, and a later generation may
 -- compare them); a one-instance view (hum.get "web.2") carries its own
 -- `instances`.
-function R.instances(rt, p) return p.instances or rt.of_def[p] or {} end
+function R.instances(rt, p)
+	if p.instances then return R.live(p.instances) end
+	return rt.of_def[p] or {}
+end
+
+-- A one-instance view outlives its instance's removal: what it lists
+-- without the removed.
+function R.live(list)
+	for _, i in ipairs(list) do
+		if i.removed then
+			local out = {}
+			for _, j in ipairs(list) do
+				if not j.removed then out[#out + 1] = j end
+			end
+			return out
+		end
+	end
+	return list
+end
 
 -- The reason a process with autostart = false shows until something starts
 -- it (README, "Process states").
