@@ -56,6 +56,7 @@ hum_host *bind_needhost(lua_State *L);
 /* The process whose id is at idx, or raises (luaL_argerror); lets the store
  * publish what is due first.  [-0, +0, raises] */
 hum_proc *bind_checkproc(lua_State *L, int idx);
+hum_proc *bind_findproc(lua_State *L, int idx);
 
 /* raw_timer.c: a timer's event was delivered; its id may be reused once the
  * timer is dead and has no event left in the queue. */

@@ -42,13 +42,21 @@ hum_host *bind_needhost(lua_State *L)
  * store publish the world and reclaim what it replaced (store.h). */
 hum_proc *bind_checkproc(lua_State *L, int idx)
 {
-	bind_needhost(L);
-	hum_store_flush_due(H->st);
-	lua_Integer id = luaL_checkinteger(L, idx);
-	hum_proc *p = id >= 0 ? hum_sup_get(H->sup, (uint32_t)id) : NULL;
+	hum_proc *p = bind_findproc(L, idx);
 	if (!p)
 		luaL_argerror(L, idx, "no such process id");
 	return p;
+}
+
+/* As bind_checkproc, but NULL for an id that names no process (never
+ * registered, or retired by hum_sup_remove): for reads, which may ask about
+ * a process that was retired while events about it were still queued. */
+hum_proc *bind_findproc(lua_State *L, int idx)
+{
+	bind_needhost(L);
+	hum_store_flush_due(H->st);
+	lua_Integer id = luaL_checkinteger(L, idx);
+	return id >= 0 ? hum_sup_get(H->sup, (uint32_t)id) : NULL;
 }
 
 static int push_result(lua_State *L, int rc)
@@ -334,11 +342,17 @@ static int push_line(const hum_line *l, void *ud)
 	return 0;
 }
 
-/* raw.logs(id, n [, from_seq]) -> array of lines, oldest first [-3, +1, raises]
+/* raw.logs(id, n [, from_seq]) -> array of lines, oldest first | nil,
+ * "no such process" (retired) [-3, +1|2]
  * The loop thread is the writer, so it reads the ring without a section. */
 static int l_logs(lua_State *L)
 {
-	hum_proc *p = bind_checkproc(L, 1);
+	hum_proc *p = bind_findproc(L, 1);
+	if (!p) { /* retired: its log went with it */
+		lua_pushnil(L);
+		lua_pushliteral(L, "no such process");
+		return 2;
+	}
 	lua_Integer n = luaL_optinteger(L, 2, 100);
 	lua_Number from = luaL_optnumber(L, 3, 0);
 	hum_entry *e = hum_proc_entry(p);

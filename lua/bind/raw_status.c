@@ -57,21 +57,35 @@ static void push_snap(lua_State *L, const hum_snap *s)
 	lua_pushnumber(L, (double)k.last_seq);  lua_setfield(L, -2, "last_seq");
 }
 
-/* raw.state(id) -> state name, spawn_error [-1, +2, raises]: the
- * published state now, without building a status table (dependency gating
- * asks it per edge). */
+/* An id that names no process (retired by hum_sup_remove, or never
+ * registered): nil and the reason, for a read to handle. */
+static int gone(lua_State *L)
+{
+	lua_pushnil(L);
+	lua_pushliteral(L, "no such process");
+	return 2;
+}
+
+/* raw.state(id) -> state name, spawn_error | nil, "no such process"
+ * [-1, +2]: the published state now, without building a status table
+ * (dependency gating asks it per edge). */
 static int l_state(lua_State *L)
 {
-	const hum_snap *s = hum_proc_snap(bind_checkproc(L, 1));
+	hum_proc *p = bind_findproc(L, 1);
+	if (!p)
+		return gone(L);
+	const hum_snap *s = hum_proc_snap(p);
 	lua_pushstring(L, hum_state_name(s->state));
 	lua_pushboolean(L, s->spawn_error);
 	return 2;
 }
 
-/* raw.status(id) -> table [-1, +1, raises] */
+/* raw.status(id) -> table | nil, "no such process" [-1, +1|2] */
 static int l_status(lua_State *L)
 {
-	hum_proc *p = bind_checkproc(L, 1);
+	hum_proc *p = bind_findproc(L, 1);
+	if (!p)
+		return gone(L);
 	push_snap(L, hum_proc_snap(p));
 	return 1;
 }

@@ -105,11 +105,14 @@ function hum.on(event, fn)
 end
 
 -- Reading --------------------------------------------------------------------------
+-- (raw reads answer nil for a process C retired before Lua heard of it:
+-- a removal's last moments; such an instance is left out.)
 function Proc:status()
 	running(self.name .. ":status")
-	if #runtime.instances(self) == 1 then return raw.status(runtime.instances(self)[1].id) end
+	local list = runtime.instances(self)
+	if #list == 1 then return raw.status(list[1].id) or {} end
 	local out = {}
-	for k, i in ipairs(runtime.instances(self)) do out[k] = raw.status(i.id) end
+	for _, i in ipairs(list) do out[#out + 1] = raw.status(i.id) end
 	return out
 end
 
@@ -119,7 +122,7 @@ function Proc:logs(opts)
 	local n = opts.n or 100
 	local out = {}
 	for _, i in ipairs(runtime.instances(self)) do
-		local lines = raw.logs(i.id, (opts.grep or opts.stream) and 1e9 or n)
+		local lines = raw.logs(i.id, (opts.grep or opts.stream) and 1e9 or n) or {}
 		for _, l in ipairs(lines) do
 			if (not opts.stream or l.stream == opts.stream) and (not opts.grep or l.line:find(opts.grep)) then
 				l.name = i.name
@@ -222,6 +225,8 @@ function hum.wait(p, what, timeout)
 	if timeout ~= nil then limits.need(timeout, "hum.wait timeout", 2, "hum.wait: the timeout") end
 	reactions.current("hum.wait")
 	local list = runtime.instances(p)
+	-- every instance was removed (rt:remove): nothing to wait for, ever
+	if not list[1] then return nil, p.name .. " was removed" end
 	local deadline = timeout and raw.now() + timeout
 	local function left() return deadline and math.max(0, deadline - raw.now()) end
 	local keys, by_key = {}, {}

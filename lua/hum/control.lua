@@ -131,6 +131,8 @@ end
 
 local function brief(i)
 	local s = raw.status(i.id)
+	-- retired (rt:remove) while the command waited
+	if not s then return { name = i.name, state = "removed" } end
 	return { name = i.name, state = s.state, pid = s.pid ~= 0 and s.pid or nil,
 		reason = s.reason ~= "" and s.reason or nil, exit_code = s.exit_code, signal = s.signal }
 end
@@ -148,7 +150,9 @@ local function wait_all(list, done, timeout)
 	while true do
 		local pending
 		for _, i in ipairs(list) do
-			if not done(i, raw.status(i.id)) then pending = i break end
+			local s = raw.status(i.id)
+			-- a retired process waits for nothing more (brief says "removed")
+			if s and not done(i, s) then pending = i break end
 		end
 		if not pending then return true end
 		local left = deadline - raw.clock()
@@ -198,7 +202,7 @@ function COMMANDS.restart(req)
 	M.controlled = true
 	local before = {}
 	for _, i in ipairs(list) do
-		local s = raw.status(i.id)
+		local s = raw.status(i.id) or { pid = 0, started_at = 0 }
 		before[i] = { pid = s.pid, started = s.started_at }
 		runtime.restart_instance(i)
 	end
@@ -269,12 +273,15 @@ function COMMANDS.run(req)
 	if type(name) ~= "string" then return nil, "run needs \"task\" (a task's name)" end
 	local i = runtime.find(name)
 	if not i or i.def.kind ~= "task" then return nil, ("no task %q in the running hum"):format(name) end
+	local removed = ("%s was removed"):format(name)
 	local s0 = raw.status(i.id)
+	if not s0 or runtime.gone(i) then return nil, removed end
 	-- a run in progress is the one reported; otherwise the next one
 	local attach = ACTIVE[i.state]
 	runtime.start_instance(i)
 	while true do
 		local s = raw.status(i.id)
+		if not s or i.removed then return nil, removed, { state = "removed" } end
 		if runtime.FINAL[i.state] and runtime.FINAL[s.state]
 			and (attach or s.run > s0.run or not i.wanted or runtime.shutting_down()) then
 			return { task = name, state = s.state, exit_code = s.exit_code, signal = s.signal,

@@ -62,6 +62,7 @@ for k in pairs(KINDS) do lists[k] = {} end
 local Listener = {}
 Listener.__index = Listener
 function Listener:off()
+	self.removed = true -- takes effect at once, even for the event being delivered
 	local list = lists[self.kind]
 	for k, l in ipairs(list) do
 		if l == self then table.remove(list, k) return true end
@@ -83,7 +84,8 @@ function M.listen(kind, fn) return add_listener(kind, fn, nil) end
 function Runtime.listen(rt, kind, fn) return add_listener(kind, fn, rt) end
 
 -- The listeners of kind that rt hears, as a copy (a listener may add or
--- remove listeners while they are called).
+-- remove listeners while they are called; one switched off meanwhile is
+-- skipped: call()).
 local function heard(rt, kind)
 	local out = {}
 	for _, l in ipairs(lists[kind]) do
@@ -92,17 +94,29 @@ local function heard(rt, kind)
 	return out
 end
 
+-- Calls one listener, protected: a listener's error (a plugin's, a
+-- config's) is reported with its traceback and the others still run, as
+-- with reactions; what called it (gating, shutdown) goes on.  Returns what
+-- it returned, or nil when it failed.
+local function call(l, ...)
+	if l.removed then return nil end
+	local ok, res = xpcall(l.fn, debug.traceback, ...)
+	if ok then return res end
+	raw.log(("%s listener failed: %s"):format(l.kind, tostring(res)))
+	return nil
+end
+
 -- Calls kind's listeners in order until one returns true; returns whether
 -- one did.
 function Runtime.claim(rt, kind, ...)
 	for _, l in ipairs(heard(rt, kind)) do
-		if l.fn(...) then return true end
+		if call(l, ...) then return true end
 	end
 	return false
 end
 
 function Runtime.notify(rt, kind, ...)
-	for _, l in ipairs(heard(rt, kind)) do l.fn(...) end
+	for _, l in ipairs(heard(rt, kind)) do call(l, ...) end
 end
 
 -- Generations -------------------------------------------------------------------
@@ -134,23 +148,37 @@ function M.new(defs, base_dir)
 end
 
 -- Retires generation rt: its retire listeners run (newest first, each
--- protected), then every listener it owns is dropped, and events no longer
--- reach it.  Its processes are not touched: whoever retires a generation
--- decides which of them the next one keeps (raw.spec_equal) and removes the
--- others (rt:remove).
+-- protected), then every listener it owns is dropped.  Its processes are
+-- not touched: whoever retires a generation decides which of them the next
+-- one keeps (raw.spec_equal) and removes the others (rt:remove).  The
+-- current generation cannot be retired (signals, `hum down` and every
+-- event would reach nobody): make the next one current first
+-- (runtime.make_current).
 function Runtime.retire(rt)
-	local mine = heard(rt, "retire")
-	for k = #mine, 1, -1 do
-		local ok, err = pcall(mine[k].fn, rt)
-		if not ok then raw.log("retire: " .. tostring(err)) end
+	if M.current == rt then
+		error("rt:retire: this is the current generation; make another current first (runtime.make_current)", 2)
 	end
+	if rt.retired then return end
+	local mine = heard(rt, "retire")
+	for k = #mine, 1, -1 do call(mine[k], rt) end
 	for _, list in pairs(lists) do
 		for k = #list, 1, -1 do
 			if list[k].owner == rt then table.remove(list, k) end
 		end
 	end
 	rt.retired = true
-	if M.current == rt then M.current = nil end
+end
+
+-- Makes rt the generation events go to (live reload: once the next
+-- generation has taken over the processes it keeps).  Returns the one it
+-- replaces, for the caller to retire.
+function M.make_current(rt)
+	if getmetatable(rt) ~= Runtime or rt.retired then
+		error("runtime.make_current: expected a generation that is not retired", 2)
+	end
+	local old = M.current
+	M.current = rt
+	return old
 end
 
 -- C calls this for every event; the current generation handles it.
@@ -190,7 +218,9 @@ end
 -- the exit code.
 function M.run()
 	local ok, code = pcall(raw.run)
-	local list = { unpack(lists.teardown) }
+	-- the session's and the last generation's (one never current has
+	-- nothing to tear down)
+	local list = M.current and heard(M.current, "teardown") or heard(nil, "teardown")
 	for k = #list, 1, -1 do
 		local okt, err = pcall(list[k].fn)
 		if not okt then io.stderr:write("hum: teardown: ", tostring(err), "\n") end
@@ -226,6 +256,7 @@ function M.evaluate() local rt = cur() if rt then return rt:evaluate() end end
 function M.outcome_code() local rt = cur() return rt and rt:outcome_code() or 0 end
 function M.watch_lines(p) local rt = cur() if rt then return rt:watch_lines(p) end end
 M.ready_now = Runtime.ready_now
+M.gone = Runtime.gone
 M.manual_reason = Runtime.manual_reason
 function M.want(i) return i.rt:want(i) end
 function M.gate(i) return i.rt:gate(i) end

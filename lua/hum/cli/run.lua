@@ -203,10 +203,21 @@ function M.run(opts, pos, cmd)
 		end
 		return false
 	end
+	-- The code of the first wanted task that failed: the gate listener may
+	-- hear that the target can never start (gating runs first) before the
+	-- state listener heard of the failure that caused it.
+	local function first_failed()
+		for _, i in ipairs(rt.inst_list) do
+			if i.wanted and i.def.kind == "task" and i.state == "failed" then
+				return task_code("failed", i.exit_code)
+			end
+		end
+	end
 	local function give_up()
 		if rt:shutting_down() then return end
 		if opts.keep_going and tasks_busy() then return end
 		raw.log(("hum run: task %s can never start: %s; stopping"):format(ti.name, given_up))
+		failed_code = failed_code or first_failed()
 		rt:shutdown(failed_code or 1)
 	end
 	rt:listen("gate", function(i, ok, why)
@@ -217,6 +228,12 @@ function M.run(opts, pos, cmd)
 	if opts.keep_going then
 		rt:listen("state", function() if given_up then give_up() end end)
 	end
+	-- the target retired (rt:remove): it will never succeed
+	rt:listen("removed", function(i)
+		if i ~= ti or rt:shutting_down() then return end
+		raw.log(("hum run: task %s was removed; stopping"):format(ti.name))
+		rt:shutdown(failed_code or 1)
+	end)
 	-- nothing left that can run (keep-going after a failure): stop services
 	rt:listen("idle", function()
 		rt:shutdown(failed_code or rt:outcome_code())

@@ -79,7 +79,7 @@ local function rerun(rt, x, over)
 end
 
 function C.start_instance(rt, i)
-	if i.removed or i.removing then return end
+	if rt.gone(i) then return end
 	rerun(rt, i, FINAL)
 	local seen, stack = { [i] = true }, { i }
 	while #stack > 0 do
@@ -88,7 +88,7 @@ function C.start_instance(rt, i)
 		rt:mark_wanted(x)
 		for _, e in ipairs(x.deps) do
 			local di = e.di
-			if not seen[di] and not di.removing then
+			if not seen[di] and not rt.gone(di) then
 				seen[di] = true
 				rerun(rt, di, AGAIN)
 				stack[#stack + 1] = di
@@ -103,7 +103,7 @@ end
 -- start gate, so with a dependency not ready the new run waits `pending`.
 -- Anything not live is started as by start_instance.
 function C.restart_instance(rt, i)
-	if i.removed or i.removing then return end
+	if rt.gone(i) then return end
 	rt:want(i)
 	if FINAL[i.state] or i.state == "pending" then return rt:start_instance(i) end
 	i.restarting = true
@@ -112,7 +112,7 @@ end
 
 -- An explicit stop: no longer wanted, so nothing starts it again by itself.
 function C.stop_instance(rt, i)
-	if i.removed or i.removing then return end -- being stopped already
+	if rt.gone(i) then return end -- being stopped already
 	rt:unwant(i)
 	raw.stop(i.id)
 end

@@ -245,6 +245,7 @@ local function on_removed(rt, ev)
 	if not i then return end
 	i.removed, i.removing = true, nil
 	i.wanted = false
+	raw.log(("%s: removed"):format(i.name))
 	probes_mod().stop(i)
 	rt.inst[i.id] = nil
 	if rt.by_name[i.name] == i then rt.by_name[i.name] = nil end
@@ -262,7 +263,7 @@ local function on_removed(rt, ev)
 	reactions.wake("state:" .. i.id, "removed")
 	reactions.wake("exit:" .. i.id, "removed")
 	reactions.wake("ready:" .. i.id, false)
-	if rt.shutting then rt:shutdown_forget(i) end
+	if rt.shutting then rt:shutdown_note(i) end
 	rt:evaluate()
 	rt:check_done()
 end
@@ -272,6 +273,9 @@ end
 -- reload removes what a new config no longer has; a plugin may remove what
 -- it added.  false when removal was asked for already.
 function E.remove(rt, i)
+	if type(i) ~= "table" or i.rt ~= rt then
+		error("rt:remove: expected an instance of this generation (rt.by_name[NAME], rt:instances(p))", 2)
+	end
 	if i.removed or i.removing then return false end
 	-- unwanted first: nothing starts it again, and hum.on("ready") does
 	-- not wait for it
@@ -307,12 +311,15 @@ function E.dispatch(rt, ev)
 	local h = E.handlers[ev.kind]
 	if not h then return end
 	rt.dispatching = true
-	local a, b = h(rt, ev)
+	-- a handler's error is reported by the caller (with its traceback);
+	-- the flags must not stay set by it
+	local ok, a, b = xpcall(h, debug.traceback, rt, ev)
 	rt.dispatching = false
 	if rt.settled then
 		rt.settled = false
 		rt:check_done()
 	end
+	if not ok then error(a, 0) end
 	return a, b
 end
 

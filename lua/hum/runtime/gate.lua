@@ -48,9 +48,13 @@ local G = {}
 
 local FINAL = { stopped = true, succeeded = true, failed = true }
 
+-- Removal was asked for (rt:remove): the instance is on its way out, and
+-- C may have retired it already; nothing starts or waits for it any more.
+function G.gone(i) return i.removing or i.removed end
+local gone = G.gone
+
 function G.ready_now(i)
-	-- being removed: C may have retired it already (raw calls would raise)
-	if i.removing or i.removed then return false end
+	if gone(i) then return false end
 	return raw.state(i.id) == "ready"
 end
 local ready_now = G.ready_now
@@ -72,7 +76,7 @@ local function will_move(di) return di.restart_wanted or di.restarting end
 -- failure says whether the root is a failure rather than a user's stop or
 -- removal); or nil, why.
 local function edge(di, cond)
-	if di.removed or di.removing then
+	if gone(di) then
 		local never = di.name .. " was removed"
 		return false, never, never, false
 	end
@@ -124,7 +128,7 @@ end
 -- Wanted and waiting to be started: pending, or finished and asked to run
 -- again (revived), and not being started already.
 function G.candidate(i)
-	return i.wanted and not i.starting and not i.removing and not i.removed
+	return i.wanted and not i.starting and not gone(i)
 		and (i.state == "pending" or (FINAL[i.state] and i.restart_wanted))
 end
 local candidate = G.candidate
@@ -156,7 +160,7 @@ function G.refresh(rt, i)
 		return false
 	end
 	i.gate, i.gate_why, i.cause, i.cause_failure = ok, why, cause, failure
-	if not (i.removing or i.removed) then raw.set_gate(i.id, ok ~= true and why or nil) end
+	if not gone(i) then raw.set_gate(i.id, ok ~= true and why or nil) end
 	if ok == false and was ~= false and candidate(i) and why == cause then
 		-- the first of a chain (its dependents carry the reason without a line each)
 		raw.log(("%s cannot start: %s"):format(i.name, why))
@@ -178,9 +182,7 @@ function G.touch(rt, i)
 	end
 end
 
-function G.settle_gates(rt)
-	if rt.gsettling then return end
-	rt.gsettling = true
+local function drain(rt)
 	local q, queued = rt.gq, rt.gqueued
 	local k = 1
 	while q[k] do
@@ -190,7 +192,15 @@ function G.settle_gates(rt)
 		k = k + 1
 		if rt:refresh(j) then rt:touch(j) end
 	end
+end
+
+function G.settle_gates(rt)
+	if rt.gsettling then return end
+	rt.gsettling = true
+	-- an error must not leave the queue closed for good
+	local ok, err = pcall(drain, rt)
 	rt.gsettling = false
+	if not ok then error(err, 0) end
 end
 
 -- i changed in a way its dependents may care about (a probe gave up).
@@ -203,6 +213,7 @@ end
 function G.gate(rt, i) return i.gate, i.gate_why, i.cause end
 
 function G.mark_wanted(rt, i)
+	if gone(i) then return end
 	if not i.wanted then
 		i.wanted = true
 		rt.unready[i] = true
@@ -211,9 +222,10 @@ function G.mark_wanted(rt, i)
 end
 
 -- Marks i and, transitively, its dependencies as wanted (an explicit stack:
--- a chain of any length).
+-- a chain of any length).  A removed dependency stays unwanted: what waits
+-- for it cannot start ("X was removed").
 function G.want(rt, i)
-	if i.wanted then return end
+	if i.wanted or gone(i) then return end
 	local stack = { i }
 	while #stack > 0 do
 		local x = stack[#stack]
@@ -221,7 +233,7 @@ function G.want(rt, i)
 		if not x.wanted then
 			rt:mark_wanted(x)
 			for _, e in ipairs(x.deps) do
-				if not e.di.wanted then stack[#stack + 1] = e.di end
+				if not e.di.wanted and not gone(e.di) then stack[#stack + 1] = e.di end
 			end
 		end
 	end

@@ -44,15 +44,16 @@ local function push(plan, i)
 	plan.queue[plan.tail] = i
 end
 
--- i is released: the definitions it waits for have one dependent fewer.
-local function release(rt, plan, i)
+-- i is released: the definitions it waits for have one dependent fewer,
+-- and those with none left become stoppable.
+local function release(plan, i)
 	plan.released[i] = true
 	plan.left = plan.left - 1
 	for _, dep in ipairs(plan.deps[i.def]) do
 		local w = plan.waiting[dep] - 1
 		plan.waiting[dep] = w
 		if w == 0 then
-			for _, k in ipairs(rt:instances(dep)) do push(plan, k) end
+			for _, k in ipairs(plan.members[dep]) do push(plan, k) end
 		end
 	end
 end
@@ -67,15 +68,22 @@ local function settle(rt)
 		q[plan.head] = nil
 		plan.head = plan.head + 1
 		if not released[i] then
-			if alive(i) then stop_once(i) else release(rt, plan, i) end
+			if alive(i) then stop_once(i) else release(plan, i) end
 		end
 	end
 end
 
 -- ordered = false (SIGQUIT): every instance is stoppable at once.
+--
+-- The plan's members are the instances of each definition when shutdown
+-- begins (an instance removed during shutdown stays one: released in its
+-- turn, never before what depends on it).  A definition left with no
+-- instance (all removed) stands in the plan as one member that is never
+-- alive, so the order still passes through it: with db <- api <- web and
+-- api removed, db waits for web.
 local function plan_build(rt, ordered)
 	local plan = { deps = {}, waiting = {}, released = {}, queue = {}, head = 1, tail = 0,
-		left = #rt.inst_list, nalive = 0, ordered = ordered }
+		members = {}, all = {}, left = 0, nalive = 0, ordered = ordered }
 	rt.plan = plan
 	for _, d in ipairs(rt.defs.list) do
 		local seen, list = {}, {}
@@ -86,13 +94,18 @@ local function plan_build(rt, ordered)
 			end
 		end
 		plan.deps[d] = list
+		local members = { unpack(rt:instances(d)) }
+		if not members[1] then members[1] = { def = d, name = d.name, state = "stopped", placeholder = true } end
+		plan.members[d] = members
+		for _, i in ipairs(members) do plan.all[#plan.all + 1] = i end
 	end
+	plan.left = #plan.all
 	local waiting = plan.waiting
 	for _, d in ipairs(rt.defs.list) do
-		local n = ordered and #rt:instances(d) or 0
+		local n = ordered and #plan.members[d] or 0
 		for _, dep in ipairs(plan.deps[d]) do waiting[dep] = (waiting[dep] or 0) + n end
 	end
-	for _, i in ipairs(rt.inst_list) do
+	for _, i in ipairs(plan.all) do
 		i.was_alive = alive(i)
 		if i.was_alive then plan.nalive = plan.nalive + 1 end
 		if (waiting[i.def] or 0) == 0 then push(plan, i) end
@@ -100,7 +113,8 @@ local function plan_build(rt, ordered)
 	end
 end
 
--- A state event during shutdown (O(1); shutdown_step settles what follows).
+-- A state event during shutdown, or a removal (O(1); shutdown_step settles
+-- what follows).
 function S.shutdown_note(rt, i)
 	local plan = rt.plan
 	local a = alive(i)
@@ -108,24 +122,14 @@ function S.shutdown_note(rt, i)
 		plan.nalive = plan.nalive + (a and 1 or -1)
 		i.was_alive = a
 	end
-	if a and plan.waiting[i.def] == 0 then
+	if plan.waiting[i.def] ~= 0 then return end
+	if a then
 		-- stoppable (or released, and running again: a reaction started
 		-- it): asked to stop, or still on its way out
 		stop_once(i)
-	elseif not a and not plan.released[i] and plan.waiting[i.def] == 0 then
+	elseif not plan.released[i] then
 		push(plan, i)
 	end
-end
-
--- i was removed during shutdown (its run is over): it waits for nothing
--- any more, whatever still depends on it.
-function S.shutdown_forget(rt, i)
-	local plan = rt.plan
-	if i.was_alive then
-		plan.nalive = plan.nalive - 1
-		i.was_alive = false
-	end
-	if not plan.released[i] then release(rt, plan, i) end
 end
 
 function S.shutdown_step(rt)
@@ -160,7 +164,7 @@ function S.shutdown(rt, code, opts)
 			-- SIGQUIT during an ordered shutdown: whatever is left goes now
 			plan.ordered = false
 			for d in pairs(plan.waiting) do plan.waiting[d] = 0 end
-			for _, i in ipairs(rt.inst_list) do
+			for _, i in ipairs(plan.all) do
 				if not plan.released[i] then push(plan, i) end
 			end
 			rt:shutdown_step()
