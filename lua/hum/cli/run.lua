@@ -204,13 +204,14 @@ function M.run(opts, pos, cmd)
 		return false
 	end
 	-- The code of the first wanted task that failed: the gate listener may
-	-- hear that the target can never start (gating runs first) before the
-	-- state listener heard of the failure that caused it.
+	-- hear that the target can never start before the state listener heard
+	-- of the failure that caused it (gating judges on the state C has
+	-- published, which may be ahead of the events: runtime.gate), so this
+	-- asks C too.
 	local function first_failed()
 		for _, i in ipairs(rt.inst_list) do
-			if i.wanted and i.def.kind == "task" and i.state == "failed" then
-				return task_code("failed", i.exit_code)
-			end
+			local s = i.wanted and i.def.kind == "task" and raw.status(i.id)
+			if s and s.state == "failed" then return task_code("failed", s.exit_code) end
 		end
 	end
 	local function give_up()
