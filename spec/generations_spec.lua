@@ -61,7 +61,12 @@ local other = hum.service "other" { cmd = "sleep 30" }
 slow:on("exit", function(ev) rec("exit", ev.name, ev.state, ev.code) end)
 runtime.listen("removed", function(i) rec("removed", i.name) end)
 other:on("start", function()
-	eventually(function() return slow:status().state == "running" end, "slow running")
+	-- "on" is printed once the TERM trap is set: a stop before it would
+	-- kill the shell by SIGTERM (no exit code), which is not what this tests
+	eventually(function()
+		local l = slow:logs { n = 1 }[1]
+		return slow:status().state == "running" and l and l.line == "on"
+	end, "slow running, its trap set")
 	local w = hum.after(0, function() rec("wait", hum.wait(slow, "ready", 60)) end)
 	local rt = runtime.current
 	rec("remove", rt:remove(rt.by_name.slow), rt:remove(rt.by_name.slow))
