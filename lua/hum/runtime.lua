@@ -86,9 +86,12 @@ function Runtime.listen(rt, kind, fn) return add_listener(kind, fn, rt) end
 -- The listeners of kind that rt hears, as a copy (a listener may add or
 -- remove listeners while they are called; one switched off meanwhile is
 -- skipped: call()).
+local NONE = {}
 local function heard(rt, kind)
+	local list = lists[kind]
+	if not list[1] then return NONE end -- (most kinds, most of the time)
 	local out = {}
-	for _, l in ipairs(lists[kind]) do
+	for _, l in ipairs(list) do
 		if l.owner == nil or l.owner == rt then out[#out + 1] = l end
 	end
 	return out

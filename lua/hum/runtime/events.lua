@@ -310,16 +310,17 @@ E.handlers.probe = E.handlers.exec
 function E.dispatch(rt, ev)
 	local h = E.handlers[ev.kind]
 	if not h then return end
+	-- A handler's error reaches the caller (C's protected call reports it
+	-- with its traceback) and leaves `dispatching` set; it is cleared here
+	-- at the next event, and a judgement deferred by it (settled) is made
+	-- then.  (Not a pcall per event: it would keep the JIT off this path.)
 	rt.dispatching = true
-	-- a handler's error is reported by the caller (with its traceback);
-	-- the flags must not stay set by it
-	local ok, a, b = xpcall(h, debug.traceback, rt, ev)
+	local a, b = h(rt, ev)
 	rt.dispatching = false
 	if rt.settled then
 		rt.settled = false
 		rt:check_done()
 	end
-	if not ok then error(a, 0) end
 	return a, b
 end
 

@@ -195,7 +195,7 @@ local function drain(rt)
 end
 
 function G.settle_gates(rt)
-	if rt.gsettling then return end
+	if rt.gsettling or not rt.gq[1] then return end -- (most events queue nothing)
 	rt.gsettling = true
 	-- an error must not leave the queue closed for good
 	local ok, err = pcall(drain, rt)
