@@ -113,6 +113,14 @@ describe("hum client commands", function()
 		code, out = u:hum({ "eval", "error('nope')" })
 		assert.are.equal(1, code, out)
 		assert.matches("nope", out)
+		-- print() from what an eval left behind (a timer) comes after the
+		-- reply was sent: it is one of hum's own lines, not lost
+		code, out = u:hum({ "eval", "hum.after(0.05, function() print('from-a-timer') end) return 1" })
+		assert.are.equal("1\n", out)
+		S.wait(function()
+			local _, logs = u:hum({ "logs", "hum" })
+			return logs:find("from-a-timer", 1, true)
+		end, 20, "the timer's print in hum's own lines")
 	end)
 
 	it("documents every command and flag", function()

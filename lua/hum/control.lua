@@ -356,18 +356,26 @@ local function inspect(v, depth, seen)
 end
 M.inspect = inspect
 
+-- print() inside eval code: into the reply while that eval runs (its
+-- coroutine), and as hum's own lines when called later by something the
+-- eval left behind (a timer, a reaction, a listener), which would
+-- otherwise print into a reply already sent.
+local capturing = setmetatable({}, { __mode = "k" }) -- coroutine -> output lines
+local function eval_print(...)
+	local out = capturing[coroutine.running() or false]
+	if not out then return _G.print(...) end
+	local parts = {}
+	for k = 1, select("#", ...) do parts[k] = tostring((select(k, ...))) end
+	out[#out + 1] = table.concat(parts, "\t") .. "\n"
+end
+
 function COMMANDS.eval(req)
 	if type(req.code) ~= "string" then return nil, "eval needs \"code\" (a string)" end
 	local out = {}
-	local function capture(...)
-		local parts = {}
-		for k = 1, select("#", ...) do parts[k] = tostring((select(k, ...))) end
-		out[#out + 1] = table.concat(parts, "\t") .. "\n"
-	end
 	if not eval_env then
-		eval_env = setmetatable({ hum = require "hum" }, { __index = _G })
+		eval_env = setmetatable({ hum = require "hum", print = eval_print }, { __index = _G })
 	end
-	rawset(eval_env, "print", capture)
+	capturing[coroutine.running() or false] = out
 	local fn, err = loadstring("return " .. req.code, "=eval")
 	if not fn then fn, err = loadstring(req.code, "=eval") end
 	if not fn then return nil, err end
@@ -380,6 +388,7 @@ function COMMANDS.eval(req)
 		local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
 		return cut and tb:sub(1, cut - 1) or tb
 	end) }
+	capturing[coroutine.running() or false] = nil
 	if not res[1] then
 		return nil, tostring(res[2]), { output = table.concat(out) }
 	end
