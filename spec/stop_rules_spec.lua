@@ -79,6 +79,9 @@ hum.service "web" { cmd = { %q }, after = { migrate = "succeeded" } }
 			local dir = S.tmpdir()
 			local u = H.up(stack(dir), { dir = dir })
 			u:wait_state("web", "ready")
+			-- ready means spawned: its TERM trap is set once it printed web-up
+			S.wait(function() return (select(2, u:hum { "logs", "web" })):find("web-up", 1, true) end,
+				20, "web's trap set")
 			assert.are.equal("succeeded", u:proc("migrate").state)
 			if how == "INT" then
 				u.bg:signal("INT")

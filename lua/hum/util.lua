@@ -20,6 +20,7 @@ function M.basename(path) return path:match("[^/]*$") end
 function M.resolve(base, path)
 	if path:sub(1, 1) == "/" then return path end
 	if base == "." or base == "" then return path end
+	if path == "." or path == "" then return base end -- not "/project/."
 	if base:sub(-1) == "/" then return base .. path end
 	return base .. "/" .. path
 end
