@@ -73,13 +73,6 @@ int hum_cgroup_kill(int dirfd);
 /* 1 while a process lives in the cgroup or below (cgroup.events
  * "populated"; zombies do not count), 0 when empty, or -errno. */
 int hum_cgroup_populated(int dirfd);
-/* 1 when the cgroup is as new: nothing lives in it or below it
- * (cgroup.events "populated 0"), it is not frozen ("frozen 0") and it has
- * no child cgroup (cgroup.stat "nr_descendants 0"); 0 when not; -errno
- * when a file cannot be read.  Nothing can enter an empty cgroup by itself
- * (a member's fork lands in its parent's cgroup, and there is no member),
- * so a cgroup found vacant stays so until someone places a process in it. */
-int hum_cgroup_vacant(int dirfd);
 /* rmdir of the cgroup `name` under parentfd, its child cgroups first.
  * 0; -EBUSY while populated; -ENOENT if gone. */
 int hum_cgroup_remove(int parentfd, const char *name);

@@ -148,10 +148,10 @@ bool hum_cgroup_holds(pid_t pid, const char *rel)
 	return false;
 }
 
-bool sup_cgroup_holds_run(const hum_sup *s, uint32_t id, uint32_t cg_run, pid_t pid)
+bool sup_cgroup_holds_run(const hum_sup *s, uint32_t id, uint32_t run, pid_t pid)
 {
 	char rel[PATH_MAX], name[32];
-	sup_cgroup_name(name, id, cg_run);
+	sup_cgroup_name(name, id, run);
 	return s->cg.rel[0] && sup_join(rel, sizeof rel, s->cg.rel, "/", name) && hum_cgroup_holds(pid, rel);
 }
 

@@ -260,37 +260,6 @@ int hum_cgroup_populated(int dirfd)
 	return p ? p[10] == '1' : -EINVAL;
 }
 
-/* The value of the line "key N" in a cgroup file's text, or -1 (digits
- * parsed here: no locale, as async-signal-safe as the rest). */
-static long field(const char *text, const char *key)
-{
-	size_t kl = strlen(key);
-	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-		if (strncmp(p, key, kl) != 0 || p[kl] != ' ' || p[kl + 1] < '0' || p[kl + 1] > '9')
-			continue;
-		long v = 0;
-		for (const char *d = p + kl + 1; *d >= '0' && *d <= '9' && v < 1000000000L; d++)
-			v = v * 10 + (*d - '0');
-		return v;
-	}
-	return -1;
-}
-
-int hum_cgroup_vacant(int dirfd)
-{
-	char buf[512];
-	ssize_t n = sup_read_file(dirfd, "cgroup.events", buf, sizeof buf);
-	if (n < 0)
-		return (int)n;
-	long populated = field(buf, "populated"), frozen = field(buf, "frozen");
-	if (populated != 0 || frozen > 0)
-		return populated < 0 ? -EINVAL : 0;
-	if ((n = sup_read_file(dirfd, "cgroup.stat", buf, sizeof buf)) < 0)
-		return (int)n;
-	long desc = field(buf, "nr_descendants");
-	return desc < 0 ? -EINVAL : desc == 0;
-}
-
 static int remove_at(int parentfd, const char *name, int *depth);
 
 static int remove_child(int dfd, const char *name, void *ud)
@@ -306,15 +275,6 @@ static int remove_child(int dfd, const char *name, void *ud)
 
 static int remove_at(int parentfd, const char *name, int *depth)
 {
-	/* The common case first: no child cgroup, nothing running.  rmdir
-	 * refuses (EBUSY) a cgroup that has child cgroups or live members,
-	 * so trying it first removes nothing it should not; only then are
-	 * the children looked for (a getdents pass costs more than the
-	 * rmdir). */
-	if (unlinkat(parentfd, name, AT_REMOVEDIR) == 0)
-		return 0;
-	if (errno != EBUSY && errno != ENOTEMPTY)
-		return -errno;
 	int fd = sup_open_retry(parentfd, name, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return -errno;
@@ -393,25 +353,15 @@ static int open_run(const hum_sup *s, uint32_t id, uint32_t run, char *rel, size
 	return sup_open_retry(c->top_fd, name, O_RDONLY | O_DIRECTORY);
 }
 
-bool sup_cgroup_signal(hum_sup *s, uint32_t id, uint32_t run, int sig, pid_t skip_pgid)
+void sup_cgroup_signal(hum_sup *s, uint32_t id, uint32_t run, int sig, pid_t skip_pgid)
 {
 	char rel[PATH_MAX];
 	int fd = open_run(s, id, run, rel, sizeof rel);
 	if (fd < 0)
-		return false; /* no cgroup, or removed: nothing lives there */
-	int rc = 0;
-	bool killed = false;
+		return; /* no cgroup, or removed: nothing lives there */
+	int rc;
 	if (sig == SIGKILL) {
-		/* A run's cgroup found empty needs no kill: nothing lives in it,
-		 * and nothing enters an empty cgroup by itself (only hum places
-		 * processes in it, on this thread).  Not writing cgroup.kill
-		 * then keeps the cgroup usable for the record's next run: on
-		 * some kernels (6.18 here) every child cloned into a cgroup
-		 * after a cgroup.kill of it is killed at birth. */
-		if ((id == 0 && run == 0) || hum_cgroup_populated(fd) != 0) {
-			rc = hum_cgroup_kill(fd);
-			killed = true;
-		}
+		rc = hum_cgroup_kill(fd);
 	} else {
 		rc = hum_cgroup_signal(fd, sig, skip_pgid);
 		/* as for the group (hum_proc_stop): a stopped member cannot act
@@ -424,7 +374,6 @@ bool sup_cgroup_signal(hum_sup *s, uint32_t id, uint32_t run, int sig, pid_t ski
 		char b[32];
 		sup_log(s, NULL, "cgroup: %s to %s: %s", sup_signame(sig, b, sizeof b), rel, strerror(-rc));
 	}
-	return killed;
 }
 
 static void pending_drop(hum_cgroups *c, size_t i)

@@ -1,25 +1,8 @@
 /*
  * cgroup_spawn.c — placement (see cgroup.h): starting a child inside a
  * cgroup (clone3 and its vfork trampoline), and the supervisor's side of it:
- * a cgroup for each run and job, and what a spawn's outcome means for it
- * (sup_cgroup_open, sup_cgroup_spawned).
- *
- * Reuse.  A process record that starts again at once (a restart, a policy
- * restart after its back-off) keeps its cgroup from one run to the next
- * instead of an rmdir and a mkdir per run (a cgroup's creation and removal
- * are the dearest steps of a restart).  The next run is placed in it only
- * if it is vacant right before the clone (hum_cgroup_vacant: nothing of
- * the old run lives in it, not frozen, no child cgroup); nothing can enter
- * an empty cgroup by itself, so the new run's cgroup holds the new run
- * only, as a new one would.  Otherwise what is left in it is killed (a
- * restart never meets the old run), it is released (removed once empty)
- * and the run gets a new one.  Never reused either: a cgroup that may have
- * had a cgroup.kill (hum_proc.cg_dirty), because on some kernels (6.18
- * here) a child cloned into a cgroup after its cgroup.kill is killed at
- * birth; hum writes cgroup.kill only to a cgroup that holds something
- * (sup_cgroup_signal), so the common restart (the run ended, nothing left)
- * keeps it.  The cgroup keeps the name of the run that made it
- * (hum_proc.cg_run): the worker and the signals find it by that.
+ * a new cgroup for each run and job, and what a spawn's outcome means for
+ * it (sup_cgroup_open, sup_cgroup_spawned).
  *
  * Placement before exec.  A child must be in its cgroup before it runs a
  * single instruction of the program: a program that forks at once (a shell
@@ -209,43 +192,9 @@ int hum_cgroup_spawn(const hum_cgroup_exec *x, pid_t *pid, int *step)
 
 /* ---- the supervisor's runs ----------------------------------------------- */
 
-/* The cgroup the previous run of `id` left to the next one (named by run
- * `held`): opened if it is vacant (hum_cgroup_vacant), else released.  fd
- * or -1. */
-static int reuse(hum_sup *s, uint32_t id, uint32_t held)
+int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run)
 {
 	hum_cgroups *c = &s->cg;
-	char name[32];
-	sup_cgroup_name(name, id, held);
-	int fd = c->placing ? sup_open_retry(c->top_fd, name, O_RDONLY | O_DIRECTORY) : -1;
-	if (fd >= 0 && hum_cgroup_vacant(fd) == 1)
-		return fd;
-	/* Something of the old run is still in it, or it was changed: the
-	 * new run gets a new one.  A restart never meets the old run, so
-	 * what is still there is killed (a process that ignored the stop
-	 * signal and that no token count found), and the old cgroup goes
-	 * once empty. */
-	if (fd >= 0) {
-		if (hum_cgroup_populated(fd) == 1)
-			hum_cgroup_kill(fd);
-		close(fd);
-	}
-	sup_cgroup_release(s, id, held);
-	return -1;
-}
-
-int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run, uint32_t *cg_run)
-{
-	hum_cgroups *c = &s->cg;
-	uint32_t held = *cg_run;
-	*cg_run = 0;
-	if (held) {
-		int fd = reuse(s, id, held);
-		if (fd >= 0) {
-			*cg_run = held;
-			return fd; /* > 2: hum_sup_new keeps 0, 1 and 2 open */
-		}
-	}
 	if (!c->placing)
 		return 0;
 	char name[32];
@@ -259,11 +208,10 @@ int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run, uint32_t *cg_run)
 		sup_log(s, NULL, "cgroup: open %s/%s: %s", c->dir, name, strerror(errno));
 		return 0;
 	}
-	*cg_run = run;
 	return fd; /* > 2: hum_sup_new keeps 0, 1 and 2 open */
 }
 
-bool sup_cgroup_spawned(hum_sup *s, uint32_t id, uint32_t cg_run, int fd, bool started, int cg_err)
+bool sup_cgroup_spawned(hum_sup *s, uint32_t id, uint32_t run, int fd, bool started, int cg_err)
 {
 	if (fd <= 0)
 		return false;
@@ -276,7 +224,7 @@ bool sup_cgroup_spawned(hum_sup *s, uint32_t id, uint32_t cg_run, int fd, bool s
 			     "token, session and parentage instead", s->cg.dir, strerror(cg_err));
 	}
 	if (!started || cg_err) {
-		sup_cgroup_release(s, id, cg_run);
+		sup_cgroup_release(s, id, run);
 		return false;
 	}
 	return true;

@@ -228,10 +228,8 @@ int hum_exec_start(struct ev_loop *loop, const hum_exec_spec *spec, hum_exec_cb 
 		/* before the fork: forks since then bound the pids of its leftovers */
 		j->forks0 = spec->sup->sweeper.pid_max ? sup_total_forks() : 0;
 	}
-	/* cgroup_spawn.c: a job's cgroup is 0.<job>, like its token (a new one
-	 * for each job: none is kept for reuse) */
-	uint32_t cg_run = 0;
-	int cgfd = spec->sup ? sup_cgroup_open(spec->sup, 0, j->serial, &cg_run) : 0;
+	/* cgroup_spawn.c: a job's cgroup is 0.<job>, like its token */
+	int cgfd = spec->sup ? sup_cgroup_open(spec->sup, 0, j->serial) : 0;
 	req.cgroup_fd = cgfd;
 	hum_spawned sp;
 	int rc = hum_spawn(&req, &sp, errbuf, errlen);

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -38,46 +37,6 @@ static int in_range(unsigned pid, pid_t lo, pid_t hi)
 	return pid >= (unsigned)lo || pid <= (unsigned)hi;
 }
 
-/* /proc lists pids in increasing order, and the directory offset of pid N
- * is N + PROC_TGID_OFFSET (fs/proc/base.c: FIRST_PROCESS_ENTRY 256, then
- * "self" and "thread-self"), so a pass over a range of pids can seek to its
- * first pid instead of reading every entry before it (on a machine with
- * hundreds of processes, most of a restart's sweep).  That offset is the
- * kernel's, not an ABI, so it is checked before it is relied on: a seek to
- * our own pid must list our own pid first (seek_ok); otherwise every entry
- * is read, as without a range. */
-#define PROC_TGID_OFFSET 258
-
-static int seek_state; /* 0: not checked yet; 1: seeks work; -1: read all */
-
-/* Positions dfd at the first entry not below pid; whether it could. */
-static bool seek_pid(int dfd, pid_t pid)
-{
-	return lseek(dfd, (off_t)pid + PROC_TGID_OFFSET, SEEK_SET) == (off_t)pid + PROC_TGID_OFFSET;
-}
-
-static bool seek_ok(int dfd)
-{
-	/* a benign race: every thread computes the same answer */
-	int st = __atomic_load_n(&seek_state, __ATOMIC_RELAXED);
-	if (st != 0)
-		return st > 0;
-	pid_t self = getpid();
-	char dbuf[512] __attribute__((aligned(8)));
-	bool ok = false;
-	if (seek_pid(dfd, self)) {
-		ssize_t n = getdents64(dfd, dbuf, sizeof dbuf);
-		const struct dirent64 *d = (const struct dirent64 *)dbuf;
-		unsigned pid = 0;
-		const char *c = n > 0 ? d->d_name : "";
-		for (; *c >= '0' && *c <= '9'; c++)
-			pid = pid * 10 + (unsigned)(*c - '0');
-		ok = n > 0 && *c == '\0' && (pid_t)pid == self;
-	}
-	__atomic_store_n(&seek_state, ok ? 1 : -1, __ATOMIC_RELAXED);
-	return ok;
-}
-
 int hum_lineage_each(pid_t lo, pid_t hi, int (*fn)(int procfd, const char *name, pid_t pid, void *ud),
 		     void *ud)
 {
@@ -89,44 +48,23 @@ int hum_lineage_each(pid_t lo, pid_t hi, int (*fn)(int procfd, const char *name,
 		return -errno;
 	pid_t self = getpid();
 	int seen = 0, stop = 0;
-	/* With a range: from lo up (and, when it wraps, from the start again
-	 * up to hi); each part ends at the first pid past it. */
-	bool seek = lo > 0 && seek_ok(dfd);
-	int part = 0, parts = seek && lo > hi ? 2 : 1;
-	if (seek && !seek_pid(dfd, lo))
-		seek = false, parts = 1;
-	if (!seek)
-		lseek(dfd, 0, SEEK_SET);
 	char dbuf[8192] __attribute__((aligned(8)));
 	ssize_t n;
-	while (!stop && part < parts) {
-		bool end = false;
-		while (!stop && !end && (n = getdents64(dfd, dbuf, sizeof dbuf)) > 0) {
-			for (ssize_t off = 0; off < n && !stop && !end;) {
-				struct dirent64 *d = (struct dirent64 *)(dbuf + off);
-				off += d->d_reclen;
-				const char *s = d->d_name;
-				unsigned pid = 0;
-				if (*s < '1' || *s > '9')
-					continue;
-				for (; *s >= '0' && *s <= '9'; s++)
-					pid = pid * 10 + (unsigned)(*s - '0');
-				if (*s != '\0')
-					continue;
-				/* seeking: pids come in order, the part is over
-				 * past its last pid (hi, or the wrap's end) */
-				if (seek && (part == parts - 1) && pid > (unsigned)hi) {
-					end = true;
-					break;
-				}
-				if ((pid_t)pid == self || !in_range(pid, lo, hi))
-					continue;
-				seen++;
-				stop = fn(dfd, d->d_name, (pid_t)pid, ud);
-			}
+	while (!stop && (n = getdents64(dfd, dbuf, sizeof dbuf)) > 0) {
+		for (ssize_t off = 0; off < n && !stop;) {
+			struct dirent64 *d = (struct dirent64 *)(dbuf + off);
+			off += d->d_reclen;
+			const char *s = d->d_name;
+			unsigned pid = 0;
+			if (*s < '1' || *s > '9')
+				continue;
+			for (; *s >= '0' && *s <= '9'; s++)
+				pid = pid * 10 + (unsigned)(*s - '0');
+			if (*s != '\0' || (pid_t)pid == self || !in_range(pid, lo, hi))
+				continue;
+			seen++;
+			stop = fn(dfd, d->d_name, (pid_t)pid, ud);
 		}
-		if (++part < parts)
-			lseek(dfd, 0, SEEK_SET); /* the wrapped range's second part */
 	}
 	close(dfd);
 	return seen;

@@ -92,16 +92,12 @@ void sup_proc_publish(hum_proc *p, hum_snap *n)
 	 * (stopping, backoff...) can never carry it along. */
 	n->ready = n->state == HUM_READY;
 	/* cgroup_kill.c: a run that is over gives up its cgroup (removed once the
-	 * last of what it left there is gone) — unless the record starts again
-	 * at once (backoff before a policy restart, `stopped` before a
-	 * restart): then the next run reuses it if it is vacant by then
-	 * (cgroup_spawn.c).  A start the gate holds back (`pending`) or a stop
-	 * during the backoff gives it up. */
-	if (p->cg == 1 && n->pid == 0 && !p->restart_after &&
+	 * last of what it left there is gone) */
+	if (p->cg == 1 && n->pid == 0 &&
 	    (n->state == HUM_STOPPED || n->state == HUM_SUCCEEDED || n->state == HUM_FAILED ||
-	     n->state == HUM_PENDING)) {
+	     n->state == HUM_BACKOFF)) {
 		p->cg = 2;
-		sup_cgroup_release(s, p->id, p->cg_run);
+		sup_cgroup_release(s, p->id, p->run);
 	}
 	hum_store_publish(s->st, p->entry, n);
 	if (s->hooks.state)
@@ -238,23 +234,14 @@ int sup_proc_spawn(hum_proc *p, int why)
 
 	char token[128], err[512];
 	snprintf(token, sizeof token, "HUM_TOKEN=%s%u.%u", s->prefix, p->id, p->run);
-	/* cgroup_spawn.c: the run's own cgroup, the child in it from the start
-	 * (the previous run's, kept for it, if vacant now) */
-	uint32_t cg_run = p->cg == 1 ? p->cg_run : 0;
-	if (cg_run && p->cg_dirty) {
-		sup_cgroup_release(s, p->id, cg_run); /* killed once: not reused */
-		cg_run = 0;
-	}
-	int cgfd = sup_cgroup_open(s, p->id, p->run, &cg_run);
-	if (cg_run == p->run)
-		p->cg_dirty = 0; /* a new cgroup */
+	/* cgroup_spawn.c: the run's own cgroup, the child in it from the start */
+	int cgfd = sup_cgroup_open(s, p->id, p->run);
 	hum_spawn_req req = { p->argv, p->shell, p->cwd, p->env, token, 0, cgfd };
 	hum_spawned sp;
 	/* before the fork: forks since then bound the pids the run can have */
 	p->forks0 = s->sweeper.pid_max ? sup_total_forks() : 0;
 	int rc = hum_spawn(&req, &sp, err, sizeof err);
-	p->cg = sup_cgroup_spawned(s, p->id, cg_run, cgfd, rc == 0, sp.cgroup_err);
-	p->cg_run = p->cg ? cg_run : 0;
+	p->cg = sup_cgroup_spawned(s, p->id, p->run, cgfd, rc == 0, sp.cgroup_err);
 	if (rc < 0) {
 		p->cleaned = 1;
 		if (hum_spawn_transient(rc)) {

@@ -235,11 +235,6 @@ static void exited(hum_proc *p, int status)
 	bool stopping = p->stopping && !failing;
 	/* Right at the reap the group id is surely ours: are members left? */
 	p->group_left = kill(-p->pgid, 0) == 0;
-	/* A main process killed by SIGKILL may have been killed through its
-	 * cgroup.kill, by hum or by the program itself: that cgroup is not
-	 * left to the next run (cgroup_spawn.c, reuse). */
-	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-		p->cg_dirty = 1;
 	if (stopping && !p->killed && !ev_is_active(&p->grace_timer)) {
 		/* Asked to stop while the pipes drained (a hook): the stop
 		 * signal and the grace begin now, for whatever remains. */

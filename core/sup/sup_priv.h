@@ -95,7 +95,6 @@ typedef struct hum_scan_req {
 	int pidfds[HUM_SNAP_PIDS];
 	bool cg;         /* the run is in its cgroup, which had sig already:
 			  * carriers in it are skipped (sig != SIGKILL) */
-	uint32_t cg_run; /* that cgroup's name: "<id>.<cg_run>" */
 	pid_t sid;       /* no cgroup: the run's session, whose members get
 			  * sig too (lineage.h); 0: none */
 } hum_scan_req;
@@ -179,12 +178,6 @@ struct hum_proc {
 	char end_reason[320]; /* the run's end without the remaining suffix */
 	uint8_t cg;          /* this run was started in its cgroup (cgroup_spawn.c):
 			      * 1, 2 once the run's end released it; 0: not */
-	uint32_t cg_run;     /* the run whose number names that cgroup
-			      * ("<id>.<cg_run>"): this run's, or an earlier
-			      * one's when it was reused */
-	uint8_t cg_dirty;    /* that cgroup may have had a cgroup.kill (hum
-			      * wrote it, the top was killed, or a run in it
-			      * ended by SIGKILL): never reused (cgroup_spawn.c) */
 	char *base;          /* replica base ("" if none): for spec equality */
 	void *udata;
 };
@@ -292,31 +285,23 @@ uint64_t sup_total_forks(void); /* /proc/stat "processes"; 0 if unknown */
 /* cgroup_*.c (loop thread, except sup_cgroup_holds_run and cgroup_fs.c) */
 /* cgroup_find.c */
 void sup_cgroup_init(hum_sup *s);  /* before the sentinel starts */
-/* Any thread: whether pid is in the cgroup "<id>.<cg_run>" (the one a run
- * of `id` lives in: hum_proc.cg_run). */
-bool sup_cgroup_holds_run(const hum_sup *s, uint32_t id, uint32_t cg_run, pid_t pid);
+/* Any thread: whether pid is in the cgroup of run `run` of `id`. */
+bool sup_cgroup_holds_run(const hum_sup *s, uint32_t id, uint32_t run, pid_t pid);
 /* cgroup_spawn.c */
-/* The cgroup for run `run` of `id` (0: an exec job): its directory fd
- * (> 2) for hum_spawn_req.cgroup_fd, or 0 when runs are not placed.
- * *cg_run on entry: the run whose number names the cgroup the record kept
- * from its previous run (0: none), reused if vacant, else released; on
- * return: the run naming the cgroup opened (0: none). */
-int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run, uint32_t *cg_run);
+/* A new cgroup for run `run` of `id` (0: an exec job): its directory fd
+ * (> 2) for hum_spawn_req.cgroup_fd, or 0 when runs are not placed. */
+int sup_cgroup_open(hum_sup *s, uint32_t id, uint32_t run);
 /* After the spawn: closes fd, turns placement off if the spawn found the
- * cgroup unusable (cg_err), removes it (named by cg_run) if nothing runs in
- * it.  Whether the run is in its cgroup. */
-bool sup_cgroup_spawned(hum_sup *s, uint32_t id, uint32_t cg_run, int fd, bool started, int cg_err);
+ * cgroup unusable (cg_err), removes it if nothing runs in it.  Whether the
+ * run is in its cgroup. */
+bool sup_cgroup_spawned(hum_sup *s, uint32_t id, uint32_t run, int fd, bool started, int cg_err);
 /* cgroup_kill.c */
 void sup_cgroup_fini(hum_sup *s);  /* kills what is left, removes them all */
-/* sig to the cgroup "<id>.<run>" (a run's: hum_proc.cg_run names it; id 0
- * and run 0: to all), except members of skip_pgid, then SIGCONT; SIGKILL
- * through cgroup.kill, not written when a run's cgroup is empty.  No /proc
- * pass: the kernel lists the members.  Nothing if there is no such
- * cgroup.  Whether cgroup.kill was written (the cgroup cannot be reused). */
-bool sup_cgroup_signal(hum_sup *s, uint32_t id, uint32_t run, int sig, pid_t skip_pgid);
-/* The cgroup "<id>.<run>" is given up (its run is over and no restart
- * follows, or it could not be reused): removed now if empty, else once it
- * empties. */
+/* sig to the run's cgroup (id 0 and run 0: to all), except members of
+ * skip_pgid, then SIGCONT; SIGKILL through cgroup.kill.  No /proc pass:
+ * the kernel lists the members.  Nothing if there is no such cgroup. */
+void sup_cgroup_signal(hum_sup *s, uint32_t id, uint32_t run, int sig, pid_t skip_pgid);
+/* The run is over: remove its cgroup now if empty, else once it empties. */
 void sup_cgroup_release(hum_sup *s, uint32_t id, uint32_t run);
 /* The removal watch's callback (started by sup_cgroup_init): a watched
  * cgroup.events changed, or the inotify queue overflowed. */

@@ -140,7 +140,7 @@ static int sweep_match(pid_t pid, const char *value, size_t len, void *ud)
 		 * same for the run's cgroup (cgroup_kill.c signalled it at once). */
 		if (r->skip_pgid && getpgid(pid) == r->skip_pgid)
 			continue;
-		if (r->cg && r->sig != SIGKILL && sup_cgroup_holds_run(b->s, r->id, r->cg_run, pid))
+		if (r->cg && r->sig != SIGKILL && sup_cgroup_holds_run(b->s, r->id, r->run, pid))
 			continue;
 		last = r->sig;
 		hum_token_kill(pid, value, len, r->sig);
@@ -291,13 +291,11 @@ static int sweep(hum_sup *s, hum_scan_req *req, size_t n)
 	/* A session id is the run's as long as it cannot have been recycled:
 	 * fewer than half of pid_max forks since the run began (as for the
 	 * range); sup_scan_request set sid only with a known fork count. */
+	uint64_t forks = sup_total_forks();
 	bool any = false;
 	hum_scan_req *own = NULL;
 	for (size_t i = 0; i < n; i++)
 		any |= req[i].sid != 0;
-	/* (/proc/stat costs ~20 us to generate: read only when a session is
-	 * to be swept) */
-	uint64_t forks = any ? sup_total_forks() : 0;
 	if (any && (own = malloc(n * sizeof *own)) != NULL) {
 		for (size_t i = 0; i < n; i++) {
 			own[i] = req[i];
@@ -438,21 +436,12 @@ static void queue_request(hum_sup *s, hum_scan_req r);
 void sup_scan_request(hum_sup *s, hum_proc *p, int sig, int after, pid_t skip_pgid)
 {
 	/* cgroup_kill.c: the run's cgroup (every one with p NULL) has sig first,
-	 * from this thread: the kernel lists its members, no /proc pass.  A
-	 * count (sig 0) signals nothing: it needs no walk of the cgroup. */
-	if (sig != 0 && (p == NULL || p->cg) &&
-	    sup_cgroup_signal(s, p ? p->id : 0, p ? p->cg_run : 0, sig, skip_pgid)) {
-		/* a killed cgroup never takes another run (cgroup_spawn.c);
-		 * the top's kill reached every run's */
-		if (p)
-			p->cg_dirty = 1;
-		for (size_t i = 0; p == NULL && i < s->nprocs; i++)
-			s->procs[i]->cg_dirty = 1;
-	}
+	 * from this thread: the kernel lists its members, no /proc pass. */
+	sup_cgroup_signal(s, p ? p->id : 0, p ? p->run : 0, sig, skip_pgid);
 	hum_scan_req r = {
 		.id = p ? p->id : 0, .run = p ? p->run : 0, .sig = sig, .after = (uint8_t)after,
 		.skip_pgid = skip_pgid, .floor = p && p->forks0 ? p->pgid : 0,
-		.forks = p ? p->forks0 : 0, .cg = p && p->cg, .cg_run = p && p->cg ? p->cg_run : 0,
+		.forks = p ? p->forks0 : 0, .cg = p && p->cg,
 		.sid = p && !p->cg && p->forks0 ? p->pgid : 0,
 	};
 	for (int k = 0; k < HUM_SNAP_PIDS; k++)

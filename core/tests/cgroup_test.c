@@ -234,41 +234,6 @@ static void test_signal_kill_remove(void)
 		close_spawned(&sp), reap(sp.pid);
 }
 
-/* hum_cgroup_vacant, the test a record's cgroup passes before its next
- * run is placed in it (cgroup_spawn.c): empty, not frozen, no child. */
-static void test_vacant(void)
-{
-	char dir[PATH_MAX], rel[PATH_MAX], sub[PATH_MAX + 8], path[PATH_MAX + 32];
-	int cg = make_cg("vacant", dir, rel);
-	ok(hum_cgroup_vacant(cg) == 1, "a new cgroup is vacant");
-	char *slp[] = { "sleep", "1000", NULL };
-	hum_spawned sp;
-	int rc = spawn_in(cg, slp, NULL, &sp);
-	ok(rc == 0 && hum_cgroup_vacant(cg) == 0, "with a process in it: not vacant");
-	if (rc == 0) {
-		kill(sp.pid, SIGKILL);
-		reap(sp.pid);
-		close_spawned(&sp);
-	}
-	ok(UNTIL(hum_cgroup_vacant(cg) == 1, 10), "its process reaped: vacant again");
-	snprintf(sub, sizeof sub, "%s/sub", dir);
-	mkdir(sub, 0755);
-	ok(hum_cgroup_vacant(cg) == 0, "with a child cgroup: not vacant");
-	rmdir(sub);
-	snprintf(path, sizeof path, "%s/cgroup.freeze", dir);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	bool froze = fd >= 0 && write(fd, "1", 1) == 1;
-	ok(froze && UNTIL(hum_cgroup_vacant(cg) == 0, 5), "frozen: not vacant");
-	if (fd >= 0) {
-		if (write(fd, "0", 1) != 1)
-			froze = false;
-		close(fd);
-	}
-	ok(froze && UNTIL(hum_cgroup_vacant(cg) == 1, 5), "thawed, empty, no child: vacant");
-	close(cg);
-	ok(hum_cgroup_remove(base_fd, "vacant") == 0 && !is_dir(dir), "removed");
-}
-
 int main(void)
 {
 	if (!cg_start())
@@ -278,11 +243,9 @@ int main(void)
 	if (why) {
 		skip("a child created in its cgroup", why);
 		skip("signals, kill and removal through a cgroup", why);
-		skip("a vacant cgroup", why);
 	} else {
 		test_spawn();
 		test_signal_kill_remove();
-		test_vacant();
 	}
 	return cg_finish();
 }

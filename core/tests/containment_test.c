@@ -143,39 +143,10 @@ static void test_kill9_lineage(void)
 
 /* ---- 1. the supervisor with cgroups -------------------------------------------- */
 
-/* The cgroup p's current run lives in: its own, or the one an earlier run
- * of the record made and left to it (cgroup_spawn.c, reuse). */
 static char *run_dir(hum_proc *p, char *buf)
 {
-	snprintf(buf, PATH_MAX + 32, "%s/%u.%u", S->cg.dir, hum_proc_id(p), p->cg_run);
+	snprintf(buf, PATH_MAX + 32, "%s/%u.%u", S->cg.dir, hum_proc_id(p), hum_proc_snap(p)->run);
 	return buf;
-}
-
-/* The pid in a pid file (0 until it is complete). */
-static pid_t read_pid(const char *path)
-{
-	char buf[32] = "";
-	FILE *f = fopen(path, "r");
-	if (f) {
-		size_t k = fread(buf, 1, sizeof buf - 1, f);
-		buf[k] = 0;
-		fclose(f);
-	}
-	return strchr(buf, '\n') ? (pid_t)atoi(buf) : 0;
-}
-
-/* Whether pid is listed in the cgroup directory's cgroup.procs. */
-static bool pid_in(const char *dir, pid_t pid)
-{
-	char path[PATH_MAX + 64], line[32];
-	snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-	FILE *f = fopen(path, "r");
-	bool found = false;
-	while (f && !found && fgets(line, sizeof line, f))
-		found = atoi(line) == pid;
-	if (f)
-		fclose(f);
-	return found;
 }
 
 static void exec_cb(void *ud, const hum_exec_result *r)
@@ -274,12 +245,9 @@ static void test_sup_cgroups(void)
 	pid_t pids2[5] = { 0 };
 	WAIT(n_alive(pids, 5) == 0 && five_pids(d, pids2) == 5, 20);
 	run_dir(q, rdir2);
-	/* the old cgroup is reused only if nothing of the old run was left in
-	 * it at the new run's spawn (cgroup_spawn.c); else it is removed */
-	ok(n_alive(pids, 5) == 0 && n_alive(pids2, 5) == 5 &&
-	   (strcmp(rdir, rdir2) == 0 || WAIT(!is_dir(rdir), 10)) && is_dir(rdir2),
-	   "restart: the old run and its escapees gone (its cgroup reused or removed); the new run in %s",
-	   rdir2);
+	ok(n_alive(pids, 5) == 0 && n_alive(pids2, 5) == 5 && strcmp(rdir, rdir2) != 0 &&
+	   WAIT(!is_dir(rdir), 10) && is_dir(rdir2),
+	   "restart: the old run and its escapees gone, its cgroup removed; the new run in %s", rdir2);
 
 	/* a run that ends leaving a daemon keeps its cgroup until the daemon
 	 * dies, however it dies: then the cgroup goes (inotify, no polling) */
@@ -329,112 +297,6 @@ static void test_sup_cgroups(void)
 	rec_free(&r), rec_free(&r2), rec_free(&r3), rec_free(&r4);
 }
 
-/* ---- 1b. a record's cgroup from run to run (cgroup_spawn.c, reuse) ------------ */
-
-/* The lines of a small file, counted; the first one in first (if any). */
-static int lines_of(const char *path, char *first, size_t len, bool *same)
-{
-	FILE *f = fopen(path, "r");
-	int n = 0;
-	char line[PATH_MAX];
-	*same = true;
-	if (first)
-		first[0] = 0;
-	while (f && fgets(line, sizeof line, f)) {
-		if (n == 0 && first)
-			snprintf(first, len, "%s", line);
-		else if (first && strcmp(first, line) != 0)
-			*same = false;
-		n++;
-	}
-	if (f)
-		fclose(f);
-	return n;
-}
-
-static void test_sup_reuse(void)
-{
-	harness_init();
-	char cmd[2 * PATH_MAX], path[512], first[PATH_MAX], rdir[PATH_MAX + 32], rdir2[PATH_MAX + 32];
-	bool same;
-
-	/* Policy restarts of a run that leaves nothing: one cgroup for all
-	 * of them (no kill was needed: none was written), and each run is
-	 * born alive in it, not killed at birth. */
-	const char *d = scratch("reuse");
-	snprintf(cmd, sizeof cmd, "sed -n 's/^0:://p' /proc/self/cgroup >> %s/cg; exit 1", d);
-	hum_spec sp = spec_sh(cmd);
-	sp.restart = (hum_restart){ HUM_RESTART_ON_FAILURE, 3, 0, 0, 60 };
-	rec r1;
-	hum_proc *p = add("reuse", &sp, &r1);
-	hum_proc_start(p);
-	WAIT(state(p) == HUM_FAILED && hum_sup_active(S) == 0, 20);
-	snprintf(path, sizeof path, "%s/cg", d);
-	int n = lines_of(path, first, sizeof first, &same);
-	first[strcspn(first, "\n")] = 0;
-	ok(n == 4 && same && strlen(first) > 4 && !strcmp(first + strlen(first) - 4, "/1.1") &&
-	   !strcmp(hum_proc_snap(p)->reason, "exited with code 1 (gave up after 3 restarts)"),
-	   "4 runs, each exited 1, all in the first run's cgroup (%d runs, same: %d, %s; \"%s\")", n,
-	   same, first, hum_proc_snap(p)->reason);
-	run_dir(p, rdir);
-	ok(WAIT(!is_dir(rdir), 10), "the run that gave up gave its cgroup up: removed");
-
-	/* A restart while something of the old run is still in its cgroup:
-	 * a process that ignores the stop signal and carries no token (the
-	 * count cannot see it) and holds no pipe.  The cgroup is not vacant
-	 * at the new run's spawn: what is left is killed, the new run gets
-	 * a new cgroup, the old one is removed. */
-	d = scratch("notvacant");
-	snprintf(cmd, sizeof cmd,
-		 "[ -f %s/left.pid ] || env -i sh -c 'trap \"\" TERM; echo $$ > %s/left.pid; exec sleep 1000' "
-		 ">/dev/null 2>&1 </dev/null & while [ ! -s %s/left.pid ]; do sleep 0.01; done; exec sleep 1000",
-		 d, d, d);
-	sp = spec_sh(cmd);
-	sp.grace = 10;
-	rec r2;
-	hum_proc *q = add("notvacant", &sp, &r2);
-	hum_proc_start(q);
-	snprintf(path, sizeof path, "%s/left.pid", d);
-	pid_t left = 0;
-	WAIT((left = read_pid(path)) > 0, 20);
-	run_dir(q, rdir);
-	uint32_t run1 = hum_proc_snap(q)->run;
-	bool held = left > 0 && alive(left) && pid_in(rdir, left);
-	hum_proc_restart(q);
-	WAIT(hum_proc_snap(q)->run == run1 + 1 && state(q) == HUM_RUNNING, 20);
-	run_dir(q, rdir2);
-	pid_t main2 = hum_proc_snap(q)->pid;
-	ok(held && hum_proc_snap(q)->run == run1 + 1 && strcmp(rdir, rdir2) != 0 && pid_in(rdir2, main2) &&
-	   !pid_in(rdir2, left) && WAIT(!alive(left), 10) && WAIT(!is_dir(rdir), 10),
-	   "restart with the old run still in its cgroup: left one killed, new run in a new cgroup %s, "
-	   "the old one removed", rdir2);
-
-	/* A run that kills its own cgroup (cgroup.kill): the next run must
-	 * not be placed there (it would be killed at birth). */
-	d = scratch("selfkill");
-	char mnt[PATH_MAX];
-	size_t dl = strlen(S->cg.dir), rl = strlen(S->cg.rel);
-	snprintf(mnt, sizeof mnt, "%.*s", (int)(dl >= rl ? dl - rl : 0), S->cg.dir);
-	snprintf(cmd, sizeof cmd,
-		 "[ -f %s/m ] && exit 0; touch %s/m; echo 1 > \"%s$(sed -n 's/^0:://p' /proc/self/cgroup)/cgroup.kill\"; "
-		 "sleep 5",
-		 d, d, mnt);
-	sp = spec_sh(cmd);
-	sp.restart = (hum_restart){ HUM_RESTART_ON_FAILURE, 2, 0, 0, 60 };
-	rec r3;
-	hum_proc *k = add("selfkill", &sp, &r3);
-	hum_proc_start(k);
-	WAIT(is_final(state(k)) && hum_sup_active(S) == 0, 20);
-	const hum_snap *ks = hum_proc_snap(k);
-	ok(ks->state == HUM_SUCCEEDED && ks->exit_code == 0 && ks->run == 2 && ks->restarts == 1,
-	   "a run killed through its own cgroup.kill: the restart runs in a new cgroup and exits 0 "
-	   "(state %d, exit %d, run %u: \"%s\")", ks->state, ks->exit_code, ks->run, ks->reason);
-
-	harness_fini();
-	kill(left, SIGKILL);
-	rec_free(&r1), rec_free(&r2), rec_free(&r3);
-}
-
 /* ---- 2. without cgroups ---------------------------------------------------------- */
 
 static void test_sup_lineage(void)
@@ -479,10 +341,6 @@ int main(void)
 		skip("the supervisor with cgroups", why);
 	else
 		test_sup_cgroups();
-	if (why)
-		skip("a record's cgroup from run to run", why);
-	else
-		test_sup_reuse();
 	test_sup_lineage();
 	return cg_finish();
 }
