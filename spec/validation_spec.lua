@@ -175,6 +175,14 @@ describe("hum run -j", function()
 		end
 		local code, out = S.run({ "run", "-f", file, "-j", "3", "t" })
 		assert.are.equal(0, code, out)
+		-- attached, as getopt allows; the same rule for what is attached
+		code, out = S.run({ "run", "-f", file, "-j1", "t" })
+		assert.are.equal(0, code, out)
+		code, out = S.run({ "run", "-f", file, "-j0", "t" })
+		assert.are.equal(2, code, out)
+		assert.matches("%-%-jobs must be a whole number from 1 to 1000, not 0", out)
+		code, out = S.run({ "run", "-f", file, "-k1", "t" }) -- -k takes no value: a usage error
+		assert.are.equal(2, code, out)
 	end)
 end)
 

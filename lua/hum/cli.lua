@@ -286,6 +286,11 @@ local function parse(args, spec)
 		end
 		local name, val = a:match("^%-%-([%w%-]+)=(.*)$")
 		name = name or a:match("^%-%-([%w%-]+)$") or a:match("^%-(%w)$")
+		if not name then
+			-- a short option's value may be attached, as getopt allows: -j4, -n50
+			local c, rest = a:match("^%-(%w)(.+)$")
+			if c and spec[c] and spec[c].arg then name, val = c, rest end
+		end
 		if name then
 			local s = spec[name]
 			if not s then return nil, ("unknown option %s"):format(a) end
