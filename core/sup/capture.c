@@ -60,6 +60,14 @@ static void stream_close(hum_stream *st)
 	p->nstreams--;
 	hum_lbuf_free(&st->lb);
 	free(st);
+	/* The main process's last pipe closed: it has most likely exited.
+	 * Look now (libev's SIGCHLD path: waitpid(-1, WNOHANG) until none is
+	 * left; nothing happens if it still runs) rather than only when the
+	 * signal is handled: under ThreadSanitizer a SIGCHLD was seen lost (a
+	 * zombie main process never reaped, the loop idle in epoll_wait with
+	 * nothing pending), and an exit must never wait on one signal. */
+	if (p->nstreams == 0 && p->pid)
+		ev_feed_signal_event(s->loop, SIGCHLD);
 }
 
 /* One read.  Returns the bytes read (> 0), 0 on EAGAIN, -1 when the stream
