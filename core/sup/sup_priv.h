@@ -215,6 +215,8 @@ void sup_proc_publish(hum_proc *p, hum_snap *n);
 int sup_proc_spawn(hum_proc *p, int why);
 /* Frees p and its spec copies (its store entry is the caller's). */
 void sup_proc_free(hum_proc *p);
+/* A new snapshot of p with only its state (and reason) changed, published. */
+void sup_set_state(hum_proc *p, int state, const char *reason);
 
 /* proc_gate.c */
 void sup_gate_free(hum_proc *p); /* opens p's gate, freeing its reason */
