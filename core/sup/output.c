@@ -254,10 +254,26 @@ static void drain(hum_output *o)
 {
 	if (o->err)
 		return;
-	if (o->path && o->size >= o->max_bytes && o->off < o->len)
-		rotate(o, true);
 	while (o->off < o->len) {
-		ssize_t n = write_retry(o->fd, o->buf + o->off, o->len - o->off);
+		/* A log file rotates at the first line end at or past its bound,
+		 * within one drain too: a slow loop may queue far more than the
+		 * bound between drains, and the file stays within the bound plus
+		 * one line however much is queued. */
+		size_t end = o->len;
+		if (o->path) {
+			if (o->size >= o->max_bytes && o->at_bol) {
+				rotate(o, true);
+				if (o->err)
+					return;
+			}
+			uint64_t room = o->size < o->max_bytes ? o->max_bytes - o->size : 1;
+			if (room < end - o->off) {
+				const char *nl = memchr(o->buf + o->off + room - 1, '\n', end - o->off - (room - 1));
+				if (nl != NULL)
+					end = (size_t)(nl - o->buf) + 1;
+			}
+		}
+		ssize_t n = write_retry(o->fd, o->buf + o->off, end - o->off);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (!ev_is_active(&o->wio))
 				ev_io_start(o->loop, &o->wio);

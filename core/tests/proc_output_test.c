@@ -418,6 +418,34 @@ static void test_failure_resumes(void)
 	unlink(path);
 }
 
+/* Far more than the bound queued between two drains (a slow loop): the
+ * file still rotates at the first line end past its bound, so neither file
+ * holds more than the bound, one line and the note. */
+static void test_rotation_in_one_drain(const char *path, const char *older)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	hum_output *o = hum_output_new(L, fd);
+	hum_output_set_width(o, 5);
+	ok(hum_output_set_file(o, path, 3000, 0) == 0, "a log file bounded at 3000 bytes");
+	hum_line ls[40];
+	for (int i = 0; i < 40; i++)
+		ls[i] = mk(kline, HUM_STREAM_OUT, 1700000000000LL);
+	hum_output_lines(o, 1, "flood", ls, 40); /* 40 kB queued at once */
+	hum_output_flush(o);
+	struct stat st = { 0 }, st1 = { 0 };
+	size_t len;
+	const char *got = read_file(path, &len);
+	bool bounded = stat(older, &st1) == 0 && stat(path, &st) == 0 && st.st_size <= 3000 + 1100 + 300 &&
+		       st1.st_size <= 3000 + 1100 + 300;
+	ok(bounded && strstr(got, "log continued from") && strstr(got, "log continued from") < strchr(got, '\n'),
+	   "rotation happens within one drain: %lld and %lld bytes, bound 3000", (long long)st.st_size,
+	   (long long)st1.st_size);
+	hum_output_free(o);
+	close(fd);
+	unlink(path);
+	unlink(older);
+}
+
 static void test_rotation(void)
 {
 	char dir[] = "/tmp/hum-rot-XXXXXX", path[64], older[64], moved[64];
@@ -453,6 +481,7 @@ static void test_rotation(void)
 	unlink(path);
 	unlink(older);
 	unlink(moved);
+	test_rotation_in_one_drain(path, older);
 	rmdir(dir);
 	hum_output *o2 = hum_output_new(L, 1);
 	ok(hum_output_reopen(o2) == -EINVAL, "reopen of an output that is no log file: -EINVAL");
