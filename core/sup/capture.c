@@ -61,12 +61,11 @@ static void stream_close(hum_stream *st)
 	hum_lbuf_free(&st->lb);
 	free(st);
 	/* The main process's last pipe closed: it has most likely exited.
-	 * Look now (libev's SIGCHLD path: waitpid(-1, WNOHANG) until none is
-	 * left; nothing happens if it still runs) rather than only when the
-	 * signal is handled: under ThreadSanitizer a SIGCHLD was seen lost (a
-	 * zombie main process never reaped, the loop idle in epoll_wait with
-	 * nothing pending), and an exit must never wait on one signal. */
-	if (p->nstreams == 0 && p->pid)
+	 * Without a pidfd watching it (reap.c, "exit watches"), look now
+	 * (libev's SIGCHLD path: waitpid(-1, WNOHANG) until none is left;
+	 * nothing happens if it still runs) rather than only when the signal
+	 * is handled: an exit must never wait on one signal. */
+	if (p->nstreams == 0 && p->pid && p->exit_w.fd < 0)
 		ev_feed_signal_event(s->loop, SIGCHLD);
 }
 

@@ -46,6 +46,7 @@ typedef struct buf {
 
 typedef struct job {
 	ev_child child;
+	ev_io exit_w;   /* a pidfd of the leader until reaped (reap.c) */
 	ev_io out, err, in;
 	ev_timer timer;
 	struct ev_loop *loop;
@@ -186,6 +187,7 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
 	job *j = JOB_OF(w, child);
 	ev_child_stop(loop, w);
+	sup_exit_unwatch(loop, &j->exit_w);
 	reaped(j, w->rstatus);
 	maybe_finish(j);
 }
@@ -269,6 +271,8 @@ int hum_exec_start(struct ev_loop *loop, const hum_exec_spec *spec, hum_exec_cb 
 	/* No race with the exit: libev reaps in the loop, after this returns. */
 	ev_child_init(&j->child, child_cb, j->pid, 0);
 	ev_child_start(loop, &j->child);
+	sup_exit_init(&j->exit_w);
+	sup_exit_watch(loop, &j->exit_w, j->pid);
 	ev_timer_init(&j->timer, timeout_cb, spec->timeout > 0 ? spec->timeout : 0, 0);
 	if (spec->timeout > 0)
 		ev_timer_start(loop, &j->timer);

@@ -143,6 +143,7 @@ static void strv_free(char **v)
 
 void sup_proc_free(hum_proc *p)
 {
+	sup_exit_unwatch(p->sup->loop, &p->exit_w); /* none once reaped */
 	sup_gate_free(p);
 	strv_free(p->argv);
 	strv_free(p->env);
@@ -358,6 +359,7 @@ void hum_sup_free(hum_sup *s)
 		int status = 0, reaped = 0;
 		if (p->pid) {
 			pid_t r;
+			sup_exit_unwatch(s->loop, &p->exit_w);
 			while ((r = waitpid(p->pid, &status, 0)) < 0 && errno == EINTR)
 				;
 			reaped = r == p->pid;
@@ -459,6 +461,7 @@ hum_proc *hum_sup_add(hum_sup *s, const char *name, const hum_spec *spec, int *e
 		return NULL;
 	}
 	p->sup = s;
+	sup_exit_init(&p->exit_w);
 	p->argv = spec->shell ? NULL : strv_dup(spec->argv);
 	p->shell = spec->shell ? strdup(spec->shell) : NULL;
 	p->cwd = spec->cwd ? strdup(spec->cwd) : NULL;

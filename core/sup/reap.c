@@ -70,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,6 +86,43 @@ const char *sup_signame(int sig, char *buf, size_t len)
 	return buf;
 }
 
+/* ---- exit watches ------------------------------------------------------------ */
+
+/* Why, when libev already reaps on SIGCHLD: every thread but the loop's
+ * blocks SIGCHLD, and under ThreadSanitizer (which defers signals to its
+ * own safe points) a SIGCHLD was seen lost: a zombie main process never
+ * reaped, the loop idle in epoll_wait with nothing pending.  A pidfd makes
+ * an exit a readable descriptor, which cannot be lost.  The pid is our
+ * unreaped child while watched, so it cannot be recycled under the pidfd. */
+static void exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	ev_io_stop(loop, w); /* readable for good: the reap closes it */
+	ev_feed_signal_event(loop, SIGCHLD); /* waitpid(-1, WNOHANG) until none is left */
+}
+
+void sup_exit_init(ev_io *w)
+{
+	ev_io_init(w, exit_cb, -1, EV_READ);
+}
+
+void sup_exit_watch(struct ev_loop *loop, ev_io *w, pid_t pid)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0); /* close-on-exec */
+	if (fd < 0)
+		return;
+	ev_io_set(w, fd, EV_READ);
+	ev_io_start(loop, w);
+}
+
+void sup_exit_unwatch(struct ev_loop *loop, ev_io *w)
+{
+	if (w->fd < 0)
+		return;
+	ev_io_stop(loop, w);
+	close(w->fd);
+	ev_io_set(w, -1, EV_READ);
+}
+
 /* ---- pid map and groups ---------------------------------------------------- */
 
 void sup_pidmap_add(hum_sup *s, hum_proc *p)
@@ -92,6 +130,7 @@ void sup_pidmap_add(hum_sup *s, hum_proc *p)
 	hum_proc **b = &s->pidmap[(unsigned)p->pid & (PIDMAP_SIZE - 1)];
 	p->pid_next = *b;
 	*b = p;
+	sup_exit_watch(s->loop, &p->exit_w, p->pid);
 }
 
 static hum_proc *pidmap_find(hum_sup *s, pid_t pid)
@@ -109,6 +148,7 @@ static hum_proc *pidmap_take(hum_sup *s, pid_t pid)
 			hum_proc *p = *pp;
 			*pp = p->pid_next;
 			p->pid_next = NULL;
+			sup_exit_unwatch(s->loop, &p->exit_w);
 			return p;
 		}
 	return NULL;

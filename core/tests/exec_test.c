@@ -222,6 +222,24 @@ static void test_timeout_after_reap(void)
 	free(j.out);
 }
 
+/* A job's exit is seen without SIGCHLD (reap.c, "exit watches"): with
+ * the signal blocked, a job that closed its pipes and exits later still
+ * finishes. */
+static void test_exit_without_sigchld(void)
+{
+	sigset_t chld, old;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
+	job_res j;
+	int rc = start(&j, NULL, "exec >/dev/null 2>&1 </dev/null; sleep 0.3; exit 4", 0);
+	WAIT(j.calls == 1, 20);
+	ok(rc == 0 && j.calls == 1 && j.code == 4 && !j.error[0],
+	   "SIGCHLD blocked: the job still finishes (calls %d, code %d)", j.calls, j.code);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	free(j.out);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -237,6 +255,7 @@ int main(void)
 	test_daemon();
 	test_tokens_and_timeout();
 	test_timeout_after_reap();
+	test_exit_without_sigchld();
 	ok(group_kills > 0 && violations == 0,
 	   "over every job: %d group kills, none after its leader's reap%s%s", group_kills,
 	   violations ? ": " : "", violation_text);

@@ -318,9 +318,31 @@ static void test_free_kills(void)
 	rec_free(&r1);
 }
 
+/* An exit is seen without SIGCHLD (reap.c, "exit watches"): with the
+ * signal blocked, a main process that closed its pipes first (so their
+ * closing says nothing) and exits later is still reaped through its pidfd. */
+static void test_exit_without_sigchld(void)
+{
+	rec r;
+	hum_spec sp = spec_sh("exec >/dev/null 2>&1; sleep 0.3; exit 3");
+	hum_proc *p = add("nosigchld", &sp, &r);
+	sigset_t chld, old;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
+	hum_proc_start(p);
+	WAIT(is_final(state(p)), 20);
+	const hum_snap *n = hum_proc_snap(p);
+	ok(n->state == HUM_FAILED && n->exit_code == 3,
+	   "SIGCHLD blocked: the exit is still seen (%s, \"%s\")", hum_state_name(n->state), n->reason);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	rec_free(&r);
+}
+
 int main(void)
 {
 	harness_init();
+	test_exit_without_sigchld();
 	test_exits();
 	test_spawn_errors();
 	test_stop();
