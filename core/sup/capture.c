@@ -60,12 +60,13 @@ static void stream_close(hum_stream *st)
 	p->nstreams--;
 	hum_lbuf_free(&st->lb);
 	free(st);
-	/* The main process's last pipe closed: it has most likely exited.
-	 * Without a pidfd watching it (reap.c, "exit watches"), look now
-	 * (libev's SIGCHLD path: waitpid(-1, WNOHANG) until none is left;
-	 * nothing happens if it still runs) rather than only when the signal
-	 * is handled: an exit must never wait on one signal. */
-	if (p->nstreams == 0 && p->pid && p->exit_w.fd < 0)
+	/* The main process's last pipe closed (pipes an earlier run left to
+	 * its descendants do not count): it is most likely exiting.
+	 * Watch its exit through a pidfd (reap.c, "exit watches"), not the
+	 * signal alone; without one, look now (libev's SIGCHLD path:
+	 * waitpid(-1, WNOHANG) until none is left; nothing happens if it
+	 * still runs). */
+	if (!p->out && !p->err && p->pid && !sup_exit_watch(s->loop, &p->exit_w, p->pid))
 		ev_feed_signal_event(s->loop, SIGCHLD);
 }
 

@@ -268,6 +268,8 @@ int sup_proc_spawn(hum_proc *p, int why)
 		sup_log(s, p, "capture stdout: %s", strerror(-rc));
 	if ((rc = sup_stream_open(p, sp.err_fd, HUM_STREAM_ERR)) < 0)
 		sup_log(s, p, "capture stderr: %s", strerror(-rc));
+	if (!p->out && !p->err) /* no pipe whose closing would say it exits */
+		sup_exit_watch(s->loop, &p->exit_w, sp.pid);
 	publish_attempt(p, HUM_RUNNING, sp.pid, "");
 	return 0;
 }

@@ -74,6 +74,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "state/atomic.h"
 #include "sup_priv.h"
 
 const char *sup_signame(int sig, char *buf, size_t len)
@@ -93,7 +94,15 @@ const char *sup_signame(int sig, char *buf, size_t len)
  * own safe points) a SIGCHLD was seen lost: a zombie main process never
  * reaped, the loop idle in epoll_wait with nothing pending.  A pidfd makes
  * an exit a readable descriptor, which cannot be lost.  The pid is our
- * unreaped child while watched, so it cannot be recycled under the pidfd. */
+ * unreaped child while watched, so it cannot be recycled under the pidfd.
+ *
+ * When: a main process is watched once its last pipe closed (capture.c),
+ * which is how nearly every exit begins (the kernel closes a process's
+ * files before it becomes a zombie and signals its parent), not for its
+ * whole run: every descriptor hum holds is copied into each child it
+ * spawns and closed again at its exec, so a pidfd per running process
+ * made a burst of 100 spawns about 20% slower.  A job (exec.c) is watched
+ * from its start: jobs are few and short. */
 static void exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	ev_io_stop(loop, w); /* readable for good: the reap closes it */
@@ -105,13 +114,17 @@ void sup_exit_init(ev_io *w)
 	ev_io_init(w, exit_cb, -1, EV_READ);
 }
 
-void sup_exit_watch(struct ev_loop *loop, ev_io *w, pid_t pid)
+bool sup_exit_watch(struct ev_loop *loop, ev_io *w, pid_t pid)
 {
+	if (w->fd >= 0)
+		return true; /* watched already */
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0); /* close-on-exec */
+	HUM_TSAN_FD_CREATED(); /* a raw system call: see state/atomic.h */
 	if (fd < 0)
-		return;
+		return false;
 	ev_io_set(w, fd, EV_READ);
 	ev_io_start(loop, w);
+	return true;
 }
 
 void sup_exit_unwatch(struct ev_loop *loop, ev_io *w)
@@ -130,7 +143,6 @@ void sup_pidmap_add(hum_sup *s, hum_proc *p)
 	hum_proc **b = &s->pidmap[(unsigned)p->pid & (PIDMAP_SIZE - 1)];
 	p->pid_next = *b;
 	*b = p;
-	sup_exit_watch(s->loop, &p->exit_w, p->pid);
 }
 
 static hum_proc *pidmap_find(hum_sup *s, pid_t pid)

@@ -135,8 +135,8 @@ struct hum_proc {
 				* pid != 0 or right at its reap (reap.c) */
 	uint32_t run;        /* runs so far; part of the token */
 	hum_proc *pid_next;  /* pid map chain while pid != 0 */
-	ev_io exit_w;        /* a pidfd of the main process while pid != 0
-			      * (fd -1: none), readable once it exited */
+	ev_io exit_w;        /* a pidfd of the main process once its last pipe
+			      * closed, until reaped (fd -1: none) */
 	hum_stream *out, *err; /* this run's pipes while open */
 	unsigned nstreams;   /* open pipes of any run */
 	ev_timer grace_timer, backoff_timer;
@@ -241,11 +241,12 @@ void sup_reap_fini(hum_sup *s);
 void sup_pidmap_add(hum_sup *s, hum_proc *p);
 /* An exit watch: w (initialised with sup_exit_init) follows pid through a
  * pidfd and, once pid exited, reaps at once through libev's SIGCHLD path,
- * so that no exit waits on the signal alone.  Without a pidfd (Linux <
- * 5.3, out of descriptors) the signal still reaps: nothing is lost, so
- * nothing is reported.  sup_exit_unwatch stops it and closes the pidfd. */
+ * so that no exit waits on the signal alone (reap.c, "exit watches").
+ * false without a pidfd (Linux < 5.3, out of descriptors): the signal
+ * still reaps, nothing is lost.  True if w watches already.
+ * sup_exit_unwatch stops it and closes the pidfd. */
 void sup_exit_init(ev_io *w);
-void sup_exit_watch(struct ev_loop *loop, ev_io *w, pid_t pid);
+bool sup_exit_watch(struct ev_loop *loop, ev_io *w, pid_t pid);
 void sup_exit_unwatch(struct ev_loop *loop, ev_io *w);
 void sup_kill_group(hum_proc *p, int sig);
 void sup_cleanup_run(hum_proc *p); /* SIGKILL the run's token carriers */
