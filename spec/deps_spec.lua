@@ -55,9 +55,11 @@ end)
 
 	it("stops dependents before their dependencies at shutdown", function()
 		local code, out, r = run [[
-local db = hum.service "db" { cmd = "trap 'echo db-term; exit 0' TERM; while :; do sleep 0.05; done" }
-local api = hum.service "api" { cmd = "trap 'sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done", after = { db = "ready" } }
-local web = hum.service "web" { cmd = "trap 'sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done", after = { api = "ready" } }
+-- each is ready once its TERM trap is set
+local armed = hum.ready.line "armed"
+local db = hum.service "db" { cmd = "trap 'echo db-term; exit 0' TERM; echo armed; while :; do sleep 0.05; done", ready = armed }
+local api = hum.service "api" { cmd = "trap 'sleep 0.3; exit 0' TERM; echo armed; while :; do sleep 0.05; done", after = { db = "ready" }, ready = armed }
+local web = hum.service "web" { cmd = "trap 'sleep 0.3; exit 0' TERM; echo armed; while :; do sleep 0.05; done", after = { api = "ready" }, ready = armed }
 for _, p in ipairs { db, api, web } do
 	p:on("exit", function(ev) rec("exit", ev.name) end)
 end

@@ -9,7 +9,8 @@ local run = S.run_scenario
 describe("ready now", function()
 	it("is false while stopping and in backoff, for status, hum.wait and gating", function()
 		local code, out, r = run [[
-local svc = hum.service "svc" { cmd = "trap 'sleep 0.5; exit 0' TERM; while :; do sleep 0.05; done" }
+local svc = hum.service "svc" { cmd = "trap 'sleep 0.5; exit 0' TERM; echo armed; while :; do sleep 0.05; done",
+	ready = hum.ready.line "armed" } -- ready once its TERM trap is set
 local late = hum.service "late" { cmd = "exec sleep 100", after = { svc = "ready" }, autostart = false }
 local crash = hum.service "crash" { cmd = "sleep 0.2; exit 1", restart = { policy = "on-failure", backoff = { 1, 1 } } }
 local once = false
@@ -49,7 +50,8 @@ end)
 	it("reports ready=false on the socket while stopping", function()
 		local u = H.up([[
 local hum = require "hum"
-hum.service "svc" { cmd = "trap 'sleep 2; exit 0' TERM; while :; do sleep 0.05; done" }
+hum.service "svc" { cmd = "trap 'sleep 2; exit 0' TERM; echo armed; while :; do sleep 0.05; done",
+	ready = hum.ready.line "armed" } -- ready once its TERM trap is set
 hum.service "other" { cmd = "exec sleep 1000" }
 ]])
 		finally(function() u:close() end)

@@ -92,9 +92,11 @@ end)
 
 	it("runs again after a start asked while a stop is under way, through the gate", function()
 		local code, out, r = run [[
-local db = hum.service "db" { cmd = "trap 'sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done" }
-local web = hum.service "web" { cmd = "trap 'sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done",
-	after = { db = "ready" } }
+-- each is ready once its TERM trap is set
+local db = hum.service "db" { cmd = "trap 'sleep 0.3; exit 0' TERM; echo armed; while :; do sleep 0.05; done",
+	ready = hum.ready.line "armed" }
+local web = hum.service "web" { cmd = "trap 'sleep 0.3; exit 0' TERM; echo armed; while :; do sleep 0.05; done",
+	after = { db = "ready" }, ready = hum.ready.line "armed" }
 web:on("ready", function()
 	if web:status().restarts > 0 or web:status().run > 1 then return end
 	db:stop()

@@ -14,7 +14,16 @@
  *       | nil, message (without the newline; timeout in seconds, nil =
  *       wait forever; a reset connection counts as "eof")      [-1, +1|2]
  *   conn:shutdown()  half-close: no more requests              [-0, +0]
- *   conn:close()                                               [-0, +0]
+ *   conn:watch_server() -> true | nil, message                 [-1, +1|2]
+ *       a pidfd of the server's process (its pid from SO_PEERCRED),
+ *       for waiting on its exit after the connection closed (hum down:
+ *       a server closes its connections before its last steps).  It
+ *       names that server once a reply came after this call (the server
+ *       lived when it was opened, so its pid could not be reused).
+ *   conn:wait_server(timeout) -> true | nil, "timeout" | nil, message
+ *       true once the watched server's process has exited (seconds;
+ *       needs watch_server)                                    [-2, +1|2]
+ *   conn:close()  the connection and the pidfd                 [-0, +0]
  *   raw.isatty(fd) -> boolean                                  [-1, +1]
  *   raw.realpath(path) -> path | nil, message                  [-1, +1|2]
  *   raw.json_member(text, key) -> json | nil, message          [-2, +1|2]
@@ -40,6 +49,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +62,7 @@
 
 typedef struct conn {
 	int fd;
+	int server_fd; /* watch_server's pidfd, or -1 */
 	char *buf;
 	size_t off, len, cap;
 } conn;
@@ -138,6 +149,7 @@ static int l_connect(lua_State *L)
 	conn *c = lua_newuserdata(L, sizeof *c);
 	memset(c, 0, sizeof *c);
 	c->fd = fd;
+	c->server_fd = -1;
 	luaL_getmetatable(L, CONN_MT);
 	lua_setmetatable(L, -2);
 	return 1;
@@ -253,12 +265,66 @@ static int l_shutdown(lua_State *L)
 	return 0;
 }
 
+static int l_watch_server(lua_State *L)
+{
+	conn *c = checkconn(L);
+	struct ucred cr;
+	socklen_t cl = sizeof cr;
+	int fd = -1;
+	if (c->server_fd < 0 && getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0 && cr.pid > 0)
+		fd = (int)syscall(SYS_pidfd_open, cr.pid, 0); /* close-on-exec */
+	else if (c->server_fd < 0)
+		errno = ESRCH;
+	if (c->server_fd < 0 && fd < 0) {
+		int e = errno;
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(e));
+		return 2;
+	}
+	if (fd >= 0)
+		c->server_fd = fd;
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_wait_server(lua_State *L)
+{
+	conn *c = luaL_checkudata(L, 1, CONN_MT);
+	double timeout = luaL_checknumber(L, 2);
+	if (c->server_fd < 0)
+		return luaL_error(L, "wait_server: no server watched (watch_server first)");
+	double end = mono() + timeout;
+	for (;;) {
+		double left = end - mono();
+		struct pollfd p = { c->server_fd, POLLIN, 0 };
+		int r = poll(&p, 1, left > 0 ? (int)(left * 1000) + 1 : 0);
+		if (r > 0) {
+			lua_pushboolean(L, 1);
+			return 1;
+		}
+		if (r < 0 && errno != EINTR) {
+			int e = errno;
+			lua_pushnil(L);
+			lua_pushstring(L, strerror(e));
+			return 2;
+		}
+		if (left <= 0) {
+			lua_pushnil(L);
+			lua_pushliteral(L, "timeout");
+			return 2;
+		}
+	}
+}
+
 static int l_close(lua_State *L)
 {
 	conn *c = luaL_checkudata(L, 1, CONN_MT);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	if (c->server_fd >= 0)
+		close(c->server_fd);
+	c->server_fd = -1;
 	free(c->buf);
 	c->buf = NULL;
 	c->off = c->len = c->cap = 0;
@@ -348,6 +414,7 @@ static int l_json_member(lua_State *L)
 
 static const luaL_Reg conn_methods[] = {
 	{ "send", l_send }, { "read_line", l_read_line }, { "shutdown", l_shutdown },
+	{ "watch_server", l_watch_server }, { "wait_server", l_wait_server },
 	{ "close", l_close }, { NULL, NULL },
 };
 

@@ -48,20 +48,49 @@ function M.signal(opts, pos, cmd)
 	return 0
 end
 
+-- How long hum may take to exit once it has closed its connections (its
+-- last steps: the final log line, freeing, exit), seconds.
+local EXIT_AFTER_CLOSE = 30
+
 function M.down(opts, pos, cmd)
 	if #pos > 0 then return die(2, "down takes no arguments\n%s", cmd.help) end
-	local resp, line, c = conn.call(opts, { cmd = "down" }, 30)
-	if not resp then return line end
+	local c, code = conn.connect(opts)
+	if not c then return code end
+	-- Before the request: the reply then proves the pidfd names this hum.
+	-- Without pidfds (Linux < 5.3) the connection's end is all there is.
+	local watched = c:watch_server()
+	local resp, line = conn.request(c, { cmd = "down" }, 30)
+	if not resp then
+		c:close()
+		return die(1, "%s", line)
+	end
+	if not resp.ok then
+		c:close()
+		return die(1, "%s", tostring(null(resp.error) or "request failed"))
+	end
 	if raw.isatty(2) then io.stderr:write("hum: stopping...\n") end
-	-- the server closes every connection when it exits
+	-- The server closes every connection when it stops serving, before
+	-- its last steps; "returns once it has exited" means the process.
 	while true do
 		local l, e = c:read_line(nil)
 		if not l then
-			c:close()
-			if e == "eof" then return 0 end
-			return die(1, "%s", e)
+			if e ~= "eof" then
+				c:close()
+				return die(1, "%s", e)
+			end
+			break
 		end
 	end
+	if watched then
+		local gone, e = c:wait_server(EXIT_AFTER_CLOSE)
+		c:close()
+		if not gone then
+			return die(1, "hum closed its connections but had not exited %ds later (%s)", EXIT_AFTER_CLOSE, e)
+		end
+		return 0
+	end
+	c:close()
+	return 0
 end
 
 function M.eval(opts, pos, cmd)
