@@ -67,6 +67,53 @@ hum.service "chatty" { cmd = "i=0; while [ $i -lt 4000 ]; do echo chatty line $i
 		assert.is_true(#before >= 20000 and #before < 20000 + 1000, "bounded: " .. #before)
 	end)
 
+	it("keeps its bound when hum.log.1 cannot be replaced: the file starts again and says what it dropped", function()
+		local dir = S.tmpdir()
+		assert(os.execute(("mkdir -m 700 %s && mkdir -p %s"):format(q(dir .. "/.hum"), q(dir .. "/.hum/hum.log.1/sub"))) == 0)
+		local file = daemon([[
+local hum = require "hum"
+hum.service "chatty" { cmd = "i=0; while [ $i -lt 4000 ]; do echo chatty line $i; i=$((i+1)); done; exec sleep 1000" }
+]], { HUM_LOG_MAX = "5000" }, dir)
+		S.wait(function() return log_of(dir):find("chatty line 3999", 1, true) end, nil, "the last line")
+		local now = log_of(dir)
+		assert.is_true(#now < 5000 + 1000, "bounded: " .. #now)
+		assert.is_truthy(now:match("^[^\n]*"):find("hum%s+%* log cut at 5000 bytes: cannot rotate it %(rename .*hum%.log: Is a directory%); "
+			.. "the %d+ bytes before were dropped$"), now:match("^[^\n]*"))
+	end)
+
+	it("a first run leaves no hum.log.1 and names none", function()
+		local _, dir = daemon([[
+local hum = require "hum"
+hum.service "s" { cmd = "echo hello; exec sleep 1000" }
+]])
+		S.wait(function() return log_of(dir):find("hello", 1, true) end, nil, "the log")
+		assert.is_nil(S.read(dir .. "/.hum/hum.log.1"))
+		assert.is_nil(log_of(dir):find("previous run", 1, true), log_of(dir))
+	end)
+
+	for _, value in ipairs { "5x", "abc", "0", "-5", "1e3", " 100", "1023", "99999999999999999999" } do
+		it(("refuses HUM_LOG_MAX=%q with a message, before it starts"):format(value), function()
+			local file, dir = S.config([[
+local hum = require "hum"
+hum.service "s" { cmd = "exec sleep 1000" }
+]])
+			local code, out = S.run({ "up", "-d", "-f", file }, { cwd = dir, env = { HUM_LOG_MAX = value } })
+			assert.are.equal(2, code, out)
+			assert.matches("HUM_LOG_MAX must be a size from 1K to 1024G %(bytes, or a whole number with K, M or G%), not ", out)
+			code, out = S.run({ "ps", "-f", file }, { cwd = dir })
+			assert.are.equal(3, code, "nothing started: " .. out)
+		end)
+	end
+
+	it("takes HUM_LOG_MAX with K, M or G", function()
+		local _, dir = daemon([[
+local hum = require "hum"
+hum.service "chatty" { cmd = "i=0; while [ $i -lt 1000 ]; do echo chatty line $i; i=$((i+1)); done; exec sleep 1000" }
+]], { HUM_LOG_MAX = "8K" })
+		S.wait(function() return log_of(dir):find("chatty line 999", 1, true) end, nil, "the last line")
+		assert.matches("rotated at 8192 bytes", log_of(dir))
+	end)
+
 	for _, case in ipairs {
 		{ "a symbolic link", function(log, victim) assert(os.execute(("ln -s %s %s"):format(q(victim), q(log))) == 0) end },
 		{ "a FIFO", function(log) assert(os.execute("mkfifo " .. q(log)) == 0) end },

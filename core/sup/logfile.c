@@ -57,8 +57,10 @@ int hum_logfile_open(const char *path, int flags, char *note, size_t notelen,
 			return -ENAMETOOLONG;
 		}
 		/* Only a log of our own moves aside; anything else at the
-		 * path is replaced below and must not become path.1. */
-		if (lstat(path, &st) == 0 && !unfit(&st) && rename(path, older) != 0) {
+		 * path is replaced below and must not become path.1.  An
+		 * empty one stays (a first run's: path.1 is the run before,
+		 * if any). */
+		if (lstat(path, &st) == 0 && !unfit(&st) && st.st_size > 0 && rename(path, older) != 0) {
 			int e = errno;
 			say(err, errlen, "rename %s: %s", path, strerror(e));
 			return -e;

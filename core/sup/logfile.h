@@ -23,7 +23,7 @@
 
 #include <stddef.h>
 
-enum { HUM_LOGFILE_ROTATE = 1 /* rename an existing file to path.1 first */ };
+enum { HUM_LOGFILE_ROTATE = 1 /* rename an existing, non-empty file to path.1 first */ };
 
 /* Opens path for appending (creating it 0600) as described above.  Returns
  * a blocking, close-on-exec fd, or -errno with a message in err.  When an

@@ -395,15 +395,47 @@ static int switch_fd(hum_output *o, int fd)
 	return rc;
 }
 
+/* The first line of a file rotate() starts, written before what is queued;
+ * the note hook gets it too. */
+static void first_line(hum_output *o, const char *msg, int mlen)
+{
+	char line[OUTFMT_PRE_MAX + 1024];
+	if (mlen < 0)
+		return;
+	if (mlen > 1000)
+		mlen = 1000;
+	ssize_t n = write_retry(o->fd, line, sup_outfmt_sys(&o->fmt, sup_now_ms(), msg, (size_t)mlen, line));
+	if (n > 0)
+		o->size += (uint64_t)n;
+	if (o->note)
+		o->note(o->ud, msg, (size_t)mlen);
+}
+
 /* path -> path.1 and a new file at path.  by_size: the new file's first
  * line says where the log continues from. */
 static void rotate(hum_output *o, bool by_size)
 {
-	char note[600], err[600];
+	char note[600], err[600], msg[1400];
+	uint64_t had = o->size;
 	int fd = hum_logfile_open(o->path, HUM_LOGFILE_ROTATE, note, sizeof note, err, sizeof err);
 	o->size = 0; /* a failed rotation is tried again after max_bytes more */
 	int rc = fd < 0 ? fd : switch_fd(o, fd);
 	if (rc < 0) {
+		/* path.1 cannot be replaced (a directory there, a read-only
+		 * entry...): the bound still holds.  The file starts again,
+		 * saying so, if it is still the one at path (if the rename went
+		 * through and the new file failed, o->fd is path.1 now, which
+		 * is kept whole). */
+		struct stat a, b;
+		if (by_size && fstat(o->fd, &a) == 0 && lstat(o->path, &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino && ftruncate(o->fd, 0) == 0) {
+			o->at_bol = true;
+			first_line(o, msg, snprintf(msg, sizeof msg, "log cut at %llu bytes: cannot rotate it (%s); "
+						    "the %llu bytes before were dropped",
+						    (unsigned long long)o->max_bytes, fd < 0 ? err : strerror(-rc),
+						    (unsigned long long)had));
+			return;
+		}
 		notice(o, true, "cannot rotate the log file: %s", fd < 0 ? err : strerror(-rc));
 		return;
 	}
@@ -413,19 +445,8 @@ static void rotate(hum_output *o, bool by_size)
 			notice(o, true, "%s", note);
 		return;
 	}
-	/* The new file's first line, before what is queued. */
-	char msg[700], line[OUTFMT_PRE_MAX + 720];
-	int mlen = snprintf(msg, sizeof msg, "log continued from %s.1 (rotated at %llu bytes)%s%s",
-			    o->path, (unsigned long long)o->max_bytes, note[0] ? "; " : "", note);
-	if (mlen < 0)
-		return;
-	if ((size_t)mlen >= sizeof msg)
-		mlen = sizeof msg - 1;
-	ssize_t n = write_retry(o->fd, line, sup_outfmt_sys(&o->fmt, sup_now_ms(), msg, (size_t)mlen, line));
-	if (n > 0)
-		o->size += (uint64_t)n;
-	if (o->note)
-		o->note(o->ud, msg, (size_t)mlen);
+	first_line(o, msg, snprintf(msg, sizeof msg, "log continued from %s.1 (rotated at %llu bytes)%s%s",
+				    o->path, (unsigned long long)o->max_bytes, note[0] ? "; " : "", note));
 }
 
 int hum_output_set_file(hum_output *o, const char *path, uint64_t max_bytes, int flags)

@@ -45,6 +45,7 @@ local cjson = require "cjson"
 local runtime = require "hum.runtime"
 local reactions = require "hum.reactions"
 local util = require "hum.util"
+local limits = require "hum.limits"
 
 local M = {}
 
@@ -460,10 +461,14 @@ function M.start(file, opts)
 	if lf then
 		-- a new file per run (the previous run's is hum.log.1), headed with
 		-- the date; rotated by size too (HUM_LOG_MAX bytes, default 64 MiB)
-		local ok, err = raw.output_file(lf.path, tonumber(os.getenv("HUM_LOG_MAX") or ""), true)
+		local max = os.getenv("HUM_LOG_MAX") or ""
+		-- checked by M.detach before the fork: nil here means unset
+		local ok, err = raw.output_file(lf.path, max ~= "" and limits.size(max, "HUM_LOG_MAX") or nil, true)
 		if not ok then raw.log(("%s: not rotated: %s"):format(lf.path, err)) end
-		raw.log(("%s: hum up -d (pid %d) for %s; the previous run's log is %s.1")
-			:format(os.date("%Y-%m-%d %H:%M:%S %z"), lf.pid, lf.config, lf.path))
+		local older = lf.path .. ".1"
+		raw.log(("%s: hum up -d (pid %d) for %s%s")
+			:format(os.date("%Y-%m-%d %H:%M:%S %z"), lf.pid, lf.config,
+				util.exists(older) and ("; the previous run's log is " .. older) or ""))
 		if lf.replaced then raw.log(lf.replaced) end
 	end
 	raw.detach_notify()
@@ -475,6 +480,14 @@ end
 -- or the exit code for the original process once the daemon is listening
 -- or has failed.
 function M.detach(file)
+	local max = os.getenv("HUM_LOG_MAX") or ""
+	if max ~= "" then
+		local ok, err = limits.size(max, "HUM_LOG_MAX")
+		if not ok then
+			io.stderr:write("hum: ", err, "\n")
+			return 2
+		end
+	end
 	local dir = util.dirname(file)
 	local state, err = raw.api_state_dir(dir)
 	if not state then

@@ -71,6 +71,24 @@ function M.check(v, name, label)
 	return nil, ("%s must be %s, not %s"):format(label or name, range(r), show(v))
 end
 
+-- Sizes taken from the environment: bytes, or a whole number with K, M or G
+-- (binary: 1K = 1024 bytes), the form HUM_LUA_MEMORY takes too.
+M.sizes = {
+	HUM_LOG_MAX = { min = 2 ^ 10, max = 2 ^ 40 }, -- .hum/hum.log's rotation bound
+}
+local UNIT = { [""] = 1, K = 2 ^ 10, M = 2 ^ 20, G = 2 ^ 30 }
+
+-- Parses text as the size `name` (a key of M.sizes).  Returns the bytes, or
+-- nil and "<name> must be a size from 1K to 1024G ..., not "<text>"".
+function M.size(text, name)
+	local r = assert(M.sizes[name], "no size named " .. tostring(name))
+	local digits, unit = tostring(text):match("^(%d+)([KkMmGg]?)$")
+	local v = digits and tonumber(digits) * UNIT[unit:upper()]
+	if v and v >= r.min and v <= r.max then return v end
+	return nil, ("%s must be a size from 1K to 1024G (bytes, or a whole number with K, M or G), not %q")
+		:format(name, tostring(text))
+end
+
 -- The same, raising the message at `level` (1 = the caller of need).
 function M.need(v, name, level, label)
 	local ok, err = M.check(v, name, label)
