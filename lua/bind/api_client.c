@@ -268,21 +268,24 @@ static int l_shutdown(lua_State *L)
 static int l_watch_server(lua_State *L)
 {
 	conn *c = checkconn(L);
-	struct ucred cr;
-	socklen_t cl = sizeof cr;
-	int fd = -1;
-	if (c->server_fd < 0 && getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0 && cr.pid > 0)
-		fd = (int)syscall(SYS_pidfd_open, cr.pid, 0); /* close-on-exec */
-	else if (c->server_fd < 0)
-		errno = ESRCH;
-	if (c->server_fd < 0 && fd < 0) {
-		int e = errno;
-		lua_pushnil(L);
-		lua_pushstring(L, strerror(e));
-		return 2;
-	}
-	if (fd >= 0)
+	if (c->server_fd < 0) {
+		struct ucred cr;
+		socklen_t cl = sizeof cr;
+		int fd = -1;
+		if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0) {
+			if (cr.pid > 0) /* 0: the server is in another pid namespace */
+				fd = (int)syscall(SYS_pidfd_open, cr.pid, 0); /* close-on-exec */
+			else
+				errno = ESRCH;
+		}
+		if (fd < 0) {
+			int e = errno;
+			lua_pushnil(L);
+			lua_pushstring(L, strerror(e));
+			return 2;
+		}
 		c->server_fd = fd;
+	}
 	lua_pushboolean(L, 1);
 	return 1;
 }

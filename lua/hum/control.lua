@@ -461,9 +461,7 @@ function M.start(file, opts)
 	if lf then
 		-- a new file per run (the previous run's is hum.log.1), headed with
 		-- the date; rotated by size too (HUM_LOG_MAX bytes, default 64 MiB)
-		local max = os.getenv("HUM_LOG_MAX") or ""
-		-- checked by M.detach before the fork: nil here means unset
-		local ok, err = raw.output_file(lf.path, max ~= "" and limits.size(max, "HUM_LOG_MAX") or nil, true)
+		local ok, err = raw.output_file(lf.path, lf.max, true)
 		if not ok then raw.log(("%s: not rotated: %s"):format(lf.path, err)) end
 		local older = lf.path .. ".1"
 		raw.log(("%s: hum up -d (pid %d) for %s%s")
@@ -480,10 +478,12 @@ end
 -- or the exit code for the original process once the daemon is listening
 -- or has failed.
 function M.detach(file)
-	local max = os.getenv("HUM_LOG_MAX") or ""
-	if max ~= "" then
-		local ok, err = limits.size(max, "HUM_LOG_MAX")
-		if not ok then
+	-- checked before anything starts; nil: unset (the default bound)
+	local max_text, max = os.getenv("HUM_LOG_MAX") or "", nil
+	if max_text ~= "" then
+		local err
+		max, err = limits.size(max_text, "HUM_LOG_MAX")
+		if not max then
 			io.stderr:write("hum: ", err, "\n")
 			return 2
 		end
@@ -500,7 +500,7 @@ function M.detach(file)
 		-- in the background nobody watches for the end: stay until
 		-- `hum down` (or a signal), even once every task has finished
 		M.controlled = true
-		M.logfile = { path = logfile, pid = ok, config = file, replaced = info }
+		M.logfile = { path = logfile, pid = ok, config = file, replaced = info, max = max }
 		return nil
 	end
 	if ok then
